@@ -1,0 +1,109 @@
+"""Speed of the environment's hot paths, as ratios against baselines measured in the same run.
+
+    python benchmarks/bench_env.py [--task opt-evolution-strategy] [--repeats 50]
+
+Prints: reset latency; view/edit step time; a sandboxed `shell` step vs a bare
+`subprocess.run` of the same command; a `test` step vs running the visible settings' commands
+directly (plus grading). Targets (issue 3): reset < 50 ms, view/edit < 2 ms, shell within 3 ms
+of bare, test overhead < 3 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from mlsbench_env.env import ResearchEnv
+from mlsbench_env.evaluation import RUN_ENV, grade
+
+
+def timed(fn, repeats: int) -> float:
+    """Median wall milliseconds of fn()."""
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--task", default="opt-evolution-strategy")
+    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--skip-test", action="store_true", help="skip the test-overhead figure")
+    a = p.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    env = ResearchEnv(a.task, runs_dir=None, work_dir=str(tmp / "eps"), max_steps=100000,
+                      test_budget=1000, compute_budget_s=1e9)
+    rows = []
+
+    reset_ms = timed(lambda: env.reset(seed=0), max(5, a.repeats // 5))
+    rows.append(("reset", reset_ms, None, "< 50 ms"))
+
+    file = next(iter(env.workspace.ranges))
+    view = json.dumps({"tool": "view", "args": {"path": file}})
+    rows.append(("view step", timed(lambda: env.step(view), a.repeats), None, "< 2 ms"))
+
+    def edit_and_undo():
+        r = env.workspace.ranges[file][0]
+        line = env.workspace.read(file).splitlines()[r.start - 1]
+        env.step({"tool": "edit", "args": {"path": file, "action": "replace", "start": r.start,
+                                           "end": r.start, "text": line}})
+
+    rows.append(("edit step", timed(edit_and_undo, a.repeats), None, "< 2 ms"))
+
+    cmd = "echo hello"
+    shell = json.dumps({"tool": "shell", "args": {"command": cmd}})
+    env.step(shell)  # the executor boots in the background at reset; wait for it once
+    bare = timed(lambda: subprocess.run(["bash", "-c", cmd], capture_output=True), a.repeats)
+    sand = timed(lambda: env.step(shell), a.repeats)
+    rows.append(("bare subprocess.run", bare, None, "baseline"))
+    rows.append(("shell step (isolated)", sand, sand - bare, "within 3 ms of bare"))
+
+    if not a.skip_test:
+        task = env.task
+        test = json.dumps({"tool": "test", "args": {}})
+        t = time.perf_counter()
+        env.step(test)
+        test_ms = (time.perf_counter() - t) * 1000
+
+        def direct():
+            work = tmp / "direct"
+            if work.exists():
+                shutil.rmtree(work)
+            shutil.copytree(task.repo, work)
+            for s in task.visible_settings:
+                out = tmp / f"out-{s.label}"
+                out.mkdir(exist_ok=True)
+                envv = {**os.environ, **RUN_ENV, "MLSBENCH_SEED": str(task.spec.seeds.dev),
+                        "MLSBENCH_OUT": str(out)}
+                subprocess.run(["bash", "-c", s.command], cwd=work, env=envv,
+                               capture_output=True, check=True)
+                grade(task, s.label, task.spec.seeds.dev, out)
+
+        t = time.perf_counter()
+        direct()
+        direct_ms = (time.perf_counter() - t) * 1000
+        rows.append(("settings run directly", direct_ms, None, "baseline"))
+        rows.append(("test step", test_ms, test_ms - direct_ms,
+                     f"overhead {100 * (test_ms / direct_ms - 1):+.1f} % (target < 3 %)"))
+    env.close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"task {a.task}, median of {a.repeats} (reset: {max(5, a.repeats // 5)})")
+    print(f"{'what':28} {'ms':>10} {'vs baseline':>12}  target")
+    for name, ms, delta, target in rows:
+        d = f"{delta:+.2f} ms" if delta is not None else ""
+        print(f"{name:28} {ms:10.2f} {d:>12}  {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""The `mlsbench` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlsbench_env.errors import MLSBenchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Gym-style research-task environments for AI research agents.",
+)
+console = Console()
+TaskArg = Annotated[str, typer.Argument(help="Task id (see `mlsbench list`) or a task folder.")]
+
+
+def _load(task: str):
+    from mlsbench_env.spec import load_task
+
+    try:
+        return load_task(task)
+    except MLSBenchError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def _progress_printer(prefix: str = ""):
+    def show(label, seed, run):
+        status = "[red]failed[/red]" if run.error else "[green]ok[/green]"
+        metrics = (
+            "" if run.error else " " + ", ".join(f"{k}={v:.4g}" for k, v in run.metrics.items())
+        )
+        console.print(f"  {prefix}{label} seed {seed}: {status}{metrics} ({run.wall_s:.1f} s)")
+
+    return show
+
+
+@app.command("list")
+def list_tasks():
+    """List the shipped tasks."""
+    from mlsbench_env.spec import builtin_task_ids, load_task
+
+    table = Table("id", "domain", "visible settings", "hidden", "baselines", "budgets")
+    for tid in builtin_task_ids():
+        try:
+            t = load_task(tid)
+        except MLSBenchError as e:
+            table.add_row(tid, "[red]invalid[/red]", str(e), "", "", "")
+            continue
+        b = t.spec.budgets
+        table.add_row(
+            tid,
+            t.spec.domain,
+            ", ".join(s.label for s in t.visible_settings),
+            str(len(t.spec.settings) - len(t.visible_settings)),
+            ", ".join(f"{n}*" if n == t.spec.reference_baseline else n for n in t.baseline_names),
+            f"{b.tests} tests, {b.compute_s:.0f} s, {b.max_steps} steps",
+        )
+    console.print(table)
+    console.print("* reference (strongest) baseline: 50 points")
+
+
+@app.command()
+def show(task: TaskArg):
+    """Print the exact prompt the agent sees at reset."""
+    from mlsbench_env.env import ResearchEnv
+
+    env = ResearchEnv(_load(task), runs_dir=None)
+    obs, _ = env.reset(seed=0)
+    env.close()
+    typer.echo(obs)
+
+
+def _make_agent(task, agent: str):
+    from mlsbench_env.runner import BaselineAgent
+
+    if agent.startswith("baseline:"):
+        name = agent.split(":", 1)[1]
+        if name in ("strongest", "reference"):
+            name = task.spec.reference_baseline
+        try:
+            return BaselineAgent(task, name)
+        except MLSBenchError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+    console.print(
+        f"[red]error:[/red] unknown agent {agent!r}; expected baseline:<name> "
+        f"(one of: {', '.join(task.baseline_names)}, strongest)"
+    )
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Option(help="Task id or folder.")],
+    agent: Annotated[str, typer.Option(help="baseline:<name> plays that baseline's edit.")],
+    seed: int = 0,
+    sandbox: str = "local",
+    runs_dir: str = "runs",
+    final_seeds: Annotated[
+        str | None, typer.Option(help="e.g. 0,1 (quick, not comparable)")
+    ] = None,
+):
+    """Play one whole episode with an agent and print the final score."""
+    from mlsbench_env.env import ResearchEnv
+    from mlsbench_env.runner import run_episode
+
+    t = _load(task)
+    a = _make_agent(t, agent)
+    opts = {"sandbox": sandbox, "runs_dir": runs_dir, "agent_name": a.name}
+    if final_seeds:
+        opts["final_seeds"] = tuple(int(s) for s in final_seeds.split(","))
+    env = ResearchEnv(t, **opts)
+    env.progress = _progress_printer()
+
+    def on_step(i, action, obs, info):
+        tool = action.get("tool") if isinstance(action, dict) else "?"
+        console.print(
+            f"[bold]step {i}[/bold] {tool}: {'ok' if info.get('ok') else 'failed'} "
+            f"| {info['budget']}"
+        )
+        if tool == "submit":
+            console.print("  final evaluation done")
+
+    console.print(f"Running {a.name} on {t.id} (seed {seed}) ...")
+    with console.status("running experiments ..."):
+        result = run_episode(env, a, seed=seed, on_step=on_step)
+    env.close()
+    info = result.final_info
+    table = Table("setting", "metrics (mean over seeds)", "score", "error")
+    for label, m in info.get("metrics", {}).items():
+        err = (info.get("errors") or {}).get(label, "")
+        table.add_row(
+            label,
+            ", ".join(f"{k}={v:.4g}" for k, v in m.items()),
+            f"{info.get('setting_scores', {}).get(label, 0.0):.1f}",
+            err[:80],
+        )
+    console.print(table)
+    if result.score is None:
+        console.print(f"[red]no score[/red]: {info.get('reason')}")
+    else:
+        console.print(
+            f"Final score: [bold]{result.score:.1f}[/bold] +- "
+            f"{result.score_spread:.1f} (over seeds {info.get('seeds')})"
+        )
+    if result.vanilla_score is not None:
+        console.print(f"First test (vanilla) score on visible settings: {result.vanilla_score:.1f}")
+    if result.run_dir:
+        console.print(f"Trajectory: {result.run_dir}/trajectory.jsonl")
+
+
+@app.command()
+def play(
+    task: Annotated[str, typer.Option(help="Task id or folder.")],
+    seed: int = 0,
+    sandbox: str = "local",
+    runs_dir: str = "runs",
+):
+    """Play an episode in the terminal: type JSON actions or `tool key=value ...`."""
+    from mlsbench_env.env import ResearchEnv
+    from mlsbench_env.tools import ActionError, parse_short_form
+
+    env = ResearchEnv(_load(task), sandbox=sandbox, runs_dir=runs_dir, agent_name="human")
+    env.progress = _progress_printer()
+    obs, _ = env.reset(seed=seed)
+    typer.echo(obs)
+    done = False
+    while not done:
+        try:
+            line = input("\naction> ").strip()
+        except EOFError:
+            break
+        if not line:
+            continue
+        if not line.startswith("{"):
+            try:
+                line = json.dumps(parse_short_form(line))
+            except ActionError as e:
+                typer.echo(f"Invalid input: {e}")
+                continue
+        obs, reward, terminated, truncated, info = env.step(line)
+        typer.echo(obs)
+        done = terminated or truncated
+    if done:
+        typer.echo(f"\nEpisode over. Reward: {reward:.2f}")
+    if env.run_dir:
+        typer.echo(f"Trajectory: {env.run_dir}/trajectory.jsonl")
+    env.close()
+
+
+@app.command()
+def validate(
+    task: Annotated[str | None, typer.Argument()] = None,
+    all_tasks: Annotated[bool, typer.Option("--all")] = False,
+    no_run: Annotated[bool, typer.Option("--no-run", help="Skip running settings.")] = False,
+):
+    """Check a task: spec, baselines inside the edit surface, default scaffold runs, metrics."""
+    from mlsbench_env.calibration import validate as check
+    from mlsbench_env.spec import builtin_task_ids
+
+    ids = builtin_task_ids() if all_tasks else [task] if task else []
+    if not ids:
+        console.print("[red]error:[/red] give a TASK or --all")
+        raise typer.Exit(2)
+    failed = 0
+    for tid in ids:
+        t = _load(tid)
+        console.print(f"validating {t.id} ...")
+        problems = check(t, run=not no_run, progress=_progress_printer())
+        for p in problems:
+            console.print(f"  [red]problem:[/red] {p}")
+        console.print(f"  {'[green]ok[/green]' if not problems else '[red]invalid[/red]'}")
+        failed += bool(problems)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def calibrate(
+    task: TaskArg,
+    workers: int = 1,
+    sandbox: str = "local",
+    dry_run: Annotated[bool, typer.Option(help="Do not write anchors.json.")] = False,
+):
+    """Run default + every baseline over all settings x seeds; write anchors.json."""
+    from mlsbench_env.calibration import calibrate as measure
+    from mlsbench_env.calibration import write_anchors
+
+    t = _load(task)
+    console.print(
+        f"calibrating {t.id}: {len(t.baseline_names)} methods x "
+        f"{len(t.spec.settings)} settings x {len(t.spec.seeds.final)} seeds"
+    )
+
+    def progress(name, label, seed, run):
+        _progress_printer(f"{name}: ")(label, seed, run)
+
+    try:
+        anchors, rescored = measure(t, backend=sandbox, workers=workers, progress=progress)
+    except ValueError as e:
+        console.print(f"[red]calibration failed:[/red] {e}")
+        raise typer.Exit(1) from None
+    if not dry_run:
+        console.print(f"wrote {write_anchors(t, anchors)}")
+    console.print(markdown_table(t, anchors, rescored))
+    for name, errs in anchors["errors"].items():
+        for e in errs:
+            console.print(f"[yellow]{name}[/yellow]: {e.splitlines()[0]}")
+
+
+def markdown_table(task, anchors: dict, rescored: dict) -> str:
+    """The calibration table (markdown): per method, per setting metric mean +- std and score."""
+    from mlsbench_env.scoring import mean_and_spread
+
+    labels = [s.label + (" (hidden)" if s.hidden else "") for s in task.spec.settings]
+    lines = ["| method | " + " | ".join(labels) + " | score |", "|---" * (len(labels) + 2) + "|"]
+    for name, fr in rescored.items():
+        cells = []
+        for s in task.spec.settings:
+            vals = anchors["results"][name].get(s.label, {})
+            ms = []
+            for m in task.spec.metrics:
+                mean, sd = mean_and_spread(vals.get(m.name) or [float("nan")])
+                ms.append(f"{mean:.4g} ± {sd:.2g}")
+            cells.append(" / ".join(ms) + f" ({fr.setting_scores.get(s.label, 0.0):.1f})")
+        score = "n/a" if fr.score is None else f"{fr.score:.1f} ± {fr.spread:.1f}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {score} |")
+    return "\n".join(lines)
+
+
+def main():  # pragma: no cover
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

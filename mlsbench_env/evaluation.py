@@ -1,0 +1,263 @@
+"""Running settings and grading them: `test` runs, the final evaluation, calibration runs.
+
+A setting's command runs in the sandbox; its stdout/stderr is only a log. Metrics come from the
+task's trusted grader (``tasks/<id>/grader.py``), called here, outside the sandbox, on the
+artifacts the fixed harness wrote into a fresh directory (``MLSBENCH_OUT``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import secrets
+import shutil
+import tempfile
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlsbench_env import policy
+from mlsbench_env.sandbox import Sandbox, SandboxConfig, make_sandbox
+from mlsbench_env.scoring import (
+    Score,
+    combine_settings,
+    mean_and_spread,
+    seed_mean,
+    setting_score,
+)
+from mlsbench_env.spec import Setting, Task, builtin_tasks_dir
+from mlsbench_env.workspace import transplant
+
+LOG_TAIL_CHARS = 3000
+RUN_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "PYTHONHASHSEED": "0",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+@dataclass(frozen=True)
+class SettingRun:
+    """One setting run on one seed: metrics from the grader, or the reason it failed."""
+
+    label: str
+    seed: int
+    metrics: dict[str, float] | None
+    error: str | None
+    log_tail: str = ""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    max_rss_mb: float = 0.0
+    policy_violations: tuple[str, ...] = ()
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+_GRADERS: dict[Path, object] = {}
+
+
+def _grader(task: Task):
+    path = (task.root / "grader.py").resolve()
+    if path not in _GRADERS:
+        spec = importlib.util.spec_from_file_location(f"mlsbench_grader_{task.id}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _GRADERS[path] = module
+    return _GRADERS[path]
+
+
+def grade(task: Task, label: str, seed: int, out_dir: Path) -> tuple[dict | None, str | None]:
+    """Call the trusted grader; (metrics, None) or (None, why the setting failed)."""
+    try:
+        metrics = _grader(task).grade(label, seed, Path(out_dir), task.root)
+    except Exception as e:  # the grader's verdict on invalid artifacts, or its own fault
+        msg = str(e) or type(e).__name__
+        if not isinstance(e, ValueError | RuntimeError | FileNotFoundError | AssertionError):
+            msg = f"{type(e).__name__}: {msg}\n{traceback.format_exc(limit=3)}"
+        return None, f"grader rejected the run: {msg}"
+    if not isinstance(metrics, dict):
+        return None, f"grader returned {type(metrics).__name__}, expected a dict of metrics"
+    out = {}
+    for m in task.spec.metrics:
+        v = metrics.get(m.name)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return None, f"grader produced no value for metric {m.name!r} (got {v!r})"
+        if not math.isfinite(v):
+            return None, f"metric {m.name!r} is not finite ({v})"
+        out[m.name] = v
+    return out, None
+
+
+def check_policy(task: Task, root: Path, ranges: dict[str, list[tuple[int, int]]]) -> list[str]:
+    violations = []
+    for file, spans in ranges.items():
+        path = root / file
+        if not file.endswith(".py") or not path.is_file():
+            continue
+        violations += policy.check_source(path.read_text(), spans, task.spec.policy, file)
+    return violations
+
+
+def run_setting(
+    task: Task,
+    sandbox: Sandbox,
+    workdir: str,
+    setting: Setting,
+    seed: int,
+    out_dir: Path,
+    ranges: dict[str, list[tuple[int, int]]],
+    timeout: float | None = None,
+) -> SettingRun:
+    """Check, run and grade one setting. ``workdir`` and ``out_dir`` are inside sandbox.root."""
+    violations = check_policy(task, sandbox.config.root / workdir, ranges)
+    if violations:
+        return SettingRun(
+            setting.label,
+            seed,
+            None,
+            "editable code breaks the task policy:\n" + "\n".join(violations),
+            policy_violations=tuple(violations),
+        )
+    out_rel = out_dir.relative_to(sandbox.config.root)
+    env = {**RUN_ENV, "MLSBENCH_SEED": str(seed), "MLSBENCH_OUT": str(out_dir)}
+    res = sandbox.exec(
+        f"mkdir -p {out_rel} && cd {workdir} && {setting.command}",
+        timeout=timeout or task.spec.budgets.setting_timeout_s,
+        env=env,
+    )
+    tail = res.output[-LOG_TAIL_CHARS:]
+    common = dict(log_tail=tail, wall_s=res.wall_s, cpu_s=res.cpu_s, max_rss_mb=res.max_rss_mb)
+    if res.killed:
+        return SettingRun(setting.label, seed, None, f"run stopped: {res.killed}", **common)
+    if res.returncode != 0:
+        return SettingRun(
+            setting.label, seed, None, f"command exited with status {res.returncode}", **common
+        )
+    metrics, error = grade(task, setting.label, seed, out_dir)
+    return SettingRun(setting.label, seed, metrics, error, **common)
+
+
+def sandbox_config(task: Task, root: Path, hidden_extra: tuple[Path, ...] = ()) -> SandboxConfig:
+    """What a sandbox for ``root`` may see: not the task definitions, not other episodes."""
+    hidden = {
+        builtin_tasks_dir().resolve(),
+        task.root.resolve().parent,
+        root.parent.resolve(),
+        *[p.resolve() for p in hidden_extra],
+    }
+    lim = task.spec.limits
+    return SandboxConfig(
+        root=root,
+        readable=(task.repo.resolve(),),
+        hidden=tuple(sorted(hidden)),
+        memory_mb=lim.memory_mb,
+        processes=lim.processes,
+        file_size_mb=lim.file_size_mb,
+    )
+
+
+def new_out_dir(root: Path, name: str) -> Path:
+    # unpredictable, created just before the run: agent code cannot plant artifacts in advance
+    return root / "out" / f"{name}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class FinalResult:
+    """All settings x all seeds; the score per seed, and its mean and spread."""
+
+    runs: list[SettingRun]
+    seed_scores: dict[int, Score]
+    setting_scores: dict[str, float] = field(default_factory=dict)
+    score: float | None = None
+    spread: float | None = None
+    reason: str | None = None
+
+    def record(self) -> dict:
+        return {
+            "score": self.score,
+            "spread": self.spread,
+            "reason": self.reason,
+            "seed_scores": {s: sc.value for s, sc in self.seed_scores.items()},
+            "setting_scores": self.setting_scores,
+            "runs": [r.record() for r in self.runs],
+        }
+
+
+def score_runs(task: Task, runs: list[SettingRun], anchors: dict | None) -> FinalResult:
+    """The final score and its spread over seeds (rules in ``mlsbench_env.scoring``)."""
+    seeds = sorted({r.seed for r in runs})
+    seed_scores = {}
+    for seed in seeds:
+        scores = {
+            r.label: setting_score(task, r.label, r.metrics, r.error, anchors)
+            for r in runs
+            if r.seed == seed
+        }
+        seed_scores[seed] = combine_settings(scores)
+    result = FinalResult(runs, seed_scores)
+    setting_scores = {}
+    for label in dict.fromkeys(r.label for r in runs):
+        mine = [r for r in runs if r.label == label]
+        ok = [r.metrics for r in mine if r.metrics is not None and r.error is None]
+        if not ok:
+            setting_scores[label] = Score(0.0, next(r.error for r in mine))
+            continue
+        means = {m.name: seed_mean([o[m.name] for o in ok], m) for m in task.spec.metrics}
+        sc = setting_score(task, label, means, None, anchors)
+        if sc.value is not None and len(ok) < len(mine):  # failed seeds count as 0
+            sc = Score(sc.value * len(ok) / len(mine), "some seeds failed", sc.parts)
+        setting_scores[label] = sc
+    total = combine_settings(setting_scores)
+    if total.value is None:
+        result.reason = total.reason
+        return result
+    result.score = total.value
+    result.spread = mean_and_spread([s.points for s in seed_scores.values()])[1]
+    result.setting_scores = {k: v.points for k, v in setting_scores.items()}
+    return result
+
+
+def final_evaluation(
+    task: Task,
+    regions: dict[tuple[str, int], str],
+    created: dict[str, str],
+    *,
+    backend: str = "local",
+    seeds: list[int] | None = None,
+    settings: list[Setting] | None = None,
+    work_root: Path | None = None,
+    anchors: dict | None = None,
+    hidden_extra: tuple[Path, ...] = (),
+    progress: Callable[[str, int, SettingRun], None] | None = None,
+) -> FinalResult:
+    """Run every setting x every seed on a pristine copy carrying only the editable regions."""
+    seeds = list(task.spec.seeds.final) if seeds is None else seeds
+    settings = list(task.spec.settings) if settings is None else settings
+    base = Path(tempfile.mkdtemp(prefix="final-", dir=work_root))
+    runs: list[SettingRun] = []
+    sandbox = None
+    try:
+        with_hidden = any(s.hidden for s in settings)
+        jobs = []
+        for seed in seeds:
+            for setting in settings:
+                rel = f"eval-{seed}-{setting.label}"
+                ranges = transplant(task, regions, created, base / rel, with_hidden=with_hidden)
+                jobs.append((seed, setting, rel, ranges))
+        sandbox = make_sandbox(backend, sandbox_config(task, base, hidden_extra))
+        for seed, setting, rel, ranges in jobs:
+            run = run_setting(task, sandbox, rel, setting, seed, new_out_dir(base, rel), ranges)
+            runs.append(run)
+            if progress:
+                progress(setting.label, seed, run)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+        shutil.rmtree(base, ignore_errors=True)
+    return score_runs(task, runs, task.anchors() if anchors is None else anchors)

@@ -1,0 +1,98 @@
+"""Sandbox backends: one protocol, one module per backend, chosen by name.
+
+A sandbox runs commands for one workspace (an episode's, or a final evaluation's copy) and
+keeps everything else out of their reach.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from mlsbench_env.errors import SandboxError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one command did. ``killed`` names why it was stopped (timeout, a limit), if it was."""
+
+    returncode: int
+    output: str
+    wall_s: float
+    cpu_s: float = 0.0
+    max_rss_mb: float = 0.0
+    timed_out: bool = False
+    killed: str | None = None
+    dropped_bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.killed
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """What a sandbox may see and use."""
+
+    root: Path
+    """The directory commands run in; read-write."""
+    writable: tuple[Path, ...] = ()
+    """Further directories the commands may write (artifact folders)."""
+    readable: tuple[Path, ...] = ()
+    """Directories inside hidden ones that stay readable (read-only task data)."""
+    hidden: tuple[Path, ...] = ()
+    """Directories the commands must not see (task definitions, run logs, other episodes)."""
+    memory_mb: int = 4096
+    processes: int = 256
+    file_size_mb: int = 512
+    network: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    config: SandboxConfig
+
+    def exec(
+        self,
+        command: str,
+        *,
+        timeout: float,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        max_output_bytes: int = 1 << 20,
+    ) -> ExecResult:
+        """Run ``command`` with bash in ``cwd`` (relative to ``config.root``, default the root).
+
+        Never raises for the command's own faults: they are in the result."""
+        ...
+
+    def isolation(self) -> dict[str, bool]:
+        """Which protections are in force (network, pid, mounts, user, limits)."""
+        ...
+
+    def close(self) -> None:
+        """Stop every process and release resources; safe to call twice."""
+        ...
+
+
+BACKENDS = {
+    "local": ("mlsbench_env.sandbox.local:LocalSandbox", ""),
+    "docker": ("mlsbench_env.sandbox.docker:DockerSandbox", "pip install 'mlsbench-env[docker]'"),
+}
+
+
+def make_sandbox(name: str, config: SandboxConfig) -> Sandbox:
+    if name not in BACKENDS:
+        raise UnknownNameError("sandbox backend", name, list(BACKENDS))
+    target, extra = BACKENDS[name]
+    module_name, cls_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SandboxError(
+            f"the {name!r} sandbox backend is not available ({e}); install it with: {extra}"
+        ) from e
+    return getattr(module, cls_name)(config)

@@ -1,0 +1,231 @@
+"""The trusted command executor that lives inside a sandbox (standard library only).
+
+Started once per sandbox (inside the namespaces of the `local` backend, or a container), it
+reads one JSON request per line on stdin and answers one JSON line on stdout. Each command is a
+fresh ``bash -c`` process in its own session, with rlimits, run as the sandbox user; output is
+captured and capped; on timeout (or when the command exits) the whole process group is killed,
+and when the executor is PID 1 of its namespace, every other process in it too. Keeping one
+executor alive avoids paying namespace/container set-up per command.
+
+Start-up config (argv[1], JSON): {"uid": int|null, "gid": int|null, "hide": [path...],
+"expose": [[path, read_only]...], "private_tmp": bool}. ``hide`` paths are covered with an
+empty tmpfs (needs a mount namespace); ``expose`` paths inside them are bound back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC = 1, 32, 4096, 16384
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    rc = libc.mount(
+        source.encode(),
+        target.encode(),
+        fstype.encode() if fstype else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    )
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {source} -> {target}: {os.strerror(err)}")
+
+
+def setup_mounts(hide: list[str], expose: list[tuple[str, bool]], private_tmp: bool) -> None:
+    # Open what we expose before covering its parents, then bind it back through /proc/self/fd.
+    fds = [(os.open(path, os.O_PATH), path, ro) for path, ro in expose if os.path.exists(path)]
+    covered = sorted({*hide, *(["/tmp"] if private_tmp else [])})
+    # a path inside another covered one is already gone once its parent is covered
+    covered = [p for p in covered
+               if os.path.isdir(p) and not any(p.startswith(q.rstrip("/") + "/") for q in covered)]
+    for path in covered:
+        _mount("tmpfs", path, "tmpfs", 0, "size=64m,mode=1777" if path == "/tmp" else "size=1m")
+    for fd, path, ro in fds:
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+        if ro:
+            _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+        os.close(fd)
+
+
+def _limits_prefix(limits: dict) -> str:
+    parts = []
+    if limits.get("memory_mb"):
+        parts.append(f"ulimit -v {int(limits['memory_mb']) * 1024}")
+    if limits.get("processes"):
+        parts.append(f"ulimit -u {int(limits['processes'])}")
+    if limits.get("file_size_mb"):
+        parts.append(f"ulimit -f {int(limits['file_size_mb']) * 1024}")
+    if limits.get("cpu_s"):
+        parts.append(f"ulimit -t {int(limits['cpu_s'])}")
+    return " && ".join(parts)
+
+
+class _Capped:
+    """Keeps the head and the tail of a stream within max_bytes; counts what it drops."""
+
+    def __init__(self, max_bytes: int):
+        self.half = max(max_bytes // 2, 1)
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        self.tail += data
+        if len(self.tail) > self.half:
+            cut = len(self.tail) - self.half
+            self.dropped += cut
+            del self.tail[:cut]
+
+    def text(self) -> str:
+        mid = f"\n[... {self.dropped} bytes of output omitted ...]\n" if self.dropped else ""
+        return (
+            bytes(self.head).decode(errors="replace")
+            + mid
+            + bytes(self.tail).decode(errors="replace")
+        )
+
+
+def _kill_all(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if os.getpid() == 1:  # PID 1 of a namespace: nothing the command started may outlive it
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run(req: dict) -> dict:
+    limits = _limits_prefix(req.get("limits") or {})
+    # One bash: set the limits, then run the command in the same shell.
+    script = f"{limits} || exit 126\n{req['cmd']}" if limits else req["cmd"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": req["cwd"],
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        **(req.get("env") or {}),
+    }
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        ["/bin/bash", "-c", script],
+        cwd=req["cwd"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    out = _Capped(int(req.get("max_output", 1 << 20)))
+    deadline = started + float(req.get("timeout", 60))
+    fd = proc.stdout.fileno()
+    status, usage, timed_out, exited_at = None, None, False, None
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            timed_out = True
+            break
+        if exited_at is not None and now - exited_at > 0.2:
+            break  # the command exited; a background child still holds the pipe
+        ready, _, _ = select.select([fd], [], [], min(deadline - now, 0.05))
+        if ready:
+            data = os.read(fd, 65536)
+            if not data:
+                break
+            out.add(data)
+        if status is None:
+            pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                status, usage, exited_at = st, ru, time.perf_counter()
+    while status is None and not timed_out:  # output closed first: let the command finish
+        pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            status, usage = st, ru
+        elif time.perf_counter() >= deadline:
+            timed_out = True
+        else:
+            time.sleep(0.0005)
+    _kill_all(proc.pid)
+    if status is None:
+        _, status, usage = os.wait4(proc.pid, 0)
+    while os.getpid() == 1:  # reap the orphans we just killed (they were re-parented to us)
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    wall = time.perf_counter() - started
+    rc = proc.returncode
+    killed = None
+    if timed_out:
+        killed = f"timeout after {req.get('timeout')} s"
+    elif rc == -signal.SIGKILL:
+        killed = "killed (SIGKILL: memory or CPU-time limit, or out of memory)"
+    elif rc == -signal.SIGXCPU:
+        killed = "CPU-time limit exceeded"
+    elif rc == -signal.SIGXFSZ:
+        killed = "file-size limit exceeded"
+    return {
+        "rc": rc,
+        "output": out.text(),
+        "dropped_bytes": out.dropped,
+        "timed_out": timed_out,
+        "killed": killed,
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime if usage else 0.0,
+        "max_rss_mb": (usage.ru_maxrss / 1024) if usage else 0.0,
+    }
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    ready: dict = {"ready": True, "pid1": os.getpid() == 1}
+    try:
+        if config.get("hide") or config.get("expose") or config.get("private_tmp"):
+            setup_mounts(
+                config.get("hide", []),
+                [tuple(e) for e in config.get("expose", [])],
+                config.get("private_tmp", False),
+            )
+            ready["mounts"] = True
+    except OSError as e:
+        ready["mounts"] = False
+        ready["mount_error"] = str(e)
+    if config.get("uid") is not None:
+        # Drop root for good once the mount view is built; commands inherit the sandbox uid.
+        os.setgroups([])
+        os.setgid(config["gid"])
+        os.setuid(config["uid"])
+    # Children must not inherit the request channel.
+    reply = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    reply.write(json.dumps(ready) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            answer = run(json.loads(line))
+        except Exception as e:  # report, keep serving: one bad request must not end the sandbox
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        reply.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The `local` backend: commands run as subprocesses on this machine, no daemon needed.
+
+Isolation, where the kernel allows it (util-linux ``unshare``): no network, its own PID space,
+its own mount view (task definitions, run logs, other episodes and the home directory covered by
+empty tmpfs; a private /tmp), and, when started as root, a distinct unprivileged uid per sandbox
+so that the process limit counts only its own processes. Where namespaces are unavailable it
+falls back to plain subprocesses with rlimits and says so once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+from functools import cache
+from pathlib import Path
+
+from mlsbench_env.errors import SandboxError
+from mlsbench_env.sandbox import ExecResult, SandboxConfig
+
+EXECUTOR = Path(__file__).with_name("executor.py")
+SANDBOX_UIDS = (200_000, 265_000)
+
+
+@cache
+def namespace_prefix() -> tuple[str, ...] | None:
+    """The unshare command that works here, or None (checked once per process)."""
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return None
+    base = [unshare, "--net", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child"]
+    if os.geteuid() != 0:
+        base[1:1] = ["--user", "--map-root-user"]
+    try:
+        ok = subprocess.run([*base, "--", "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return (*base, "--") if ok else None
+
+
+def _home_cover() -> tuple[list[str], list[str]]:
+    """Cover the home directory, but keep the interpreter and tools on PATH reachable."""
+    home = Path.home().resolve()
+    keep = set()
+    for p in [sys.prefix, sys.base_prefix, *os.environ.get("PATH", "").split(os.pathsep)]:
+        try:
+            rel = Path(p).resolve().relative_to(home)
+        except ValueError:
+            continue
+        if rel.parts:
+            keep.add(str(home / rel.parts[0]))
+    return [str(home)], sorted(keep)
+
+
+class LocalSandbox:
+    def __init__(self, config: SandboxConfig):
+        self.config = config
+        self._lock = threading.Lock()
+        prefix = namespace_prefix()
+        self.uid = None
+        if prefix is None:
+            warnings.warn(
+                "mlsbench: user/PID/network/mount namespaces are not available here (util-linux "
+                "`unshare` failed); the local sandbox runs commands as plain subprocesses with "
+                "rlimits only. Use sandbox='docker' for isolation.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            prefix = ()
+        elif os.geteuid() == 0:
+            self.uid = random.randint(*SANDBOX_UIDS)
+            for path in (config.root, *config.writable):
+                self._chown_tree(Path(path), self.uid)
+        hide, expose = [str(p) for p in config.hidden], [[str(p), True] for p in config.readable]
+        if prefix and os.geteuid() == 0:
+            home, keep = _home_cover()
+            hide += home
+            expose += [[p, True] for p in keep]
+        expose += [[str(p), False] for p in (config.root, *config.writable)]
+        executor_config = {
+            "uid": self.uid,
+            "gid": self.uid,
+            "hide": hide if prefix else [],
+            "expose": expose if prefix else [],
+            "private_tmp": bool(prefix),
+        }
+        self.namespaced = bool(prefix)
+        self._proc = subprocess.Popen(
+            [*prefix, sys.executable, "-I", "-S", str(EXECUTOR), json.dumps(executor_config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        self._ready: dict | None = None
+
+    @staticmethod
+    def _chown_tree(root: Path, uid: int) -> None:
+        os.chown(root, uid, uid)
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
+
+    def _wait_ready(self) -> dict:
+        if self._ready is None:
+            line = self._proc.stdout.readline()
+            if not line:
+                raise SandboxError("the sandbox executor did not start (see stderr of unshare)")
+            self._ready = json.loads(line)
+            if self.namespaced and not self._ready.get("mounts"):
+                warnings.warn(
+                    f"mlsbench: sandbox mount view not set up: {self._ready.get('mount_error')}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        return self._ready
+
+    def isolation(self) -> dict[str, bool]:
+        ready = self._wait_ready()
+        return {
+            "network": self.namespaced,
+            "pid": bool(ready.get("pid1")),
+            "mounts": bool(ready.get("mounts")),
+            "user": self.uid is not None,
+            "limits": True,
+        }
+
+    def exec(
+        self,
+        command: str,
+        *,
+        timeout: float,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        max_output_bytes: int = 1 << 20,
+    ) -> ExecResult:
+        c = self.config
+        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+        request = {
+            "cmd": command,
+            "cwd": str(c.root / cwd if cwd else c.root),
+            "timeout": timeout,
+            "max_output": max_output_bytes,
+            "env": {"PATH": path, **c.env, **(env or {})},
+            "limits": {
+                "memory_mb": c.memory_mb,
+                "file_size_mb": c.file_size_mb,
+                # a per-user process count only means something for our own uid
+                "processes": c.processes if self.uid is not None else None,
+            },
+        }
+        with self._lock:
+            self._wait_ready()
+            if self._proc.poll() is not None:
+                raise SandboxError("the sandbox executor has exited; reset the episode")
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+        if not line:
+            raise SandboxError("the sandbox executor died while running a command")
+        a = json.loads(line)
+        if "error" in a:
+            raise SandboxError(f"the sandbox could not run the command: {a['error']}")
+        return ExecResult(
+            returncode=a["rc"],
+            output=a["output"],
+            wall_s=a["wall_s"],
+            cpu_s=a["cpu_s"],
+            max_rss_mb=a["max_rss_mb"],
+            timed_out=a["timed_out"],
+            killed=a["killed"],
+            dropped_bytes=a["dropped_bytes"],
+        )
+
+    def close(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        finally:
+            proc.stdout.close()
+
+    def __del__(self):
+        self.close()

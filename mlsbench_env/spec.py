@@ -1,0 +1,311 @@
+"""Task specs: ``tasks/<id>/task.yaml`` loaded into frozen, validated objects.
+
+Every error names the file, the field and what was expected (``TaskSpecError``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlsbench_env.errors import TaskSpecError, UnknownNameError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EditableRange(_Frozen):
+    file: str = Field(description="Path of a scaffold file, relative to repo/.")
+    lines: tuple[int, int] = Field(description="1-based inclusive [start, end] of the region.")
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        start, end = self.lines
+        if start < 1 or end < start:
+            raise ValueError(f"lines must be [start, end] with 1 <= start <= end, got {self.lines}")
+        return self
+
+
+class Policy(_Frozen):
+    imports: tuple[str, ...] = Field(
+        default=("math", "numpy"), description="Top-level modules editable code may import."
+    )
+    allow_io: bool = Field(default=False, description="Allow file I/O in editable code.")
+
+
+class Setting(_Frozen):
+    label: str = Field(description="Short unique name, e.g. rastrigin-30d.")
+    command: str = Field(min_length=1, description="Shell command run in the workspace.")
+    hidden: bool = Field(default=False, description="Run only at the final evaluation.")
+
+
+class Seeds(_Frozen):
+    dev: int = Field(default=0, description="Seed of `test` runs.")
+    final: tuple[int, ...] = Field(min_length=1, description="Seeds of the final evaluation.")
+
+
+class Metric(_Frozen):
+    name: str
+    direction: Literal["higher", "lower"]
+    log: bool = Field(default=False, description="Score on a log10 scale.")
+    log_eps: float = Field(default=1e-12, gt=0, description="Values below are clipped (log).")
+    bound: float | None = Field(default=None, description="The metric's known best value.")
+    weight: float = Field(default=1.0, gt=0)
+
+
+class Baseline(_Frozen):
+    name: str
+    title: str
+    reference: str = Field(default="", description="Citation of the published method.")
+
+
+class Budgets(_Frozen):
+    tests: int = Field(default=10, ge=0, description="Number of `test` calls.")
+    compute_s: float = Field(default=1800.0, gt=0, description="Compute seconds for the episode.")
+    max_steps: int = Field(default=60, ge=1, description="Tool calls per episode.")
+    command_timeout_s: float = Field(default=60.0, gt=0, description="One `shell` command.")
+    setting_timeout_s: float = Field(default=300.0, gt=0, description="One setting run.")
+
+
+class Limits(_Frozen):
+    memory_mb: int = Field(default=4096, ge=64)
+    processes: int = Field(default=256, ge=8)
+    file_size_mb: int = Field(default=512, ge=1)
+
+
+class TaskSpec(_Frozen):
+    id: str
+    version: int = Field(default=0, ge=0)
+    title: str
+    domain: str
+    kind: Literal["research"] = "research"
+    question: str
+    background: str = ""
+    interface: str = ""
+    editable: tuple[EditableRange, ...] = Field(min_length=1)
+    creatable: tuple[str, ...] = ()
+    policy: Policy = Policy()
+    settings: tuple[Setting, ...] = Field(min_length=1)
+    seeds: Seeds
+    metrics: tuple[Metric, ...] = Field(min_length=1)
+    baselines: tuple[Baseline, ...] = ()
+    reference_baseline: str
+    show_baseline_results: bool = True
+    budgets: Budgets = Budgets()
+    limits: Limits = Limits()
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        labels = [s.label for s in self.settings]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"settings: labels must be unique, got {labels}")
+        if not any(s.hidden for s in self.settings) or all(s.hidden for s in self.settings):
+            raise ValueError("settings: need at least one visible and one hidden setting")
+        names = [b.name for b in self.baselines]
+        if "default" in names:
+            raise ValueError("baselines: 'default' is the unchanged scaffold; do not list it")
+        if self.reference_baseline not in names:
+            raise ValueError(
+                f"reference_baseline: {self.reference_baseline!r} is not a listed baseline {names}"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Region:
+    """One editable region of the scaffold (index among the file's regions, 1-based)."""
+
+    file: str
+    start: int
+    end: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Task:
+    """A loaded task: its spec plus where its files are."""
+
+    spec: TaskSpec
+    root: Path
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def gym_id(self) -> str:
+        return f"mlsbench/{self.spec.id}-v{self.spec.version}"
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    @property
+    def visible_settings(self) -> list[Setting]:
+        return [s for s in self.spec.settings if not s.hidden]
+
+    @property
+    def baseline_names(self) -> list[str]:
+        return ["default"] + [b.name for b in self.spec.baselines]
+
+    @cached_property
+    def regions(self) -> list[Region]:
+        out, count = [], {}
+        for r in self.spec.editable:
+            count[r.file] = count.get(r.file, 0) + 1
+            out.append(Region(r.file, r.lines[0], r.lines[1], count[r.file]))
+        return out
+
+    def region_source_name(self, region: Region) -> str:
+        """Name of a baseline's file for this region: <file>, or <file>.<k> when it has several."""
+        several = sum(1 for r in self.regions if r.file == region.file) > 1
+        return f"{region.file}.{region.index}" if several else region.file
+
+    def baseline_regions(self, name: str) -> dict[tuple[str, int], str]:
+        """The replacement text of each region for baseline ``name`` (empty for default)."""
+        if name == "default":
+            return {}
+        if name not in self.baseline_names:
+            raise UnknownNameError("baseline", name, self.baseline_names)
+        folder = self.root / "baselines" / name
+        out = {}
+        for region in self.regions:
+            path = folder / self.region_source_name(region)
+            if not path.is_file():
+                raise TaskSpecError(
+                    str(folder),
+                    self.region_source_name(region),
+                    "missing replacement text for this editable region",
+                )
+            out[(region.file, region.index)] = path.read_text()
+        return out
+
+    def may_create(self, path: str) -> bool:
+        return any(fnmatch.fnmatch(path, pattern) for pattern in self.spec.creatable)
+
+    def anchors(self) -> dict | None:
+        path = self.root / "anchors.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise TaskSpecError(str(path), "(file)", f"not valid JSON: {e}") from e
+
+    def content_hash(self, *parts: str) -> str:
+        """sha256 over the task's files (or only the named top-level parts), for records."""
+        h = hashlib.sha256()
+        names = parts or ("task.yaml", "repo", "hidden", "baselines", "grader.py", "private")
+        for name in names:
+            base = self.root / name
+            files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+            for p in files:
+                if "__pycache__" in p.parts:
+                    continue
+                h.update(str(p.relative_to(self.root)).encode())
+                h.update(p.read_bytes())
+        return h.hexdigest()[:16]
+
+
+def _format_validation_error(e: ValidationError) -> tuple[str, str]:
+    err = e.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    got = err.get("input")
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (check its spelling against docs/writing-tasks.md)"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    elif not isinstance(got, dict):
+        msg += f" (got {got!r})"
+    more = len(e.errors()) - 1
+    return field, msg + (f"; and {more} more problem(s)" if more else "")
+
+
+def load_task_dir(root: Path) -> Task:
+    """Load and check ``root/task.yaml`` against the files beside it."""
+    root = Path(root)
+    path = root / "task.yaml"
+    if not path.is_file():
+        raise TaskSpecError(str(path), "(file)", "task.yaml not found; every task folder needs one")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise TaskSpecError(str(path), "(file)", f"not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise TaskSpecError(str(path), "(top level)", "expected a mapping of fields")
+    try:
+        spec = TaskSpec.model_validate(raw)
+    except ValidationError as e:
+        raise TaskSpecError(str(path), *_format_validation_error(e)) from None
+    if spec.id != root.name:
+        raise TaskSpecError(
+            str(path), "id", f"{spec.id!r} must equal the folder name {root.name!r}"
+        )
+    task = Task(spec=spec, root=root)
+    _check_regions(task, str(path))
+    return task
+
+
+def _check_regions(task: Task, where: str) -> None:
+    by_file: dict[str, list[Region]] = {}
+    for i, region in enumerate(task.regions):
+        field = f"editable.{i}"
+        file = task.repo / region.file
+        if not file.is_file():
+            raise TaskSpecError(where, f"{field}.file", f"{region.file!r} is not a file in repo/")
+        n = len(file.read_text().splitlines())
+        if region.end > n:
+            raise TaskSpecError(
+                where,
+                f"{field}.lines",
+                f"range {region.start}-{region.end} goes beyond the end of {region.file} "
+                f"({n} lines)",
+            )
+        for other in by_file.get(region.file, []):
+            if region.start <= other.end and other.start <= region.end:
+                raise TaskSpecError(
+                    where,
+                    f"{field}.lines",
+                    f"range {region.start}-{region.end} overlaps {other.start}-{other.end} "
+                    f"in {region.file}",
+                )
+        by_file.setdefault(region.file, []).append(region)
+    for file, regions in by_file.items():
+        if [r.start for r in regions] != sorted(r.start for r in regions):
+            raise TaskSpecError(where, "editable", f"ranges of {file} must be listed in order")
+
+
+def builtin_tasks_dir() -> Path:
+    """The shipped tasks: package data when installed, the repo's tasks/ when editable."""
+    packaged = Path(str(resources.files("mlsbench_env"))) / "tasks"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "tasks"
+
+
+def builtin_task_ids() -> list[str]:
+    root = builtin_tasks_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "task.yaml").is_file())
+
+
+def load_task(task: str | Path) -> Task:
+    """A shipped task by id, or a task folder by path."""
+    if isinstance(task, Path) or "/" in str(task) or str(task).startswith("."):
+        return load_task_dir(Path(task))
+    known = builtin_task_ids()
+    if task not in known:
+        raise UnknownNameError("task", str(task), known, "Pass a path to use a task folder.")
+    return load_task_dir(builtin_tasks_dir() / task)

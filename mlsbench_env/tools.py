@@ -1,0 +1,189 @@
+"""The agent's tools: typed argument models (the single source of their JSON schemas) and the
+action parser. Schemas render to OpenAI and Anthropic function definitions in one place."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ViewArgs(_Args):
+    """Show a file with line numbers ('*' marks editable lines), or list a directory."""
+
+    path: str = Field(".", description="File or directory, relative to the workspace.")
+    start: int | None = Field(None, ge=1, description="First line to show (default 1).")
+    end: int | None = Field(None, ge=1, description="Last line to show (default: end of file).")
+
+
+class EditArgs(_Args):
+    """Change code inside the editable ranges: `replace` lines start..end with text, `insert`
+    text after line `after`, or `create` a new file where the task allows. Refused (file
+    untouched) when it touches lines outside the editable ranges."""
+
+    path: str = Field(description="File to change, relative to the workspace.")
+    action: Literal["replace", "insert", "create"] = Field(description="What to do.")
+    text: str = Field(description="The new lines (replace/insert) or the file content (create).")
+    start: int | None = Field(None, ge=1, description="replace: first line to replace.")
+    end: int | None = Field(None, ge=0, description="replace: last line to replace (inclusive).")
+    after: int | None = Field(None, ge=0, description="insert: the line to insert after.")
+
+
+class UndoArgs(_Args):
+    """Revert the last n edits."""
+
+    n: int = Field(1, ge=1, description="How many edits to revert.")
+
+
+class ShellArgs(_Args):
+    """Run a bash command in the workspace (sandboxed: no network; fixed files are restored if
+    changed). Output is truncated to the observation's token budget. Costs compute time."""
+
+    command: str = Field(min_length=1, description="The bash command.")
+    timeout: float | None = Field(None, gt=0, description="Seconds (at most the task's limit).")
+
+
+class TestArgs(_Args):
+    """Run every visible setting on the dev seed with the current code. Costs one test and its
+    compute time; returns each setting's metrics and normalized score."""
+
+
+class SubmitArgs(_Args):
+    """End the episode: the final evaluation runs every setting on every seed from a pristine
+    scaffold carrying only your editable regions; its score is the reward."""
+
+    test: int | None = Field(
+        None, ge=1, description="Submit the code of test number `test` (default: the current code)."
+    )
+
+
+TOOLS: dict[str, type[_Args]] = {
+    "view": ViewArgs,
+    "edit": EditArgs,
+    "undo": UndoArgs,
+    "shell": ShellArgs,
+    "test": TestArgs,
+    "submit": SubmitArgs,
+}
+
+
+def _schema(model: type[_Args]) -> dict:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    schema.pop("description", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+        if "anyOf" in prop:  # Optional[X] -> X: providers want plain types
+            kinds = [a for a in prop.pop("anyOf") if a.get("type") != "null"]
+            prop.update(kinds[0])
+    schema["additionalProperties"] = False
+    return schema
+
+
+def tool_schemas(names: list[str]) -> list[dict]:
+    """Neutral schemas: name, description, JSON-schema parameters."""
+    return [
+        {
+            "name": n,
+            "description": " ".join(TOOLS[n].__doc__.split()),
+            "parameters": _schema(TOOLS[n]),
+        }
+        for n in names
+    ]
+
+
+def openai_tools(schemas: list[dict]) -> list[dict]:
+    return [{"type": "function", "function": s} for s in schemas]
+
+
+def anthropic_tools(schemas: list[dict]) -> list[dict]:
+    return [
+        {"name": s["name"], "description": s["description"], "input_schema": s["parameters"]}
+        for s in schemas
+    ]
+
+
+class ActionError(ValueError):
+    """A malformed action; the message is the observation the agent gets."""
+
+
+def usage(names: list[str]) -> str:
+    lines = ['Actions are JSON: {"tool": NAME, "args": {...}}. Tools:']
+    for s in tool_schemas(names):
+        props = s["parameters"].get("properties", {})
+        req = set(s["parameters"].get("required", []))
+        args = ", ".join(
+            f"{k}{'' if k in req else '?'}: {v.get('type', 'string')}" for k, v in props.items()
+        )
+        lines.append(f"- {s['name']}({args}): {s['description']}")
+    return "\n".join(lines)
+
+
+def parse_action(action: Any, names: list[str]) -> tuple[str, _Args]:
+    """A JSON string or dict -> (tool name, validated args). Raises ActionError."""
+    if isinstance(action, bytes):
+        action = action.decode(errors="replace")
+    if isinstance(action, str):
+        text = action.strip()
+        if not text:
+            raise ActionError("empty action; " + _expected())
+        try:
+            action = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ActionError(
+                f"the action is not valid JSON ({e.msg} at char {e.pos}); " + _expected()
+            ) from None
+    if not isinstance(action, dict):
+        raise ActionError(
+            f"the action must be a JSON object, got {type(action).__name__}; " + _expected()
+        )
+    name = action.get("tool", action.get("name"))
+    args = action.get("args", action.get("arguments", {}))
+    if isinstance(args, str):  # OpenAI-style arguments string
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except json.JSONDecodeError as e:
+            raise ActionError(f"args is a string that is not valid JSON ({e.msg})") from None
+    if not isinstance(name, str):
+        raise ActionError('missing "tool": ' + _expected())
+    if name not in names:
+        raise ActionError(f"unknown tool {name!r}; available tools: {', '.join(names)}")
+    if not isinstance(args, dict):
+        raise ActionError(f'"args" must be an object, got {type(args).__name__}')
+    try:
+        return name, TOOLS[name].model_validate(args)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'args'}: "
+            + ("unknown argument" if err["type"] == "extra_forbidden" else err["msg"])
+            for err in e.errors()
+        )
+        raise ActionError(f"bad arguments for {name}: {problems}\n{usage([name])}") from None
+
+
+def _expected() -> str:
+    return 'expected {"tool": NAME, "args": {...}}, e.g. {"tool": "view", "args": {"path": "."}}'
+
+
+def parse_short_form(line: str) -> dict:
+    """`tool key=value ...` (what a person types in `mlsbench play`) -> an action dict.
+    Values that parse as JSON (numbers, true, quoted strings) are taken as such."""
+    parts = shlex.split(line)
+    if not parts:
+        raise ActionError("empty input; type e.g. `view path=optimizer.py` or a JSON action")
+    args = {}
+    for p in parts[1:]:
+        if "=" not in p:
+            raise ActionError(f"expected key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        try:
+            args[k] = json.loads(v)
+        except json.JSONDecodeError:
+            args[k] = v
+    return {"tool": parts[0], "args": args}

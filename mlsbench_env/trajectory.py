@@ -1,0 +1,83 @@
+"""The trajectory log: JSON lines appended and flushed per step, valid after a crash.
+
+Line 1 is the header (format version, package version, task id/version/hashes, config, seed,
+git revision); then one record per step; the last record (``"type": "end"``) carries the exit
+status, the score and the tamper report. A killed run leaves every line written so far.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+def git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def versions() -> dict[str, str]:
+    import gymnasium
+    import numpy
+
+    from mlsbench_env import __version__
+
+    return {
+        "mlsbench_env": __version__,
+        "python": sys.version.split()[0],
+        "gymnasium": gymnasium.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+class TrajectoryLog:
+    def __init__(self, path: Path, header: dict[str, Any]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open per episode)
+        self.write(
+            {
+                "type": "header",
+                "format_version": FORMAT_VERSION,
+                "time": time.time(),
+                "versions": versions(),
+                "git_revision": git_revision(),
+                **header,
+            }
+        )
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._f.closed:
+            return
+        self._f.write(json.dumps(record, default=str) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+def read_log(path: Path) -> list[dict]:
+    """Every complete record (a torn last line from a killed run is skipped)."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return out

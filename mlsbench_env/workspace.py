@@ -1,0 +1,383 @@
+"""The episode's copy of the scaffold: edits inside the editable ranges, undo, diff, integrity.
+
+Ranges move with edits: replacing lines 10-12 of a range 5-20 with five lines makes it 5-22,
+and a later range in the same file shifts by two. Everything outside the ranges is "fixed";
+``check_integrity`` restores fixed content that something else (a shell command) changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlsbench_env.errors import EditError
+from mlsbench_env.spec import Task
+
+# Scaffold files above this size are linked, not copied (read-only data such as datasets).
+LINK_THRESHOLD_BYTES = 1 << 20
+
+
+@dataclass
+class Range:
+    start: int  # 1-based; an emptied range has end == start - 1
+    end: int
+
+    def contains(self, start: int, end: int) -> bool:
+        return self.start <= start and end <= self.end
+
+
+@dataclass
+class _Snapshot:
+    path: str
+    text: str | None  # None: the file did not exist
+    ranges: list[Range] = field(default_factory=list)
+
+
+def _lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def _ensure_newline(text: str) -> str:
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+class Workspace:
+    """A materialized scaffold with edit-surface bookkeeping."""
+
+    def __init__(self, task: Task, root: Path):
+        self.task = task
+        self.root = Path(root)
+        self.pristine: dict[str, bytes] = {}
+        self.linked: dict[str, Path] = {}
+        self.ranges: dict[str, list[Range]] = {}
+        self.created: set[str] = set()
+        self.history: list[_Snapshot] = []
+        self._materialize()
+
+    # ---------------------------------------------------------------- setup
+    def _materialize(self) -> None:
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        self.root.mkdir(parents=True)
+        for src in sorted(self.task.repo.rglob("*")):
+            rel = src.relative_to(self.task.repo).as_posix()
+            if "__pycache__" in rel or not src.is_file():
+                continue
+            dst = self.root / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.stat().st_size > LINK_THRESHOLD_BYTES:
+                os.symlink(src.resolve(), dst)
+                self.linked[rel] = src.resolve()
+            else:
+                data = src.read_bytes()
+                dst.write_bytes(data)
+                self.pristine[rel] = data
+        for region in self.task.regions:
+            self.ranges.setdefault(region.file, []).append(Range(region.start, region.end))
+
+    # ---------------------------------------------------------------- reading
+    def resolve(self, path: str) -> tuple[str, Path]:
+        """Normalize a user path to (relative posix path, absolute path) inside the workspace."""
+        p = Path(path)
+        full = (p if p.is_absolute() else self.root / p).resolve()
+        root = self.root.resolve()
+        if full != root and root not in full.parents:
+            raise EditError(f"path {path!r} is outside the workspace; use a path relative to it")
+        return full.relative_to(root).as_posix(), full
+
+    def read(self, rel: str) -> str:
+        return (self.root / rel).read_text()
+
+    def is_editable_file(self, rel: str) -> bool:
+        return rel in self.ranges or rel in self.created
+
+    def editable_ranges(self, rel: str) -> list[Range]:
+        if rel in self.created:
+            n = len(_lines(self.read(rel)))
+            return [Range(1, n)]
+        return self.ranges.get(rel, [])
+
+    def describe_ranges(self, rel: str) -> str:
+        rs = self.editable_ranges(rel)
+        if not rs:
+            return "none (fixed file)"
+        return ", ".join(
+            f"{r.start}-{r.end}" if r.end >= r.start else f"empty at {r.start}" for r in rs
+        )
+
+    def view(self, path: str, start: int | None = None, end: int | None = None) -> str:
+        rel, full = self.resolve(path)
+        if full.is_dir():
+            entries = sorted(
+                p.relative_to(self.root).as_posix() + ("/" if p.is_dir() else "")
+                for p in full.iterdir()
+                if p.name != "__pycache__"
+            )
+            return f"{rel or '.'}/ (directory)\n" + "\n".join(entries)
+        if not full.is_file():
+            raise EditError(f"no file {rel!r} in the workspace; `view` a directory to list files")
+        lines = full.read_text(errors="replace").splitlines()
+        n = len(lines)
+        s = max(1, start or 1)
+        e = min(n, end or n)
+        if s > max(n, 1) or (end is not None and end < s):
+            raise EditError(f"line range {start}-{end} is outside {rel} (1-{n})")
+        marks = self.editable_ranges(rel)
+        width = len(str(max(n, 1)))
+        out = [
+            f"{rel} (lines {s}-{e} of {n}; editable: {self.describe_ranges(rel)}; "
+            "'*' marks editable lines)"
+        ]
+        for i in range(s, e + 1):
+            star = "*" if any(r.start <= i <= r.end for r in marks) else " "
+            out.append(f"{i:>{width}}{star}| {lines[i - 1]}")
+        return "\n".join(out)
+
+    # ---------------------------------------------------------------- editing
+    def _snapshot(self, rel: str) -> None:
+        full = self.root / rel
+        text = full.read_text() if full.exists() else None
+        self.history.append(
+            _Snapshot(rel, text, [Range(r.start, r.end) for r in self.ranges.get(rel, [])])
+        )
+
+    def _refuse_fixed(self, rel: str, what: str) -> None:
+        if rel in self.linked or rel in self.pristine:
+            raise EditError(
+                f"{rel} is a fixed file (no editable lines); {what} refused, file untouched. "
+                f"Editable: {self._surface()}"
+            )
+        raise EditError(f"{rel} does not exist; {what} refused. Editable: {self._surface()}")
+
+    def _surface(self) -> str:
+        parts = [f"{f} lines {self.describe_ranges(f)}" for f in self.ranges]
+        parts += [f"{f} (created)" for f in sorted(self.created)]
+        if self.task.spec.creatable:
+            parts.append("new files matching " + ", ".join(self.task.spec.creatable))
+        return "; ".join(parts)
+
+    def replace(self, path: str, start: int, end: int, text: str) -> str:
+        """Replace lines start..end (inclusive) by text; end = start - 1 inserts before start."""
+        rel, full = self.resolve(path)
+        if not self.is_editable_file(rel):
+            self._refuse_fixed(rel, "edit")
+        lines = _lines(full.read_text())
+        ranges = self.editable_ranges(rel)
+        target = next(
+            (
+                r
+                for r in ranges
+                if r.contains(start, end) or (end == start - 1 and r.start <= start <= r.end + 1)
+            ),
+            None,
+        )
+        if target is None or start < 1 or end > len(lines):
+            raise EditError(
+                f"lines {start}-{end} of {rel} are not inside one editable range "
+                f"({self.describe_ranges(rel)}); edit refused, file untouched"
+            )
+        new = _lines(_ensure_newline(text))
+        self._snapshot(rel)
+        lines[start - 1 : end] = new
+        full.write_text("".join(lines))
+        delta = len(new) - (end - start + 1)
+        if rel in self.ranges:
+            for r in self.ranges[rel]:
+                if r is target:
+                    r.end += delta
+                elif r.start > target.end - delta:
+                    r.start += delta
+                    r.end += delta
+        lo = max(1, start - 2)
+        return self.view(rel, lo, min(len(lines), start + len(new) + 1))
+
+    def insert(self, path: str, after: int, text: str) -> str:
+        """Insert text after line ``after`` (0 = at the top of the file)."""
+        return self.replace(path, after + 1, after, text)
+
+    def create(self, path: str, text: str) -> str:
+        rel, full = self.resolve(path)
+        if full.exists():
+            raise EditError(f"{rel} already exists; use replace/insert to change it")
+        if not self.task.may_create(rel):
+            allowed = ", ".join(self.task.spec.creatable) or "none in this task"
+            raise EditError(f"creating {rel} is not allowed; allowed new files: {allowed}")
+        self._snapshot(rel)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        full.write_text(_ensure_newline(text))
+        self.created.add(rel)
+        return self.view(rel)
+
+    def undo(self, n: int = 1) -> list[str]:
+        if n < 1:
+            raise EditError(f"undo needs n >= 1, got {n}")
+        if not self.history:
+            raise EditError("nothing to undo")
+        undone = []
+        for _ in range(min(n, len(self.history))):
+            snap = self.history.pop()
+            full = self.root / snap.path
+            if snap.text is None:
+                full.unlink(missing_ok=True)
+                self.created.discard(snap.path)
+            else:
+                full.write_text(snap.text)
+                if snap.path in self.ranges:
+                    self.ranges[snap.path] = snap.ranges
+            undone.append(snap.path)
+        return undone
+
+    def apply_regions(self, texts: dict[tuple[str, int], str]) -> None:
+        """Replace each region (file, 1-based index) by text, as an edit (undoable)."""
+        for (file, index), text in texts.items():
+            r = self.ranges[file][index - 1]
+            self.replace(file, r.start, r.end, text)
+
+    # ---------------------------------------------------------------- transplant & checks
+    def region_texts(self) -> dict[tuple[str, int], str]:
+        out = {}
+        for file, ranges in self.ranges.items():
+            lines = _lines(self.read(file))
+            for i, r in enumerate(ranges, 1):
+                out[(file, i)] = "".join(lines[r.start - 1 : r.end])
+        return out
+
+    def created_files(self) -> dict[str, str]:
+        return {rel: self.read(rel) for rel in sorted(self.created)}
+
+    def diff(self) -> str:
+        chunks = []
+        for rel in self.ranges:
+            old = self.pristine[rel].decode().splitlines(keepends=True)
+            new = _lines(self.read(rel))
+            chunks += difflib.unified_diff(old, new, f"a/{rel}", f"b/{rel}")
+        for rel, text in self.created_files().items():
+            chunks += difflib.unified_diff([], _lines(text), "/dev/null", f"b/{rel}")
+        return "".join(chunks)
+
+    def _fixed_parts(self, rel: str, text: str) -> list[str]:
+        lines = _lines(text)
+        parts, pos = [], 0
+        for r in self.ranges[rel]:
+            parts.append("".join(lines[pos : r.start - 1]))
+            pos = r.end
+        parts.append("".join(lines[pos:]))
+        return parts
+
+    def check_integrity(self, known_editable_text: dict[str, str]) -> list[str]:
+        """Restore fixed files a command changed; return one message per event.
+
+        ``known_editable_text`` is the content of each file with editable ranges (and each
+        created file) before the command: a command that changes those is reverted too,
+        because only the `edit` tool keeps the editable ranges known.
+        """
+        events = []
+        for rel, data in self.pristine.items():
+            full = self.root / rel
+            if rel in self.ranges:
+                current = full.read_text() if full.is_file() else None
+                if current != known_editable_text[rel]:
+                    full.parent.mkdir(parents=True, exist_ok=True)
+                    full.write_text(known_editable_text[rel])
+                    events.append(
+                        f"{rel} was changed outside the `edit` tool and was restored; "
+                        "use `edit` to change editable lines"
+                    )
+                continue
+            if full.is_symlink() or not full.is_file() or full.read_bytes() != data:
+                if full.is_dir() and not full.is_symlink():
+                    shutil.rmtree(full)
+                elif full.exists() or full.is_symlink():
+                    full.unlink()
+                full.parent.mkdir(parents=True, exist_ok=True)
+                full.write_bytes(data)
+                events.append(f"fixed file {rel} was changed and has been restored")
+        for rel, target in self.linked.items():
+            full = self.root / rel
+            if not (full.is_symlink() and Path(os.readlink(full)) == target):
+                if full.exists() or full.is_symlink():
+                    full.unlink()
+                os.symlink(target, full)
+                events.append(f"fixed data file {rel} was changed and has been restored")
+        for rel in sorted(self.created):
+            full = self.root / rel
+            if not full.is_file() or full.read_text() != known_editable_text[rel]:
+                full.parent.mkdir(parents=True, exist_ok=True)
+                full.write_text(known_editable_text[rel])
+                events.append(f"{rel} was changed outside the `edit` tool and was restored")
+        return events
+
+    def editable_snapshot(self) -> dict[str, str]:
+        return {rel: self.read(rel) for rel in [*self.ranges, *sorted(self.created)]}
+
+    def fixed_unchanged(self) -> list[str]:
+        """Fixed regions that differ from the pristine scaffold (empty when all is well)."""
+        bad = []
+        for rel in self.ranges:
+            if self._fixed_parts(rel, self.read(rel)) != self._fixed_parts_pristine(rel):
+                bad.append(rel)
+        return bad
+
+    def _fixed_parts_pristine(self, rel: str) -> list[str]:
+        lines = _lines(self.pristine[rel].decode())
+        parts, pos = [], 0
+        for region in (r for r in self.task.regions if r.file == rel):
+            parts.append("".join(lines[pos : region.start - 1]))
+            pos = region.end
+        parts.append("".join(lines[pos:]))
+        return parts
+
+
+def transplant(
+    task: Task,
+    regions: dict[tuple[str, int], str],
+    created: dict[str, str],
+    dest: Path,
+    *,
+    with_hidden: bool,
+) -> dict[str, list[tuple[int, int]]]:
+    """Build a pristine copy of the scaffold at ``dest`` with only the editable regions carried.
+
+    Regions are located by the task's own (pristine) line ranges, so nothing outside them can
+    travel from the workspace into the evaluation. Returns the editable line ranges of the copy.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(task.repo, dest, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
+    hidden = task.root / "hidden"
+    if with_hidden and hidden.is_dir():
+        shutil.copytree(
+            hidden, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    by_file: dict[str, list] = {}
+    for region in task.regions:
+        by_file.setdefault(region.file, []).append(region)
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for file, file_regions in by_file.items():
+        lines = _lines((dest / file).read_text())
+        # a region the caller does not carry keeps the scaffold's text (the default baseline)
+        new = {
+            r.index: _lines(_ensure_newline(regions[(file, r.index)]))
+            if (file, r.index) in regions
+            else lines[r.start - 1 : r.end]
+            for r in file_regions
+        }
+        for region in reversed(file_regions):
+            lines[region.start - 1 : region.end] = new[region.index]
+        (dest / file).write_text("".join(lines))
+        shift, spans = 0, []
+        for region in file_regions:
+            n = len(new[region.index])
+            spans.append((region.start + shift, region.start + shift + n - 1))
+            shift += n - (region.end - region.start + 1)
+        ranges[file] = spans
+    for rel, text in created.items():
+        if not task.may_create(rel) or (dest / rel).exists():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_text(text)
+        ranges[rel] = [(1, len(_lines(text)))]
+    return ranges

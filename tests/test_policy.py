@@ -1,0 +1,49 @@
+import pytest
+
+from mlsbench_env.policy import check_source
+from mlsbench_env.spec import Policy
+
+SRC = """import numpy as np
+
+def fixed():
+    import os
+    return os.getcwd()
+
+def editable(x):
+{body}
+"""
+
+
+def violations(body: str, policy: Policy | None = None) -> list[str]:
+    src = SRC.format(body="\n".join("    " + line for line in body.splitlines()))
+    n = len(src.splitlines())
+    return check_source(src, [(8, n)], policy or Policy(imports=("numpy", "math")))
+
+
+def test_clean_code_and_fixed_lines_pass():
+    assert violations("import math\nreturn np.sort(x) * math.pi") == []
+
+
+@pytest.mark.parametrize("body,rule", [
+    ("import os", "import of 'os'"),
+    ("import gc", "import of 'gc'"),
+    ("from inspect import stack", "import of 'inspect'"),
+    ("return open('/etc/passwd').read()", "file I/O"),
+    ("return np.load('x.npy')", "file I/O"),
+    ("return eval('1+1')", "eval()"),
+    ("return x.__class__.__subclasses__()", "'__class__'"),
+    ("return fixed.__globals__", "'__globals__'"),
+    ("return __builtins__", "__builtins__"),
+    ("import sys\nsys.modules['numpy'] = None", "import of 'sys'"),
+])
+def test_each_rule_names_itself(body, rule):
+    found = violations(body)
+    assert any(rule in f for f in found), found
+
+
+def test_io_allowed_when_the_task_says_so():
+    assert violations("return open('x').read()", Policy(imports=("numpy",), allow_io=True)) == []
+
+
+def test_syntax_error_is_reported_with_line():
+    assert "syntax error" in violations("return (")[0]

@@ -1,0 +1,102 @@
+"""Workspace edits on the real first task's scaffold."""
+
+import pytest
+
+from mlsbench_env.errors import EditError
+from mlsbench_env.workspace import Workspace, transplant
+
+
+@pytest.fixture
+def ws(es_task, tmp_path):
+    return Workspace(es_task, tmp_path / "ws")
+
+
+def region(ws):
+    file = next(iter(ws.ranges))
+    return file, ws.ranges[file][0]
+
+
+def test_edit_outside_the_ranges_is_refused_and_file_untouched(ws):
+    file, r = region(ws)
+    before = (ws.root / file).read_bytes()
+    for start, end in [(r.start - 1, r.start), (r.end, r.end + 1), (1, 1)]:
+        if start < 1 or r.start <= start <= end <= r.end:
+            continue
+        with pytest.raises(EditError, match="not inside one editable range"):
+            ws.replace(file, start, end, "x = 1\n")
+    with pytest.raises(EditError):
+        ws.insert(file, r.end + 1, "x = 1\n")
+    assert (ws.root / file).read_bytes() == before
+
+
+def test_fixed_files_cannot_be_edited(ws, es_task):
+    fixed = next(p for p in ws.pristine if p not in ws.ranges)
+    with pytest.raises(EditError, match="fixed file"):
+        ws.replace(fixed, 1, 1, "boom\n")
+
+
+def test_ranges_follow_edits_and_undo_restores(ws):
+    file, r = region(ws)
+    start, end = r.start, r.end
+    original = (ws.root / file).read_text()
+    out = ws.replace(file, start, start, "a = 1\nb = 2\nc = 3\n")
+    assert "*|" in out
+    assert ws.ranges[file][0].end == end + 2
+    ws.insert(file, start - 1, "# top of region\n")
+    assert ws.ranges[file][0].end == end + 3
+    # the last line of the region is still editable, one past it is not
+    new_end = ws.ranges[file][0].end
+    ws.replace(file, new_end, new_end, (ws.read(file).splitlines()[new_end - 1]) + "\n")
+    with pytest.raises(EditError):
+        ws.replace(file, new_end + 1, new_end + 1, "x\n")
+    ws.undo(3)
+    assert (ws.root / file).read_text() == original
+    assert (ws.ranges[file][0].start, ws.ranges[file][0].end) == (start, end)
+
+
+def test_create_refused_where_the_task_allows_no_new_files(ws, es_task):
+    if es_task.spec.creatable:
+        pytest.skip("task allows new files")
+    with pytest.raises(EditError, match="not allowed"):
+        ws.create("new_module.py", "x = 1\n")
+
+
+def test_paths_outside_the_workspace_are_refused(ws):
+    with pytest.raises(EditError, match="outside the workspace"):
+        ws.view("../../etc/passwd")
+
+
+def test_integrity_check_restores_fixed_and_editable_files(ws):
+    file, r = region(ws)
+    fixed = next(p for p in ws.pristine if p not in ws.ranges)
+    snap = ws.editable_snapshot()
+    (ws.root / fixed).write_text("tampered\n")
+    (ws.root / file).write_text("tampered\n")
+    events = ws.check_integrity(snap)
+    assert len(events) == 2
+    assert (ws.root / fixed).read_bytes() == ws.pristine[fixed]
+    assert (ws.root / file).read_text() == snap[file]
+
+
+def test_transplant_carries_only_the_editable_regions(ws, es_task, tmp_path):
+    file, r = region(ws)
+    ws.replace(file, r.start, r.start, "MARKER_INSIDE = 1\n")
+    # a fixed line changed behind the workspace's back must not travel
+    lines = ws.read(file).splitlines(keepends=True)
+    lines[0] = "MARKER_OUTSIDE = 1\n"
+    (ws.root / file).write_text("".join(lines))
+    dest = tmp_path / "final"
+    ranges = transplant(es_task, ws.region_texts(), {}, dest, with_hidden=True)
+    text = (dest / file).read_text()
+    assert "MARKER_INSIDE" in text and "MARKER_OUTSIDE" not in text
+    assert (es_task.root / "hidden").is_dir() and any((dest / p.name).exists()
+                                                      for p in (es_task.root / "hidden").iterdir())
+    s, e = ranges[file][0]
+    assert "MARKER_INSIDE" in "".join(text.splitlines(keepends=True)[s - 1:e])
+
+
+def test_diff_against_the_scaffold(ws):
+    file, r = region(ws)
+    ws.replace(file, r.start, r.start, "NEW_LINE = 1\n")
+    d = ws.diff()
+    assert f"b/{file}" in d and "+NEW_LINE = 1" in d
