@@ -41,8 +41,14 @@ def main() -> None:
     p.add_argument("--skip-test", action="store_true", help="skip the test-overhead figure")
     a = p.parse_args()
     tmp = Path(tempfile.mkdtemp())
-    env = ResearchEnv(a.task, runs_dir=None, work_dir=str(tmp / "eps"), max_steps=100000,
-                      test_budget=1000, compute_budget_s=1e9)
+    env = ResearchEnv(
+        a.task,
+        runs_dir=None,
+        work_dir=str(tmp / "eps"),
+        max_steps=100000,
+        test_budget=1000,
+        compute_budget_s=1e9,
+    )
     rows = []
 
     reset_ms = timed(lambda: env.reset(seed=0), max(5, a.repeats // 5))
@@ -55,8 +61,18 @@ def main() -> None:
     def edit_and_undo():
         r = env.workspace.ranges[file][0]
         line = env.workspace.read(file).splitlines()[r.start - 1]
-        env.step({"tool": "edit", "args": {"path": file, "action": "replace", "start": r.start,
-                                           "end": r.start, "text": line}})
+        env.step(
+            {
+                "tool": "edit",
+                "args": {
+                    "path": file,
+                    "action": "replace",
+                    "start": r.start,
+                    "end": r.start,
+                    "text": line,
+                },
+            }
+        )
 
     rows.append(("edit step", timed(edit_and_undo, a.repeats), None, "< 2 ms"))
 
@@ -83,18 +99,29 @@ def main() -> None:
             for s in task.visible_settings:
                 out = tmp / f"out-{s.label}"
                 out.mkdir(exist_ok=True)
-                envv = {**os.environ, **RUN_ENV, "MLSBENCH_SEED": str(task.spec.seeds.dev),
-                        "MLSBENCH_OUT": str(out)}
-                subprocess.run(["bash", "-c", s.command], cwd=work, env=envv,
-                               capture_output=True, check=True)
+                envv = {
+                    **os.environ,
+                    **RUN_ENV,
+                    "MLSBENCH_SEED": str(task.spec.seeds.dev),
+                    "MLSBENCH_OUT": str(out),
+                }
+                subprocess.run(
+                    ["bash", "-c", s.command], cwd=work, env=envv, capture_output=True, check=True
+                )
                 grade(task, s.label, task.spec.seeds.dev, out)
 
         t = time.perf_counter()
         direct()
         direct_ms = (time.perf_counter() - t) * 1000
         rows.append(("settings run directly", direct_ms, None, "baseline"))
-        rows.append(("test step", test_ms, test_ms - direct_ms,
-                     f"overhead {100 * (test_ms / direct_ms - 1):+.1f} % (target < 3 %)"))
+        rows.append(
+            (
+                "test step",
+                test_ms,
+                test_ms - direct_ms,
+                f"overhead {100 * (test_ms / direct_ms - 1):+.1f} % (target < 3 %)",
+            )
+        )
     env.close()
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -9,7 +9,7 @@ import fnmatch
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -202,6 +202,7 @@ class Task:
         except json.JSONDecodeError as e:
             raise TaskSpecError(str(path), "(file)", f"not valid JSON: {e}") from e
 
+    @cache  # noqa: B019 (tasks are few and live for the process)
     def content_hash(self, *parts: str) -> str:
         """sha256 over the task's files (or only the named top-level parts), for records."""
         h = hashlib.sha256()

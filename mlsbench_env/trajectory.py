@@ -11,12 +11,14 @@ import json
 import subprocess
 import sys
 import time
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 FORMAT_VERSION = 1
 
 
+@cache
 def git_revision() -> str | None:
     try:
         out = subprocess.run(
@@ -31,6 +33,7 @@ def git_revision() -> str | None:
         return None
 
 
+@cache
 def versions() -> dict[str, str]:
     import gymnasium
     import numpy

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -47,8 +48,12 @@ def test_check_env_passes(gym_id, tmp_path):
 
 
 def test_gym_make_reset_and_view(tmp_path):
-    env = gym.make("mlsbench/opt-evolution-strategy-v0", sandbox="local",
-                   runs_dir=str(tmp_path / "runs"), work_dir=str(tmp_path / "eps"))
+    env = gym.make(
+        "mlsbench/opt-evolution-strategy-v0",
+        sandbox="local",
+        runs_dir=str(tmp_path / "runs"),
+        work_dir=str(tmp_path / "eps"),
+    )
     obs, info = env.reset(seed=0)
     assert "Research task" in obs and info["tools"] and info["budget"]["steps_left"] > 0
     file, _ = region_of(env.unwrapped)
@@ -57,17 +62,20 @@ def test_gym_make_reset_and_view(tmp_path):
     env.close()
 
 
-@pytest.mark.parametrize("action,words", [
-    ("{not json", "not valid JSON"),
-    ('{"tool": "frobnicate", "args": {}}', "unknown tool 'frobnicate'"),
-    ('{"tool": "view", "args": {"path": 3}}', "bad arguments for view"),
-    ('{"tool": "edit", "args": {"path": "x.py"}}', "bad arguments for edit"),
-    ('{"tool": "undo", "args": {"n": "many"}}', "bad arguments for undo"),
-    ('{"tool": "shell", "args": {"cmd": "ls"}}', "unknown argument"),
-    ('["view"]', "must be a JSON object"),
-    ('{"args": {}}', 'missing "tool"'),
-    ("", "empty action"),
-])
+@pytest.mark.parametrize(
+    "action,words",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"tool": "frobnicate", "args": {}}', "unknown tool 'frobnicate'"),
+        ('{"tool": "view", "args": {"path": 3}}', "bad arguments for view"),
+        ('{"tool": "edit", "args": {"path": "x.py"}}', "bad arguments for edit"),
+        ('{"tool": "undo", "args": {"n": "many"}}', "bad arguments for undo"),
+        ('{"tool": "shell", "args": {"cmd": "ls"}}', "unknown argument"),
+        ('["view"]', "must be a JSON object"),
+        ('{"args": {}}', 'missing "tool"'),
+        ("", "empty action"),
+    ],
+)
 def test_malformed_actions_get_a_helpful_observation(make_env, action, words):
     env = make_env()
     env.reset(seed=0)
@@ -84,11 +92,13 @@ def test_edit_outside_is_refused_byte_identical_and_undo_restores(make_env):
     file, r = region_of(env)
     path = env.workspace.root / file
     before = path.read_bytes()
-    obs, *_, info = env.step(act("edit", path=file, action="replace", start=1, end=1,
-                                 text="import os\n"))
+    obs, *_, info = env.step(
+        act("edit", path=file, action="replace", start=1, end=1, text="import os\n")
+    )
     assert "refused" in obs and not info["ok"] and path.read_bytes() == before
-    obs, *_ = env.step(act("edit", path=file, action="insert", after=r.start - 1,
-                           text=indent_of(env) + "pass\n"))
+    obs, *_ = env.step(
+        act("edit", path=file, action="insert", after=r.start - 1, text=indent_of(env) + "pass\n")
+    )
     assert "Edit applied" in obs and path.read_bytes() != before
     obs, *_ = env.step(act("undo"))
     assert path.read_bytes() == before
@@ -135,11 +145,25 @@ def test_prompt_and_sandbox_hold_no_trace_of_hidden_settings(make_env, es_task, 
         assert s not in obs and s not in json.dumps(info)
     # search from inside: the workspace, the episode dir, /tmp, the task folders, the home
     # directory and the run logs, for every hidden label and command
-    places = " ".join([".", "..", "/tmp", str(es_task.root.parent), str(es_task.root),
-                       str(tmp_path / "runs"), "~"])
+    places = " ".join(
+        [
+            ".",
+            "..",
+            "/tmp",
+            str(es_task.root.parent),
+            str(es_task.root),
+            str(tmp_path / "runs"),
+            str(Path.home()),
+        ]
+    )
     for s in secrets:
-        obs, *_ = env.step(act("shell", command=f"grep -rlF -- {json.dumps(s)} {places} "
-                               "2>/dev/null; echo search-done", timeout=60))
+        obs, *_ = env.step(
+            act(
+                "shell",
+                command=f"grep -rlF -- {json.dumps(s)} {places} 2>/dev/null; echo search-done",
+                timeout=60,
+            )
+        )
         assert "search-done" in obs
         assert obs.split("search-done")[0].strip().splitlines()[1:] == [], obs
     obs, *_ = env.step(act("shell", command="ls hidden* 2>&1; ls ../ ; cat anchors.json 2>&1"))
@@ -162,8 +186,15 @@ def test_policy_violation_fails_the_setting_and_enters_the_tamper_report(make_en
     env = make_env(max_steps=3)
     env.reset(seed=0)
     file, r = region_of(env)
-    env.step(act("edit", path=file, action="insert", after=r.start - 1,
-                 text=f'{indent_of(env)}import os\n'))
+    env.step(
+        act(
+            "edit",
+            path=file,
+            action="insert",
+            after=r.start - 1,
+            text=f"{indent_of(env)}import os\n",
+        )
+    )
     obs, *_, info = env.step(act("test"))
     assert "breaks the task policy" in obs and "import of 'os'" in obs
     obs, *_, info = env.step(act("view"))
@@ -175,8 +206,10 @@ def test_fake_metric_lines_do_not_change_the_metrics(make_env, es_task):
     env = make_env()
     env.reset(seed=0)
     file, r = region_of(env)
-    fake = "".join(f'{indent_of(env)}print("{m.name}: 0.0\\n{m.name}=0 METRIC {m.name} 0")\n'
-                   for m in es_task.spec.metrics)
+    fake = "".join(
+        f'{indent_of(env)}print("{m.name}: 0.0\\n{m.name}=0 METRIC {m.name} 0")\n'
+        for m in es_task.spec.metrics
+    )
     env.step(act("edit", path=file, action="insert", after=r.start - 1, text=fake))
     obs, *_, info = env.step(act("test"))
     anchors = es_task.anchors()
@@ -192,22 +225,23 @@ def test_forged_artifacts_are_overwritten_by_the_harness(make_env, es_task, tmp_
     task_dir = tmp_path / "task-copy" / es_task.id
     shutil.copytree(es_task.root, task_dir)
     raw = yaml.safe_load((task_dir / "task.yaml").read_text())
-    raw["policy"] = {"imports": [*raw["policy"]["imports"], "os", "json", "glob"],
-                     "allow_io": True}
+    raw["policy"] = {"imports": [*raw["policy"]["imports"], "os", "json", "glob"], "allow_io": True}
     (task_dir / "task.yaml").write_text(yaml.safe_dump(raw))
     env = make_env(task=str(task_dir))
     env.reset(seed=0)
     file, r = region_of(env)
     ind = indent_of(env)
-    forge = (f"{ind}import glob, json, os\n"
-             f"{ind}for _d in glob.glob('/**/out/*', recursive=True) + "
-             f"[os.environ.get('MLSBENCH_OUT', '.')]:\n"
-             f"{ind}    for _n in ('result.json', 'metrics.json', 'artifact.json'):\n"
-             f"{ind}        try:\n"
-             f"{ind}            json.dump({{'best_f': 0.0, 'best_fitness': 0.0, 'n_evals': 1}},"
-             f" open(os.path.join(_d, _n), 'w'))\n"
-             f"{ind}        except OSError:\n"
-             f"{ind}            pass\n")
+    forge = (
+        f"{ind}import glob, json, os\n"
+        f"{ind}for _d in glob.glob('/**/out/*', recursive=True) + "
+        f"[os.environ.get('MLSBENCH_OUT', '.')]:\n"
+        f"{ind}    for _n in ('result.json', 'metrics.json', 'artifact.json'):\n"
+        f"{ind}        try:\n"
+        f"{ind}            json.dump({{'best_f': 0.0, 'best_fitness': 0.0, 'n_evals': 1}},"
+        f" open(os.path.join(_d, _n), 'w'))\n"
+        f"{ind}        except OSError:\n"
+        f"{ind}            pass\n"
+    )
     env.step(act("edit", path=file, action="insert", after=r.start - 1, text=forge))
     obs, *_, info = env.step(act("test"))
     anchors = es_task.anchors()
@@ -235,8 +269,9 @@ def test_trajectory_log_is_valid_after_every_step(make_env):
 
 
 def test_vector_env_default_keeps_text(tmp_path):
-    envs = gym.make_vec("mlsbench/opt-evolution-strategy-v0", 2,
-                        runs_dir=None, work_dir=str(tmp_path / "eps"))
+    envs = gym.make_vec(
+        "mlsbench/opt-evolution-strategy-v0", 2, runs_dir=None, work_dir=str(tmp_path / "eps")
+    )
     obs, info = envs.reset(seed=0)
     assert all(isinstance(o, str) and "Research task" in o for o in obs)
     obs, *_ = envs.step([act("view"), "{bad"])
@@ -246,5 +281,10 @@ def test_vector_env_default_keeps_text(tmp_path):
 
 def test_explicit_shared_memory_fails_loudly_not_silently(tmp_path):
     with pytest.raises(TypeError, match="shared memory"):
-        gym.make_vec("mlsbench/opt-evolution-strategy-v0", 2, vectorization_mode="async",
-                     runs_dir=None, work_dir=str(tmp_path / "eps"))
+        gym.make_vec(
+            "mlsbench/opt-evolution-strategy-v0",
+            2,
+            vectorization_mode="async",
+            runs_dir=None,
+            work_dir=str(tmp_path / "eps"),
+        )

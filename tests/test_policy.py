@@ -24,18 +24,21 @@ def test_clean_code_and_fixed_lines_pass():
     assert violations("import math\nreturn np.sort(x) * math.pi") == []
 
 
-@pytest.mark.parametrize("body,rule", [
-    ("import os", "import of 'os'"),
-    ("import gc", "import of 'gc'"),
-    ("from inspect import stack", "import of 'inspect'"),
-    ("return open('/etc/passwd').read()", "file I/O"),
-    ("return np.load('x.npy')", "file I/O"),
-    ("return eval('1+1')", "eval()"),
-    ("return x.__class__.__subclasses__()", "'__class__'"),
-    ("return fixed.__globals__", "'__globals__'"),
-    ("return __builtins__", "__builtins__"),
-    ("import sys\nsys.modules['numpy'] = None", "import of 'sys'"),
-])
+@pytest.mark.parametrize(
+    "body,rule",
+    [
+        ("import os", "import of 'os'"),
+        ("import gc", "import of 'gc'"),
+        ("from inspect import stack", "import of 'inspect'"),
+        ("return open('/etc/passwd').read()", "file I/O"),
+        ("return np.load('x.npy')", "file I/O"),
+        ("return eval('1+1')", "eval()"),
+        ("return x.__class__.__subclasses__()", "'__class__'"),
+        ("return fixed.__globals__", "'__globals__'"),
+        ("return __builtins__", "__builtins__"),
+        ("import sys\nsys.modules['numpy'] = None", "import of 'sys'"),
+    ],
+)
 def test_each_rule_names_itself(body, rule):
     found = violations(body)
     assert any(rule in f for f in found), found

@@ -20,8 +20,10 @@ def box(tmp_path):
     secret = tmp_path / "secret"
     secret.mkdir()
     (secret / "hidden.txt").write_text("hidden-setting-label")
-    sb = make_sandbox("local", SandboxConfig(root=root, hidden=(secret,), memory_mb=512,
-                                             processes=64, file_size_mb=1))
+    sb = make_sandbox(
+        "local",
+        SandboxConfig(root=root, hidden=(secret,), memory_mb=512, processes=64, file_size_mb=1),
+    )
     yield sb, root, secret
     sb.close()
 
@@ -75,8 +77,9 @@ def test_process_limit_contains_a_fork_bomb(box):
 @needs_ns
 def test_no_network(box):
     sb, _, _ = box
-    r = sb.exec("python -c \"import socket; socket.create_connection(('1.1.1.1', 80), 2)\"",
-                timeout=20)
+    r = sb.exec(
+        "python -c \"import socket; socket.create_connection(('1.1.1.1', 80), 2)\"", timeout=20
+    )
     assert r.returncode != 0 and ("unreachable" in r.output or "Errno" in r.output)
 
 
@@ -92,9 +95,11 @@ def test_own_pid_space_and_no_stray_processes(box):
 @needs_ns
 def test_hidden_paths_are_empty_inside(box):
     sb, _, secret = box
-    r = sb.exec(f"ls -A {secret}; cat {secret}/hidden.txt; "
-                f"grep -rl hidden-setting-label {secret.parent} /tmp 2>/dev/null; echo done",
-                timeout=30)
+    r = sb.exec(
+        f"ls -A {secret}; cat {secret}/hidden.txt; "
+        f"grep -rl hidden-setting-label {secret.parent} /tmp 2>/dev/null; echo done",
+        timeout=30,
+    )
     assert not r.timed_out and r.output.rstrip().endswith("done")
     assert "hidden-setting-label" not in r.output
 
@@ -103,7 +108,7 @@ def test_hidden_paths_are_empty_inside(box):
 @pytest.mark.skipif(os.geteuid() != 0, reason="unprivileged uid only when started as root")
 def test_writes_outside_the_workspace_are_refused(box):
     sb, root, _ = box
-    r = sb.exec("touch /etc/mlsbench-escape; touch /usr/mlsbench-escape; touch ok", timeout=5)
+    sb.exec("touch /etc/mlsbench-escape; touch /usr/mlsbench-escape; touch ok", timeout=5)
     assert not Path("/etc/mlsbench-escape").exists()
     assert not Path("/usr/mlsbench-escape").exists()
     assert (root / "ok").exists()

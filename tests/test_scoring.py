@@ -10,10 +10,13 @@ HIGHER_BOUNDED = Metric(name="acc", direction="higher", bound=100.0)
 HIGHER_FREE = Metric(name="ret", direction="higher")
 
 
-@pytest.mark.parametrize("m,floor,ref,bound", [
-    (LOWER_LOG, 100.0, 1e-2, 0.0),
-    (HIGHER_BOUNDED, 60.0, 80.0, 100.0),
-])
+@pytest.mark.parametrize(
+    "m,floor,ref,bound",
+    [
+        (LOWER_LOG, 100.0, 1e-2, 0.0),
+        (HIGHER_BOUNDED, 60.0, 80.0, 100.0),
+    ],
+)
 def test_bounded_curve_passes_through_the_three_anchor_points(m, floor, ref, bound):
     assert metric_score(floor, m, floor, ref) == 0.0
     assert metric_score(ref, m, floor, ref) == pytest.approx(50.0)

@@ -41,19 +41,31 @@ def _set(path, value):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return mutate
 
 
-@pytest.mark.parametrize("mutate,field,words", [
-    (lambda r: r.pop("question"), "question", "required field is missing"),
-    (lambda r: r.__setitem__("questoin", "typo"), "questoin", "unknown field"),
-    (_set(["metrics", 0, "direction"], "sideways"), "metrics.0.direction", "'higher' or 'lower'"),
-    (_set(["editable", 0, "lines"], [1, 100000]), "editable.0.lines", "beyond the end"),
-    (_set(["editable", 0, "file"], "nope.py"), "editable.0.file", "not a file in repo/"),
-    (lambda r: r["settings"][0].pop("command"), "settings.0.command", "required"),
-    (_set(["reference_baseline"], "nonexistent"), "reference_baseline", "not a listed baseline"),
-    (lambda r: r["editable"].append(dict(r["editable"][0])), "editable.1.lines", "overlaps"),
-])
+@pytest.mark.parametrize(
+    "mutate,field,words",
+    [
+        (lambda r: r.pop("question"), "question", "required field is missing"),
+        (lambda r: r.__setitem__("questoin", "typo"), "questoin", "unknown field"),
+        (
+            _set(["metrics", 0, "direction"], "sideways"),
+            "metrics.0.direction",
+            "'higher' or 'lower'",
+        ),
+        (_set(["editable", 0, "lines"], [1, 100000]), "editable.0.lines", "beyond the end"),
+        (_set(["editable", 0, "file"], "nope.py"), "editable.0.file", "not a file in repo/"),
+        (lambda r: r["settings"][0].pop("command"), "settings.0.command", "required"),
+        (
+            _set(["reference_baseline"], "nonexistent"),
+            "reference_baseline",
+            "not a listed baseline",
+        ),
+        (lambda r: r["editable"].append(dict(r["editable"][0])), "editable.1.lines", "overlaps"),
+    ],
+)
 def test_broken_task_yaml_names_file_and_field(broken, mutate, field, words):
     root = broken(mutate)
     with pytest.raises(TaskSpecError) as e:

@@ -89,10 +89,11 @@ def test_transplant_carries_only_the_editable_regions(ws, es_task, tmp_path):
     ranges = transplant(es_task, ws.region_texts(), {}, dest, with_hidden=True)
     text = (dest / file).read_text()
     assert "MARKER_INSIDE" in text and "MARKER_OUTSIDE" not in text
-    assert (es_task.root / "hidden").is_dir() and any((dest / p.name).exists()
-                                                      for p in (es_task.root / "hidden").iterdir())
+    assert (es_task.root / "hidden").is_dir() and any(
+        (dest / p.name).exists() for p in (es_task.root / "hidden").iterdir()
+    )
     s, e = ranges[file][0]
-    assert "MARKER_INSIDE" in "".join(text.splitlines(keepends=True)[s - 1:e])
+    assert "MARKER_INSIDE" in "".join(text.splitlines(keepends=True)[s - 1 : e])
 
 
 def test_diff_against_the_scaffold(ws):

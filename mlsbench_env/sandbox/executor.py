@@ -45,8 +45,11 @@ def setup_mounts(hide: list[str], expose: list[tuple[str, bool]], private_tmp: b
     fds = [(os.open(path, os.O_PATH), path, ro) for path, ro in expose if os.path.exists(path)]
     covered = sorted({*hide, *(["/tmp"] if private_tmp else [])})
     # a path inside another covered one is already gone once its parent is covered
-    covered = [p for p in covered
-               if os.path.isdir(p) and not any(p.startswith(q.rstrip("/") + "/") for q in covered)]
+    covered = [
+        p
+        for p in covered
+        if os.path.isdir(p) and not any(p.startswith(q.rstrip("/") + "/") for q in covered)
+    ]
     for path in covered:
         _mount("tmpfs", path, "tmpfs", 0, "size=64m,mode=1777" if path == "/tmp" else "size=1m")
     for fd, path, ro in fds:

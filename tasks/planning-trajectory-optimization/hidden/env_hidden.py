@@ -54,10 +54,10 @@ class Acrobot(ControlEnv):
         q1, q2, dq1, dq2 = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
         s1, s12 = np.sin(q1), np.sin(q1 + q2)
         tip_x = l1 * s1 + l2 * s12
-        tip_dy = l1 * np.cos(q1) + l2 * np.cos(q1 + q2)  # distance of the tip below the top
         top = l1 + l2
+        tip_dy = top + l1 * np.cos(q1) + l2 * np.cos(q1 + q2)  # depth of the tip below the top
         reward = (
-            0.5 * (top - tip_dy) / top
+            0.5 * (1.0 - tip_dy / (2.0 * top))
             + 0.5 * np.exp(-(tip_x * tip_x + tip_dy * tip_dy) / 0.5)
             - 0.01 * a0 * a0
         )
@@ -120,10 +120,10 @@ class Arm2(ControlEnv):
         q1, q2, dq1, dq2 = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
         s1, s12 = np.sin(q1), np.sin(q1 + q2)
         tip_x = l1 * s1 + l2 * s12
-        tip_dy = l1 * np.cos(q1) + l2 * np.cos(q1 + q2)  # distance of the tip below the top
         top = l1 + l2
+        tip_dy = top + l1 * np.cos(q1) + l2 * np.cos(q1 + q2)  # depth of the tip below the top
         reward = (
-            0.5 * (top - tip_dy) / (2 * top)
+            0.5 * (1.0 - tip_dy / (2.0 * top))
             + 0.5 * np.exp(-(tip_x * tip_x + tip_dy * tip_dy) / (0.25 * top * top))
             - 0.01 * np.sum(a * a, axis=1)
         )
