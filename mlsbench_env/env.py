@@ -11,8 +11,10 @@ nothing; durations live in the trajectory log.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -88,8 +90,9 @@ class EnvConfig(BaseModel):
     reward_scale: float = Field(1.0, gt=0, description="Terminal reward = score x this.")
     submit_on_truncation: bool = Field(
         False,
-        description="When a budget runs out, run the final evaluation of the current "
-        "code anyway (explicit opt-in; never done silently).",
+        description="When a budget runs out, run the final evaluation of the "
+        "code of the last test (or the current code if none) anyway (explicit opt-in; never "
+        "done silently).",
     )
     final_seeds: tuple[int, ...] | None = Field(
         None, description="Override the task's final seeds (quick checks; not comparable)."
@@ -142,7 +145,7 @@ class ResearchEnv(gym.Env):
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self._teardown()
+        self._teardown(wait=False)
         b, c = self.task.spec.budgets, self.config
         self.budget = Budget(
             steps=c.max_steps or b.max_steps,
@@ -217,9 +220,12 @@ class ResearchEnv(gym.Env):
                 truncated = True
                 text += f"\n\nBudget exhausted ({ran_out}): the episode is truncated."
                 if self.config.submit_on_truncation:
-                    text += " submit_on_truncation is set: evaluating the current code."
+                    last = self.tests[-1] if self.tests else None
+                    what = f"test {last['n']}" if last else "the current code"
+                    text += f" submit_on_truncation is set: evaluating {what}."
                     final_info = self._final(
-                        self.workspace.region_texts(), self.workspace.created_files()
+                        last["regions"] if last else self.workspace.region_texts(),
+                        last["created"] if last else self.workspace.created_files(),
                     )
                     info.update(final_info)
                     reward = float(final_info.get("score") or 0.0) * self.config.reward_scale
@@ -350,8 +356,7 @@ class ResearchEnv(gym.Env):
                 ranges,
             )
             self.budget.compute_s -= run.wall_s
-            for v in run.policy_violations:
-                self._event("policy_violation", v)
+            self._run_events(run)
             runs.append(run)
             if self.progress:
                 self.progress(setting.label, self.task.spec.seeds.dev, run)
@@ -432,8 +437,7 @@ class ResearchEnv(gym.Env):
             progress=self.progress,
         )
         for run in result.runs:
-            for v in run.policy_violations:
-                self._event("policy_violation", v)
+            self._run_events(run)
         metrics, errors = {}, {}
         for run in result.runs:
             if run.error:
@@ -473,6 +477,12 @@ class ResearchEnv(gym.Env):
             f"compute left {max(b.compute_s, 0):.0f} s"
         )
 
+    def _run_events(self, run: SettingRun) -> None:
+        for v in run.policy_violations:
+            self._event("policy_violation", v)
+        if run.error and run.error.startswith("grader rejected"):
+            self._event("artifact_rejected", f"{run.label} seed {run.seed}: {run.error}")
+
     def _event(self, kind: str, detail: str) -> None:
         self.events.append({"step": self.step_count, "kind": kind, "detail": detail})
 
@@ -506,6 +516,15 @@ class ResearchEnv(gym.Env):
         if self._log:
             self._log.write(record)
 
+    def record(self, record: dict) -> None:
+        """Append ``record`` to this episode's trajectory (agents log their model calls here).
+        After the episode's end record it still appends (an agent's closing totals)."""
+        if self._log is not None and not self._done:
+            self._record(record)
+        elif self.run_dir is not None and (self.run_dir / "trajectory.jsonl").is_file():
+            with open(self.run_dir / "trajectory.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, default=str) + "\n")
+
     def _finish(self, reward: float, status: str, info: dict) -> None:
         self._done = True
         self._record(
@@ -524,18 +543,25 @@ class ResearchEnv(gym.Env):
         if self._log:
             self._log.close()
 
-    def _teardown(self) -> None:
-        if self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
+    def _teardown(self, wait: bool = True) -> None:
+        sandbox, episode_dir = self._sandbox, self._episode_dir
+        self._sandbox, self._episode_dir = None, None
         if self._log is not None:
             if not self._done:
                 self._record({"type": "end", "status": "abandoned", "steps": self.step_count})
             self._log.close()
             self._log = None
-        if self._episode_dir is not None:
-            shutil.rmtree(self._episode_dir, ignore_errors=True)
-            self._episode_dir = None
+
+        def release():
+            if sandbox is not None:
+                sandbox.close()
+            if episode_dir is not None:
+                shutil.rmtree(episode_dir, ignore_errors=True)
+
+        if wait:
+            release()
+        else:  # reset: the old episode's clean-up need not delay the new one
+            threading.Thread(target=release, daemon=True).start()
 
     def __del__(self):
         try:
@@ -558,6 +584,11 @@ def _cap(text: str) -> str:
 
 
 def _truncate_tokens(text: str, max_tokens: int) -> str:
+    if len(text) > max_tokens:  # shorter text holds at most max_tokens tokens
+        from mlsbench_env import tokens
+
+        if tokens.encoding() is not None:  # tiktoken, loaded offline (see tokens.py)
+            return tokens.truncate_middle(text, max_tokens)
     limit = max_tokens * CHARS_PER_TOKEN
     if len(text) <= limit:
         return text

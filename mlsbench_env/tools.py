@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -87,15 +88,22 @@ def _schema(model: type[_Args]) -> dict:
 
 
 def tool_schemas(names: list[str]) -> list[dict]:
-    """Neutral schemas: name, description, JSON-schema parameters."""
-    return [
-        {
-            "name": n,
-            "description": " ".join(TOOLS[n].__doc__.split()),
-            "parameters": _schema(TOOLS[n]),
-        }
-        for n in names
-    ]
+    """Neutral schemas: name, description, JSON-schema parameters (a fresh copy per call)."""
+    return json.loads(_schemas_json(tuple(names)))
+
+
+@cache  # pydantic's schema generation costs ~20 ms per tool: do it once per tool set
+def _schemas_json(names: tuple[str, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "name": n,
+                "description": " ".join(TOOLS[n].__doc__.split()),
+                "parameters": _schema(TOOLS[n]),
+            }
+            for n in names
+        ]
+    )
 
 
 def openai_tools(schemas: list[dict]) -> list[dict]:

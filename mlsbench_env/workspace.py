@@ -40,6 +40,18 @@ def _lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Overwrite a file in place. Truncating to zero first (what write_text does) makes ext4's
+    auto_da_alloc flush the file to disk, ~4 ms per edit; truncating after writing does not."""
+    data = text.encode()
+    try:
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate()
+    except FileNotFoundError:
+        path.write_bytes(data)
+
+
 def _ensure_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
@@ -182,7 +194,7 @@ class Workspace:
         new = _lines(_ensure_newline(text))
         self._snapshot(rel)
         lines[start - 1 : end] = new
-        full.write_text("".join(lines))
+        write_text(full, "".join(lines))
         delta = len(new) - (end - start + 1)
         if rel in self.ranges:
             for r in self.ranges[rel]:
@@ -207,7 +219,7 @@ class Workspace:
             raise EditError(f"creating {rel} is not allowed; allowed new files: {allowed}")
         self._snapshot(rel)
         full.parent.mkdir(parents=True, exist_ok=True)
-        full.write_text(_ensure_newline(text))
+        write_text(full, _ensure_newline(text))
         self.created.add(rel)
         return self.view(rel)
 
@@ -224,7 +236,7 @@ class Workspace:
                 full.unlink(missing_ok=True)
                 self.created.discard(snap.path)
             else:
-                full.write_text(snap.text)
+                write_text(full, snap.text)
                 if snap.path in self.ranges:
                     self.ranges[snap.path] = snap.ranges
             undone.append(snap.path)
@@ -281,7 +293,7 @@ class Workspace:
                 current = full.read_text() if full.is_file() else None
                 if current != known_editable_text[rel]:
                     full.parent.mkdir(parents=True, exist_ok=True)
-                    full.write_text(known_editable_text[rel])
+                    write_text(full, known_editable_text[rel])
                     events.append(
                         f"{rel} was changed outside the `edit` tool and was restored; "
                         "use `edit` to change editable lines"
@@ -306,7 +318,7 @@ class Workspace:
             full = self.root / rel
             if not full.is_file() or full.read_text() != known_editable_text[rel]:
                 full.parent.mkdir(parents=True, exist_ok=True)
-                full.write_text(known_editable_text[rel])
+                write_text(full, known_editable_text[rel])
                 events.append(f"{rel} was changed outside the `edit` tool and was restored")
         return events
 
@@ -367,7 +379,7 @@ def transplant(
         }
         for region in reversed(file_regions):
             lines[region.start - 1 : region.end] = new[region.index]
-        (dest / file).write_text("".join(lines))
+        write_text(dest / file, "".join(lines))
         shift, spans = 0, []
         for region in file_regions:
             n = len(new[region.index])
@@ -378,6 +390,6 @@ def transplant(
         if not task.may_create(rel) or (dest / rel).exists():
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        (dest / rel).write_text(text)
+        write_text(dest / rel, text)
         ranges[rel] = [(1, len(_lines(text)))]
     return ranges

@@ -43,7 +43,8 @@ def namespace_prefix() -> tuple[str, ...] | None:
     return (*base, "--") if ok else None
 
 
-def _home_cover() -> tuple[list[str], list[str]]:
+@cache
+def _home_cover() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Cover the home directory, but keep the interpreter and tools on PATH reachable."""
     home = Path.home().resolve()
     keep = set()
@@ -54,7 +55,7 @@ def _home_cover() -> tuple[list[str], list[str]]:
             continue
         if rel.parts:
             keep.add(str(home / rel.parts[0]))
-    return [str(home)], sorted(keep)
+    return (str(home),), tuple(sorted(keep))
 
 
 class LocalSandbox:
@@ -79,7 +80,7 @@ class LocalSandbox:
         hide, expose = [str(p) for p in config.hidden], [[str(p), True] for p in config.readable]
         if prefix and os.geteuid() == 0:
             home, keep = _home_cover()
-            hide += home
+            hide += list(home)
             expose += [[p, True] for p in keep]
         expose += [[str(p), False] for p in (config.root, *config.writable)]
         executor_config = {
@@ -180,16 +181,17 @@ class LocalSandbox:
 
     def close(self) -> None:
         proc = getattr(self, "_proc", None)
-        if proc is None or proc.poll() is not None:
+        if proc is None or proc.returncode is not None:
             return
-        try:
-            proc.stdin.close()
-            proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
-        finally:
-            proc.stdout.close()
+        # Nothing in the sandbox needs a graceful stop: killing unshare kills the executor
+        # (--kill-child), and with it, as PID 1, every process of the namespace.
+        proc.kill()
+        proc.wait()
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
 
     def __del__(self):
         self.close()
