@@ -92,26 +92,61 @@ def _make_agent(task, agent: str):
             raise typer.Exit(2) from None
     console.print(
         f"[red]error:[/red] unknown agent {agent!r}; expected baseline:<name> "
-        f"(one of: {', '.join(task.baseline_names)}, strongest)"
+        f"(one of: {', '.join(task.baseline_names)}, strongest) or an agent YAML file "
+        "(e.g. agents/openai.yaml)"
     )
     raise typer.Exit(2)
 
 
 @app.command()
 def run(
-    task: Annotated[str, typer.Option(help="Task id or folder.")],
-    agent: Annotated[str, typer.Option(help="baseline:<name> plays that baseline's edit.")],
+    task: Annotated[str | None, typer.Option(help="Task id or folder.")] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            help="baseline:<name> plays that baseline's edit; a YAML file (agents/openai.yaml) "
+            "runs that LLM agent (docs/agents.md)."
+        ),
+    ] = None,
     seed: int = 0,
     sandbox: str = "local",
     runs_dir: str = "runs",
     final_seeds: Annotated[
         str | None, typer.Option(help="e.g. 0,1 (quick, not comparable)")
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override an agent YAML field, e.g. model.temperature=0.2."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (= --set model.name=...).")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server, e.g. http://localhost:8000/v1.")
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="A run folder: replay its recorded actions, then go on with the model."),
+    ] = None,
 ):
     """Play one whole episode with an agent and print the final score."""
     from mlsbench_env.env import ResearchEnv
     from mlsbench_env.runner import run_episode
 
+    if resume or (agent and agent.endswith((".yaml", ".yml"))):
+        overrides = list(set_ or [])
+        overrides += [f"model.name={model}"] if model else []
+        overrides += [f"model.base_url={base_url}"] if base_url else []
+        seeds = tuple(int(s) for s in final_seeds.split(",")) if final_seeds else None
+        result = _run_llm(task, agent, seed, sandbox, runs_dir, seeds, overrides, resume)
+        if result.terminated or result.truncated:
+            _print_result(result)
+        elif result.run_dir:
+            console.print(
+                f"No final evaluation; continue with: mlsbench run --resume {result.run_dir}"
+            )
+        return
+    if not task or not agent:
+        console.print("[red]error:[/red] give --task and --agent (or --resume RUN_DIR)")
+        raise typer.Exit(2)
     t = _load(task)
     a = _make_agent(t, agent)
     opts = {"sandbox": sandbox, "runs_dir": runs_dir, "agent_name": a.name}
@@ -133,6 +168,89 @@ def run(
     with console.status("running experiments ..."):
         result = run_episode(env, a, seed=seed, on_step=on_step)
     env.close()
+    _print_result(result)
+
+
+def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resume):
+    """`mlsbench run` with an LLM agent (a YAML file), or resuming a saved run."""
+    from rich.markup import escape
+
+    from mlsbench_env.agent import (
+        LLMAgent,
+        ReplayModel,
+        load_config,
+        make_model,
+        saved_run,
+        summarize,
+    )
+    from mlsbench_env.env import ResearchEnv
+
+    env_opts: dict = {}
+    extra: tuple[dict, ...] = ()
+    try:
+        if resume:
+            header, saved = saved_run(resume)
+            task = task or header.get("task")
+            seed = header.get("seed", seed)
+            # the saved episode's env options, but this run's folders and name
+            mine = ("runs_dir", "work_dir", "agent_name")
+            env_opts = {k: v for k, v in (header.get("config") or {}).items() if k not in mine}
+            if not agent and saved is None:
+                console.print(f"[red]error:[/red] {resume} has no agent config; give --agent")
+                raise typer.Exit(2)
+            cfg = load_config(agent or saved, overrides)
+            extra = ({"type": "resumed_from", "run_dir": str(resume)},)
+        else:
+            cfg = load_config(agent, overrides)
+        if not task:
+            console.print("[red]error:[/red] give --task")
+            raise typer.Exit(2)
+        t = _load(task)
+        llm = make_model(cfg.model)
+        if resume:
+            llm = ReplayModel.from_trajectory(
+                resume, then=llm, action_format=cfg.model.action_format
+            )
+    except MLSBenchError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    env_opts.setdefault("sandbox", sandbox)
+    env_opts.update(
+        runs_dir=runs_dir, agent_name=cfg.name, obs_max_tokens=cfg.context.obs_max_tokens
+    )
+    if cfg.tools:
+        env_opts["tools"] = cfg.tools
+    if final_seeds:
+        env_opts["final_seeds"] = final_seeds
+    env = ResearchEnv(t, **env_opts)
+    env.progress = _progress_printer()
+
+    def on_step(i, action, obs, info, totals):
+        console.print(f"[bold]step {i}[/bold] {escape(summarize(action, obs, info, totals))}")
+
+    agent_ = LLMAgent(
+        cfg, llm, on_step=on_step, on_note=lambda m: console.print(f"  [dim]{m}[/dim]")
+    )
+    console.print(f"Running {cfg.name} ({llm.name}) on {t.id} (seed {seed}) ...")
+    try:
+        result = agent_.run(env, seed=seed, extra_records=extra)
+    except KeyboardInterrupt:
+        env.close()
+        where = env.run_dir or "(no run folder)"
+        console.print(f"\ninterrupted; continue with: mlsbench run --resume {where}")
+        raise typer.Exit(130) from None
+    env.close()
+    tot = result.totals
+    console.print(
+        f"Agent exit status: {result.status}; {tot.model_calls} model calls, "
+        f"{tot.input_tokens + tot.cached_input_tokens} input ({tot.cached_input_tokens} cached) / "
+        f"{tot.output_tokens} output tokens{' (some estimated)' if tot.estimated else ''}, "
+        f"${tot.cost_usd:.4f}"
+    )
+    return result.episode
+
+
+def _print_result(result) -> None:
     info = result.final_info
     table = Table("setting", "metrics (mean over seeds)", "score", "error")
     for label, m in info.get("metrics", {}).items():

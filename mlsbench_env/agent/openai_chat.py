@@ -1,0 +1,114 @@
+"""OpenAI Chat Completions (api.openai.com and any OpenAI-compatible server: vLLM, llama.cpp
+server, Ollama, ...) through the official ``openai`` SDK, imported only here."""
+
+from __future__ import annotations
+
+import os
+
+from mlsbench_env import tokens
+from mlsbench_env.agent.config import AgentConfigError, ModelConfig
+from mlsbench_env.agent.models import ModelError, ModelResponse, ToolCall, Usage
+from mlsbench_env.agent.retry import import_sdk, status_error
+from mlsbench_env.tools import openai_tools
+
+
+def to_openai(messages: list[dict]) -> list[dict]:
+    """Neutral messages -> Chat Completions messages."""
+    out = []
+    for m in messages:
+        if m["role"] == "assistant":
+            msg = {"role": "assistant", "content": m["content"] or None}
+            if m.get("tool_calls"):
+                msg["tool_calls"] = [
+                    {
+                        "id": c["id"],
+                        "type": "function",
+                        "function": {"name": c["name"], "arguments": c["arguments"]},
+                    }
+                    for c in m["tool_calls"]
+                ]
+            elif msg["content"] is None:
+                msg["content"] = ""
+            out.append(msg)
+        elif m["role"] == "tool":
+            out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]})
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    return out
+
+
+class OpenAIChat:
+    def __init__(self, cfg: ModelConfig):
+        self.sdk = import_sdk("openai")
+        self.cfg = cfg
+        self.name = cfg.name
+        env_var = cfg.api_key_env or "OPENAI_API_KEY"
+        key = os.environ.get(env_var)
+        if not key:
+            if not cfg.base_url:
+                raise AgentConfigError(
+                    f"model: no API key: set {env_var}, or give --base-url for a local "
+                    "OpenAI-compatible server"
+                )
+            key = "EMPTY"  # local servers usually accept any key
+        # retries are ours (one policy for every provider, recorded per call), so the SDK's are off
+        self.client = self.sdk.OpenAI(
+            api_key=key, base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
+        )
+
+    def request(self, messages: list[dict], tools: list[dict]) -> dict:
+        cfg = self.cfg
+        req: dict = {"model": cfg.name, "messages": to_openai(messages)}
+        if tools:
+            req["tools"] = openai_tools(tools)
+        if cfg.temperature is not None:
+            req["temperature"] = cfg.temperature
+        # api.openai.com wants max_completion_tokens (reasoning models refuse max_tokens);
+        # compatible servers have long known max_tokens
+        req["max_tokens" if cfg.base_url else "max_completion_tokens"] = cfg.max_output_tokens
+        req.update(cfg.params)
+        return req
+
+    def query(self, messages: list[dict], tools: list[dict]) -> ModelResponse:
+        sdk = self.sdk
+        req = self.request(messages, tools)
+        try:
+            r = self.client.chat.completions.create(**req)
+        except sdk.APIStatusError as e:
+            raise status_error("OpenAI", e.status_code, e.message, e.response.headers) from None
+        except sdk.APITimeoutError:
+            raise ModelError(
+                f"OpenAI API request timed out after {self.cfg.timeout_s} s", retryable=True
+            ) from None
+        except sdk.APIConnectionError as e:
+            raise ModelError(f"cannot reach the OpenAI API: {e}", retryable=True) from None
+        if not r.choices:
+            raise ModelError("OpenAI API returned no choices", retryable=True)
+        msg = r.choices[0].message
+        calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
+            for c in msg.tool_calls or ()
+            if getattr(c, "function", None) is not None
+        )
+        text = msg.content or ""
+        if r.usage is not None:
+            details = getattr(r.usage, "prompt_tokens_details", None) or {}
+            if not isinstance(details, dict):  # a typed object in SDKs >= 1.50, a dict before
+                details = details.model_dump()
+            cached = details.get("cached_tokens") or 0
+            usage = Usage(
+                input_tokens=(r.usage.prompt_tokens or 0) - cached,
+                cached_input_tokens=cached,
+                output_tokens=r.usage.completion_tokens or 0,
+            )
+        else:  # some compatible servers report nothing: estimate
+            sent = "".join(str(m.get("content") or "") for m in req["messages"])
+            out = text + "".join(c.arguments for c in calls)
+            usage = Usage(
+                input_tokens=tokens.count(sent, self.name),
+                output_tokens=tokens.count(out, self.name),
+                estimated=True,
+            )
+        return ModelResponse(
+            text=text, tool_calls=calls, usage=usage, stop_reason=r.choices[0].finish_reason
+        )

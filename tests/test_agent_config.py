@@ -1,0 +1,139 @@
+"""Agent YAML, --set overrides, text actions, retries and cost: the pieces, without an env."""
+
+from pathlib import Path
+
+import pytest
+
+from mlsbench_env.agent import AgentConfigError, ModelError, load_config, parse_text_action
+from mlsbench_env.agent.config import RetryConfig
+from mlsbench_env.agent.loop import cost_usd
+from mlsbench_env.agent.models import Usage
+from mlsbench_env.agent.retry import call_with_retries, retry_after
+
+AGENTS = sorted((Path(__file__).parent.parent / "agents").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", AGENTS, ids=lambda p: p.name)
+def test_shipped_agent_files_load(path):
+    cfg = load_config(path)
+    assert cfg.model.provider in ("openai", "anthropic") and cfg.model.name
+    assert "{action_format}" in cfg.prompts.system
+
+
+def test_shipped_agents_cover_each_provider_and_text_mode():
+    cfgs = [load_config(p) for p in AGENTS]
+    assert {c.model.provider for c in cfgs} == {"openai", "anthropic"}
+    assert any(c.model.action_format == "text" and c.model.base_url for c in cfgs)
+
+
+def test_misspelt_key_is_an_error_that_names_it(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("name: x\nmodel: {provider: openai, name: m, temprature: 0.3}\n")
+    with pytest.raises(AgentConfigError, match=r"model\.temprature: unknown field"):
+        load_config(path)
+    with pytest.raises(AgentConfigError, match="no such agent file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_set_overrides_any_field_with_yaml_values():
+    base = {"name": "x", "model": {"provider": "openai", "name": "m"}}
+    cfg = load_config(
+        base,
+        [
+            "model.temperature=0.2",
+            "model.params.reasoning_effort=high",
+            "tools=[view, submit]",
+            "limits.cost_limit_usd=null",
+            "prompts.instance=Task {task}: {observation}",
+            "prompts.format_error={error}",
+        ],
+    )
+    assert cfg.model.temperature == 0.2
+    assert cfg.model.params == {"reasoning_effort": "high"}
+    assert cfg.tools == ("view", "submit")
+    assert cfg.limits.cost_limit_usd is None
+    assert cfg.prompts.instance == "Task {task}: {observation}"
+    assert cfg.prompts.format_error == "{error}"
+    with pytest.raises(AgentConfigError, match="KEY=VALUE"):
+        load_config(base, ["model.temperature"])
+    with pytest.raises(AgentConfigError, match="retry.max_attempts"):
+        load_config(base, ["retry.max_attempts=0"])
+
+
+def test_config_is_frozen():
+    cfg = load_config({"name": "x", "model": {"provider": "scripted"}})
+    with pytest.raises(Exception):  # noqa: B017 (pydantic's frozen error)
+        cfg.model.name = "y"
+
+
+@pytest.mark.parametrize(
+    "text, action",
+    [
+        ('Thought.\n```json\n{"tool": "test", "args": {}}\n```', '{"tool": "test", "args": {}}'),
+        ('```\n{"tool": "test"}\n```', '{"tool": "test"}'),
+        ('  {"tool": "submit", "args": {}}  ', '{"tool": "submit", "args": {}}'),
+        ('```python\nprint(1)\n```\n```json\n{"tool": "test"}\n```', '{"tool": "test"}'),
+        (
+            '```json\n{"tool": "view", "args": {"path": "a.py"\n```',
+            '{"tool": "view", "args": {"path": "a.py"',
+        ),
+    ],
+)
+def test_text_actions_are_found(text, action):
+    assert parse_text_action(text) == (action, None)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("I will now think.", "no action found"),
+        ('```json\n{"tool": "a"}\n```\n```json\n{"tool": "b"}\n```', "2 action blocks"),
+        ("", "no action found"),
+    ],
+)
+def test_text_without_one_action_says_why(text, problem):
+    action, why = parse_text_action(text)
+    assert action is None and problem in why
+
+
+def test_cost_from_usage_and_prices():
+    prices = load_config(
+        {"name": "x", "model": {"provider": "scripted"}, "prices": {"input": 2, "output": 8}}
+    ).prices
+    usage = Usage(input_tokens=1_000_000, cached_input_tokens=500_000, output_tokens=250_000)
+    assert cost_usd(usage, prices) == pytest.approx(2 + 1 + 2)  # cached defaults to input
+
+
+def test_retries_honour_retry_after_back_off_and_give_up():
+    policy = RetryConfig(max_attempts=4, initial_s=1.0, max_s=3.0, jitter=0.0)
+    errors = [
+        ModelError("429", retryable=True, retry_after=0.5),
+        ModelError("500", retryable=True),
+        ModelError("500", retryable=True),
+        ModelError("500", retryable=True),
+    ]
+    sleeps = []
+
+    def fail():
+        raise errors.pop(0)
+
+    with pytest.raises(ModelError, match="500"):
+        call_with_retries(fail, policy, sleep=sleeps.append)
+    assert sleeps == [0.5, 2.0, 3.0]  # retry-after, then 1 * 2^1, then capped at max_s
+
+    sleeps.clear()
+    with pytest.raises(ModelError, match="400"):
+        call_with_retries(
+            lambda: (_ for _ in ()).throw(ModelError("400", retryable=False)),
+            policy,
+            sleep=sleeps.append,
+        )
+    assert sleeps == []
+    assert call_with_retries(lambda: "ok", policy) == ("ok", 1)
+
+
+def test_retry_after_header_forms():
+    assert retry_after({"retry-after": "2"}) == 2.0
+    assert retry_after({"retry-after-ms": "150", "retry-after": "9"}) == 0.15
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    assert retry_after(None) is None
