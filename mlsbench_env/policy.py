@@ -27,7 +27,15 @@ FORBIDDEN_CALLS = {
     "setattr",
     "delattr",
 }
+NAME_LOOKUPS = {"getattr", "hasattr"}  # allowed only with a constant, allowed attribute name
 IO_CALLS = {"open"}
+# submodules reachable as attributes of allowed packages that lead to the OS or the harness
+# (e.g. numpy.f2py.os.environ)
+ESCAPE_ATTRIBUTES = {
+    "os", "sys", "f2py", "subprocess", "ctypes", "builtins", "importlib", "environ", "system",
+    "popen", "shutil", "pathlib", "socket", "gc", "inspect", "f_back", "f_globals",
+    "f_locals", "gi_frame", "tb_frame",
+}  # fmt: skip
 # attributes of allowed modules that read or write files
 IO_ATTRIBUTES = {
     "load",
@@ -43,6 +51,8 @@ IO_ATTRIBUTES = {
     "open",
     "DataSource",
     "read_csv",
+    "fromregex",
+    "io",
     "to_csv",
 }
 ALLOWED_DUNDERS = {
@@ -79,50 +89,50 @@ def check_source(
     def bad(node: ast.AST, rule: str) -> None:
         out.append(f"{filename}:{node.lineno}: {rule}")
 
+    def attribute_rule(attr: str) -> str | None:
+        if attr.startswith("__") and attr not in ALLOWED_DUNDERS:
+            return f"access to {attr!r} is not allowed (no introspection of the harness)"
+        if attr in IO_ATTRIBUTES and not policy.allow_io:
+            return f".{attr} is not allowed: this task allows no file I/O"
+        if attr in ESCAPE_ATTRIBUTES:
+            return f"access to .{attr} is not allowed (no OS, frame or module access)"
+        return None
+
     for node in ast.walk(tree):
         if not editable(node):
             continue
         if isinstance(node, ast.Import | ast.ImportFrom):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                names = [node.module or "."]
+            if isinstance(node, ast.ImportFrom):
+                base = "." if node.level else (node.module or "")
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
             else:
-                names = (
-                    [a.name for a in node.names]
-                    if isinstance(node, ast.Import)
-                    else [node.module or ""]
-                )
+                names = [a.name for a in node.names]
             for name in names:
-                if name.split(".")[0] not in allowed:
-                    bad(
-                        node,
-                        f"import of {name!r} is not allowed (allowed: "
-                        f"{', '.join(sorted(allowed))})",
-                    )
+                parts = [p for p in name.split(".") if p]
+                if name == "." or (parts and parts[0] not in allowed):
+                    bad(node, f"import of {name!r} is not allowed (allowed: "
+                              f"{', '.join(sorted(allowed))})")
+                    break
+                hit = next((p for p in parts[1:] if attribute_rule(p)), None)
+                if hit:
+                    bad(node, f"import of {name!r} is not allowed: {attribute_rule(hit)}")
+                    break
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in FORBIDDEN_CALLS:
-                bad(
-                    node,
-                    f"call of {node.func.id}() is not allowed (no dynamic code or introspection)",
-                )
-            elif node.func.id in IO_CALLS and not policy.allow_io:
-                bad(node, f"{node.func.id}() is not allowed: this task allows no file I/O")
+            fn = node.func.id
+            if fn in FORBIDDEN_CALLS:
+                bad(node, f"call of {fn}() is not allowed (no dynamic code or introspection)")
+            elif fn in IO_CALLS and not policy.allow_io:
+                bad(node, f"{fn}() is not allowed: this task allows no file I/O")
+            elif fn in NAME_LOOKUPS:
+                arg = node.args[1] if len(node.args) > 1 else None
+                if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+                    bad(node, f"{fn}() with a computed attribute name is not allowed")
+                elif attribute_rule(arg.value):
+                    bad(node, attribute_rule(arg.value))
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("__") and node.attr not in ALLOWED_DUNDERS:
-                bad(
-                    node,
-                    f"access to {node.attr!r} is not allowed (no introspection of the harness)",
-                )
-            elif node.attr in IO_ATTRIBUTES and not policy.allow_io:
-                bad(node, f".{node.attr} is not allowed: this task allows no file I/O")
-            elif node.attr in {
-                "f_back",
-                "f_globals",
-                "f_locals",
-                "gi_frame",
-                "tb_frame",
-                "modules",
-            }:
-                bad(node, f"access to .{node.attr} is not allowed (no frame or module patching)")
+            rule = attribute_rule(node.attr)
+            if rule:
+                bad(node, rule)
         elif isinstance(node, ast.Name) and node.id in {"__builtins__", "__loader__", "__spec__"}:
             bad(node, f"use of {node.id} is not allowed")
     return out

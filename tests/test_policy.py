@@ -21,7 +21,7 @@ def violations(body: str, policy: Policy | None = None) -> list[str]:
 
 
 def test_clean_code_and_fixed_lines_pass():
-    assert violations("import math\nreturn np.sort(x) * math.pi") == []
+    assert violations("import math\nreturn np.sort(x) * math.pi + getattr(x, 'size', 0)") == []
 
 
 @pytest.mark.parametrize(
