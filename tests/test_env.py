@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -143,8 +142,8 @@ def test_prompt_and_sandbox_hold_no_trace_of_hidden_settings(make_env, es_task, 
     secrets = hidden_strings(es_task)
     for s in secrets:
         assert s not in obs and s not in json.dumps(info)
-    # search from inside: the workspace, the episode dir, /tmp, the task folders, the home
-    # directory and the run logs, for every hidden label and command
+    # search from inside: the workspace, the episode dir, /tmp, the task folders
+    # and the run logs, for every hidden label and command
     places = " ".join(
         [
             ".",
@@ -153,7 +152,6 @@ def test_prompt_and_sandbox_hold_no_trace_of_hidden_settings(make_env, es_task, 
             str(es_task.root.parent),
             str(es_task.root),
             str(tmp_path / "runs"),
-            str(Path.home()),
         ]
     )
     for s in secrets:
