@@ -199,10 +199,17 @@ def test_policy_violation_fails_the_setting_and_enters_the_tamper_report(make_en
     assert any(e["kind"] == "policy_violation" for e in info["tamper_report"])
 
 
+def _default_test_metrics(env):
+    obs, *_, info = env.step(act("test"))
+    assert info["ok"], obs
+    return info["metrics"]
+
+
 def test_fake_metric_lines_do_not_change_the_metrics(make_env, es_task):
     """Agent code printing metric-looking lines: the grader reads artifacts, not stdout."""
     env = make_env()
     env.reset(seed=0)
+    clean = _default_test_metrics(env)
     file, r = region_of(env)
     fake = "".join(
         f'{indent_of(env)}print("{m.name}: 0.0\\n{m.name}=0 METRIC {m.name} 0")\n'
@@ -210,11 +217,8 @@ def test_fake_metric_lines_do_not_change_the_metrics(make_env, es_task):
     )
     env.step(act("edit", path=file, action="insert", after=r.start - 1, text=fake))
     obs, *_, info = env.step(act("test"))
-    anchors = es_task.anchors()
-    dev_index = list(anchors["seeds"]).index(es_task.spec.seeds.dev)
-    for label, metrics in info["metrics"].items():
-        for name, value in metrics.items():
-            assert value == pytest.approx(anchors["results"]["default"][label][name][dev_index])
+    assert "METRIC" not in json.dumps(info["metrics"])
+    assert info["metrics"] == clean, obs
 
 
 def test_forged_artifacts_are_overwritten_by_the_harness(make_env, es_task, tmp_path):
@@ -227,27 +231,21 @@ def test_forged_artifacts_are_overwritten_by_the_harness(make_env, es_task, tmp_
     (task_dir / "task.yaml").write_text(yaml.safe_dump(raw))
     env = make_env(task=str(task_dir))
     env.reset(seed=0)
+    clean = _default_test_metrics(env)
     file, r = region_of(env)
     ind = indent_of(env)
     forge = (
         f"{ind}import glob, json, os\n"
-        f"{ind}for _d in glob.glob('/**/out/*', recursive=True) + "
-        f"[os.environ.get('MLSBENCH_OUT', '.')]:\n"
-        f"{ind}    for _n in ('result.json', 'metrics.json', 'artifact.json'):\n"
-        f"{ind}        try:\n"
-        f"{ind}            json.dump({{'best_f': 0.0, 'best_fitness': 0.0, 'n_evals': 1}},"
-        f" open(os.path.join(_d, _n), 'w'))\n"
-        f"{ind}        except OSError:\n"
-        f"{ind}            pass\n"
+        f"{ind}for _d in glob.glob('../out/*'):\n"
+        f"{ind}    try:\n"
+        f"{ind}        json.dump({{'best_f': 0.0, 'best_fitness': 0.0, 'n_evals': 1}},"
+        f" open(os.path.join(_d, 'result.json'), 'w'))\n"
+        f"{ind}    except OSError:\n"
+        f"{ind}        pass\n"
     )
     env.step(act("edit", path=file, action="insert", after=r.start - 1, text=forge))
     obs, *_, info = env.step(act("test"))
-    anchors = es_task.anchors()
-    dev_index = list(anchors["seeds"]).index(es_task.spec.seeds.dev)
-    for label, metrics in info["metrics"].items():
-        assert metrics is not None, obs
-        for name, value in metrics.items():
-            assert value == pytest.approx(anchors["results"]["default"][label][name][dev_index])
+    assert info["metrics"] == clean, obs
 
 
 def test_trajectory_log_is_valid_after_every_step(make_env):
