@@ -32,9 +32,9 @@ IO_CALLS = {"open"}
 # submodules reachable as attributes of allowed packages that lead to the OS or the harness
 # (e.g. numpy.f2py.os.environ)
 ESCAPE_ATTRIBUTES = {
-    "os", "sys", "f2py", "subprocess", "ctypes", "builtins", "importlib", "environ", "system",
-    "popen", "shutil", "pathlib", "socket", "gc", "inspect", "f_back", "f_globals",
-    "f_locals", "gi_frame", "tb_frame",
+    "os", "sys", "f2py", "subprocess", "ctypes", "ctypeslib", "builtins", "importlib",
+    "environ", "system", "popen", "shutil", "pathlib", "socket", "gc", "inspect", "f_back",
+    "f_globals", "f_locals", "gi_frame", "tb_frame",
 }  # fmt: skip
 # attributes of allowed modules that read or write files
 IO_ATTRIBUTES = {
@@ -53,6 +53,7 @@ IO_ATTRIBUTES = {
     "read_csv",
     "fromregex",
     "io",
+    "open_memmap",
     "to_csv",
 }
 ALLOWED_DUNDERS = {

@@ -37,6 +37,14 @@ def test_clean_code_and_fixed_lines_pass():
         ("return fixed.__globals__", "'__globals__'"),
         ("return __builtins__", "__builtins__"),
         ("import sys\nsys.modules['numpy'] = None", "import of 'sys'"),
+        ("return np.f2py.os.environ", ".f2py"),
+        ("from numpy import f2py", "import of 'numpy.f2py'"),
+        ("import numpy.f2py", "import of 'numpy.f2py'"),
+        ("return np.fromregex('x', 'y', float)", "file I/O"),
+        ("return getattr(np, 'f' + '2py')", "computed attribute name"),
+        ("return getattr(x, '__class__')", "'__class__'"),
+        ("return np.ctypeslib.load_library('libc', '/')", ".ctypeslib"),
+        ("return np.lib.format.open_memmap('x')", "file I/O"),
     ],
 )
 def test_each_rule_names_itself(body, rule):

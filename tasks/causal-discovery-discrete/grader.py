@@ -7,7 +7,7 @@ and scores the graphs that the harness wrote to result.json:
                  over the run's data sets; lower is better, 0 is perfect
     skeleton_f1  F1 of the estimated adjacencies, mean over the data sets; 1 is perfect
 A run fails (an Exception) when the artifact is missing or malformed, when it was made for
-another setting or seed, when a call of learn_cpdag failed or ran over its time limit.
+another setting or seed, when a call of learn_cpdag failed or ran over its CPU time limit.
 """
 
 import importlib.util
@@ -34,7 +34,7 @@ def _setting_args(task_dir, setting):
             break
     else:
         raise ValueError(f"unknown setting {setting!r}")
-    args = {"replicates": 3, "time_limit": 30.0}
+    args = {"replicates": 3, "time_limit": 30.0}  # run.py's defaults
     for flag, key, cast in (("--network", "network", str), ("--n", "n", int),
                             ("--replicates", "replicates", int),
                             ("--time-limit", "time_limit", float)):
@@ -56,12 +56,19 @@ def grade(setting, seed, out_dir, task_dir):
         record = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise RuntimeError(f"result.json is not valid JSON: {e}") from e
-    if (record.get("network"), record.get("n"), record.get("seed")) != (args["network"], args["n"], int(seed)):
-        raise RuntimeError(f"result.json is for network={record.get('network')} n={record.get('n')} "
-                           f"seed={record.get('seed')}, expected {args['network']} n={args['n']} seed={seed}")
+    got = (record.get("network"), record.get("n"), record.get("seed"))
+    if got != (args["network"], args["n"], int(seed)):
+        raise RuntimeError(f"result.json is for network={got[0]} n={got[1]} seed={got[2]}, "
+                           f"expected {args['network']} n={args['n']} seed={seed}")
     reps = record.get("replicates")
-    if not isinstance(reps, list) or [r.get("replicate") for r in reps] != list(range(args["replicates"])):
-        raise RuntimeError(f"result.json must hold replicates 0..{args['replicates'] - 1}")
+    if not isinstance(reps, list) or not all(isinstance(r, dict) for r in reps):
+        raise RuntimeError("result.json has no list of data sets")
+    for r in reps:
+        if r.get("status") != "ok":
+            why = r.get("message") or "learn_cpdag failed"
+            raise RuntimeError(f"data set {r.get('replicate')}: {why}")
+    if [r.get("replicate") for r in reps] != list(range(args["replicates"])):
+        raise RuntimeError(f"result.json must hold data sets 0..{args['replicates'] - 1}")
 
     bif = task_dir / "repo" / "networks" / f"{args['network']}.bif"
     if not bif.is_file():
@@ -72,14 +79,13 @@ def grade(setting, seed, out_dir, task_dir):
     shds, f1s = [], []
     for r in reps:
         k = r["replicate"]
-        if r.get("status") != "ok":
-            raise RuntimeError(f"data set {k}: {r.get('message') or 'learn_cpdag failed'}")
-        if not isinstance(r.get("elapsed_s"), (int, float)) or r["elapsed_s"] > args["time_limit"]:
-            raise RuntimeError(f"data set {k}: time limit exceeded ({r.get('elapsed_s')} s > "
-                               f"{args['time_limit']:g} s)")
+        if not isinstance(r.get("cpu_s"), (int, float)) or r["cpu_s"] > args["time_limit"]:
+            raise RuntimeError(f"data set {k}: time limit exceeded ({r.get('cpu_s')} CPU s > "
+                               f"{args['time_limit']:g} CPU s)")
         G = np.asarray(r.get("graph"), dtype=np.float64)
         if G.shape != (d, d) or not np.all((G == 0) | (G == 1)) or np.any(np.diag(G) != 0):
-            raise RuntimeError(f"data set {k}: the graph must be a 0/1 ({d}, {d}) matrix, zero diagonal")
+            raise RuntimeError(f"data set {k}: the graph must be a 0/1 ({d}, {d}) matrix "
+                               "with a zero diagonal")
         perm = bn.column_order(args["network"], args["n"], int(seed), k, d)
         true = graphs.dag_to_cpdag(net.dag[np.ix_(perm, perm)])
         shds.append(graphs.shd(true, G))

@@ -13,7 +13,9 @@ import numpy as np
 
 NETWORK_DIR = Path(__file__).resolve().parent / "networks"
 
-_VAR = re.compile(r"variable\s+(\S+)\s*\{[^}]*?type\s+discrete\s*\[\s*(\d+)\s*\]\s*\{([^}]*)\}", re.S)
+_VAR = re.compile(
+    r"variable\s+(\S+)\s*\{[^}]*?type\s+discrete\s*\[\s*(\d+)\s*\]\s*\{([^}]*)\}", re.S
+)
 _PROB = re.compile(r"probability\s*\(\s*([^|)]+?)\s*(?:\|\s*([^)]*?))?\s*\)\s*\{([^}]*)\}", re.S)
 _ROW = re.compile(r"\(([^)]*)\)\s*([^;]*);")
 
@@ -72,7 +74,7 @@ def read_bif(path):
             for row in _ROW.finditer(body):
                 cfg = [s.strip() for s in row.group(1).split(",")]
                 j = 0
-                for p, s in zip(pa, cfg):
+                for p, s in zip(pa, cfg, strict=True):
                     j = j * cards[p] + states[p].index(s)
                 table[j] = [float(x) for x in row.group(2).replace(",", " ").split()]
         if np.isnan(table).any():
@@ -113,9 +115,11 @@ def column_order(network, n, seed, replicate, d):
 
 
 def make_dataset(net, network, n, seed, replicate):
-    """One data set of a run: (data n x d, cards d), columns permuted by column_order."""
+    """One data set of a run: (data n x d, cards d), columns permuted by column_order.
+
+    The data are column-major (Fortran order), so that each column is contiguous."""
     d = len(net.names)
     perm = column_order(network, n, seed, replicate, d)
     X = forward_sample(net, n, np.random.default_rng(_streams(network, n, seed, replicate)[1]))
-    return np.ascontiguousarray(X[:, perm]), net.cards[perm].copy()
+    return np.asfortranarray(X[:, perm]), net.cards[perm].copy()
 

@@ -23,13 +23,19 @@ import numpy as np
 
 import bn
 
+IMPORT_LIMIT_S = 120  # seconds allowed for starting the child and importing discover.py
+WALL_FACTOR = 4       # a call may take at most WALL_FACTOR x its CPU limit of wall time
+POLL_S = 0.05         # how often the parent checks the child's CPU time
+
 
 def _child(conn):
-    """Runs in a fresh interpreter: receives (data, cards), sends back the graph as bytes."""
+    """Runs in a fresh interpreter: imports the method, says it is ready, receives
+    (data, cards) and sends back the graph as bytes."""
     try:
-        data, cards = conn.recv()
         import discover
 
+        conn.send_bytes(b"R")
+        data, cards = conn.recv()
         G = np.asarray(discover.learn_cpdag(data, cards), dtype=np.float64)
         conn.send_bytes(b"G" + struct.pack("<q", G.ndim) + struct.pack(f"<{G.ndim}q", *G.shape)
                         + np.ascontiguousarray(G).tobytes())
@@ -62,35 +68,85 @@ def _parse(payload, d):
     return G.astype(np.int8), ""
 
 
-def run_one(ctx, data, cards, time_limit):
-    """Call learn_cpdag once in a fresh child; returns (graph or None, message, seconds)."""
+def _cpu_seconds(pid):
+    """User + system CPU seconds of a live (or not yet reaped) process, from /proc."""
+    try:
+        head, tail = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+    except (OSError, ValueError):
+        return None
+    if head.split(" (", 1)[0] != str(pid):  # a /proc of another PID namespace
+        return None
+    fields = tail.split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _receive(conn, proc, cpu_limit, wall_limit, maxlength):
+    """Wait for the child's next message while it stays within its CPU and wall limits.
+
+    Returns (payload, why): payload is None and why in {"cpu", "wall", "died", "oversized"}
+    when no message came."""
+    t0 = time.perf_counter()
+    cpu0 = _cpu_seconds(proc.pid) or 0.0
+    try:
+        while not conn.poll(POLL_S):
+            cpu = _cpu_seconds(proc.pid)
+            if cpu is not None and cpu - cpu0 > cpu_limit:
+                return None, "cpu"
+            if time.perf_counter() - t0 > wall_limit:
+                return None, "wall"
+        return conn.recv_bytes(maxlength=maxlength), ""
+    except EOFError:
+        return None, "died"
+    except OSError:
+        return None, "oversized"
+
+
+def run_one(ctx, data, cards, cpu_limit):
+    """Call learn_cpdag once in a fresh child.
+
+    Returns (graph or None, message, cpu seconds, wall seconds) of the call (the import of
+    discover.py excluded)."""
+    d = data.shape[1]
+    wall_limit = WALL_FACTOR * cpu_limit
     parent_conn, child_conn = ctx.Pipe(duplex=True)
     proc = ctx.Process(target=_child, args=(child_conn,), daemon=True)
     proc.start()
     child_conn.close()
-    t0 = time.perf_counter()
-    parent_conn.send((data, cards))
-    payload, problem = None, ""
+    cpu = wall = 0.0
     try:
-        if parent_conn.poll(time_limit):
-            payload = parent_conn.recv_bytes(maxlength=64 + 8 * data.shape[1] ** 2 + 8192)
-    except EOFError:
-        pass
-    except OSError:
-        problem = "the method process sent an oversized reply"
-    elapsed = time.perf_counter() - t0
-    if proc.is_alive():
-        proc.kill()
-    proc.join()
-    parent_conn.close()
+        ready, why = _receive(parent_conn, proc, IMPORT_LIMIT_S, IMPORT_LIMIT_S, 8192)
+        if ready != b"R":
+            if ready is not None and ready[:1] == b"E":
+                msg = ready[1:].decode("utf-8", "replace")
+                return None, "importing discover.py failed: " + msg, 0.0, 0.0
+            if why in ("cpu", "wall"):
+                return None, f"importing discover.py took over {IMPORT_LIMIT_S} s", 0.0, 0.0
+            return None, "the method process died while importing discover.py", 0.0, 0.0
+        cpu0, t0 = _cpu_seconds(proc.pid) or 0.0, time.perf_counter()
+        try:
+            parent_conn.send((data, cards))
+            payload, why = _receive(parent_conn, proc, cpu_limit, wall_limit, 64 + 8 * d * d + 8192)
+        except (BrokenPipeError, EOFError):
+            payload, why = None, "died"
+        wall = time.perf_counter() - t0
+        cpu_now = _cpu_seconds(proc.pid)  # the child is not reaped yet, so /proc still has it
+        cpu = wall if cpu_now is None else cpu_now - cpu0
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+        parent_conn.close()
+    if payload is not None and cpu > cpu_limit:
+        payload, why = None, "cpu"
     if payload is None:
-        if problem:
-            return None, problem, elapsed
-        if elapsed >= time_limit:
-            return None, f"time limit exceeded: learn_cpdag ran over {time_limit:g} s", elapsed
-        return None, f"the method process died (exit code {proc.exitcode}) without a result", elapsed
-    G, msg = _parse(payload, data.shape[1])
-    return G, msg, elapsed
+        return None, {
+            "cpu": f"time limit exceeded: learn_cpdag used over {cpu_limit:g} CPU seconds",
+            "wall": f"time limit exceeded: learn_cpdag ran over {wall_limit:g} s of wall time",
+            "oversized": "the method process sent an oversized reply",
+            "died": f"the method process died (exit code {proc.exitcode}) without a result",
+        }[why], cpu, wall
+    G, msg = _parse(payload, d)
+    return G, msg, cpu, wall
 
 
 def main():
@@ -99,7 +155,7 @@ def main():
     ap.add_argument("--n", type=int, required=True, help="samples per data set")
     ap.add_argument("--replicates", type=int, default=3, help="independent data sets per run")
     ap.add_argument("--time-limit", type=float, default=30.0,
-                    help="wall seconds allowed for each call of learn_cpdag")
+                    help="CPU seconds allowed for each call of learn_cpdag")
     args = ap.parse_args()
 
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
@@ -111,17 +167,23 @@ def main():
     results = []
     for r in range(args.replicates):
         data, cards = bn.make_dataset(net, args.network, args.n, seed, r)
-        G, msg, elapsed = run_one(ctx, data, cards, args.time_limit)
+        G, msg, cpu, wall = run_one(ctx, data, cards, args.time_limit)
         status = "ok" if G is not None else "failed"
-        print(f"replicate {r}: {status} in {elapsed:.2f} s {msg}".rstrip(), flush=True)
+        line = f"data set {r}: {status}, {cpu:.2f} CPU s, {wall:.2f} wall s {msg}"
+        print(line.rstrip(), flush=True)
         results.append({"replicate": r, "status": status, "message": msg,
-                        "elapsed_s": round(elapsed, 4),
+                        "cpu_s": round(cpu, 4), "wall_s": round(wall, 4),
                         "graph": None if G is None else G.tolist()})
+        if G is None:
+            break  # the run has failed; spare the remaining data sets
 
     if out_dir:
         out = Path(out_dir)
         for p in out.iterdir():  # nothing a child may have left there survives
-            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
         record = {"network": args.network, "n": args.n, "seed": seed,
                   "time_limit_s": args.time_limit, "replicates": results}
         (out / "result.json").write_text(json.dumps(record))

@@ -1,13 +1,11 @@
-"""Objectives of the hidden settings (final evaluation only).
+"""Objectives used only by hidden settings (final evaluation only).
 
-Same conventions as functions.py: builder(dim, rng) -> (lower, upper, optimum, f), minimum 0 at
-the drawn optimum `o`, `rng` drawn from the instance key, the function name, dim and seed.
-Self-contained (numpy only) so the grader can import it by path.
+Same conventions as functions.py: builder(dim, rng) -> (lower, upper, optimum, f), minimum
+f(o) = 0, instance drawn from the instance key, function name, dim and seed. Self-contained
+(numpy only) so that the grader can import it by path.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -22,11 +20,9 @@ def _rotation(rng, dim):
     return q * np.sign(np.diag(r))
 
 
-def _rotated_ellipsoid(dim, rng):
-    """Rotated high-conditioned elliptic function (CEC 2005 F3 / CEC 2014 F1; BBOB f10).
-
-    f(x) = sum_i 10^(6 (i-1)/(D-1)) z_i^2 with z = R (x - o): condition number 1e6,
-    non-separable.
+def _ellipsoid(dim, rng):
+    """Shifted rotated high-conditioned elliptic function (CEC 2005 F3, CEC 2014 F1; BBOB
+    f10): f(x) = sum_i 10^(6 (i-1)/(D-1)) z_i^2 with z = R (x - o), condition number 1e6.
     """
     lo, hi = -5.0, 5.0
     o = _shift(rng, lo, hi, dim)
@@ -40,20 +36,4 @@ def _rotated_ellipsoid(dim, rng):
     return lo, hi, o, f
 
 
-def _rotated_rastrigin(dim, rng):
-    """Shifted rotated Rastrigin function (CEC 2005 F10; CEC 2014 F9)."""
-    lo, hi = -5.12, 5.12
-    o = _shift(rng, lo, hi, dim)
-    R = _rotation(rng, dim)
-
-    def f(X):
-        z = (X - o) @ R.T
-        return 10.0 * dim + np.sum(z * z - 10.0 * np.cos(2.0 * math.pi * z), axis=1)
-
-    return lo, hi, o, f
-
-
-BUILDERS = {
-    "rotated_ellipsoid": _rotated_ellipsoid,
-    "rotated_rastrigin": _rotated_rastrigin,
-}
+BUILDERS = {"ellipsoid": _ellipsoid}

@@ -1,16 +1,22 @@
-"""Benchmark objectives (fixed; read by the harness parent process and by the grader).
+"""Benchmark objectives (fixed). Only the harness parent process (run.py) and the grader use
+this module; the optimizer never sees an objective, only function values.
 
-Every objective is shifted so that its global minimum, 0, lies at a point `o` drawn from the
-run's seed; `o` lies in the central 80% of the search box. The optimizer never sees `o`: it
-only receives function values from the harness (see run.py).
+Every function is shifted and rotated, as in the CEC 2013/2014/2017 suites:
 
-The instance (shift, and rotation where a function has one) is drawn from
-sha256(instance key | function | dim | seed). Tests use the public key "public"; the final
-evaluation supplies a different, secret key (file `instance_key.txt`), so instances seen in
-tests cannot be reused at the final evaluation.
+    f(x) = g(R (x - o))        (Rosenbrock: g(R (x - o) + 1), whose minimum is at z = 1)
 
-Definitions follow the usual benchmark suites (Suganthan et al., CEC 2005 technical report;
-Hansen et al., BBOB 2009 noiseless functions).
+with a random optimum `o` in the central 80% of the search box and a random rotation `R`
+(Haar-distributed orthogonal matrix). The global minimum is f(o) = 0. Neither the location of
+the optimum nor the coordinate axes carry information an optimizer could exploit.
+
+The instance (o, R) is drawn from sha256(instance key | function | dim | seed). Tests use the
+public key below; the final evaluation supplies a different, secret key (file
+`instance_key.txt`), so no instance seen in a test is reused at the final evaluation.
+
+References: Suganthan et al., "Problem definitions and evaluation criteria for the CEC 2005
+special session on real-parameter optimization" (2005); Liang, Qu & Suganthan, CEC 2014
+technical report (2013); Hansen, Finck, Ros & Auger, "Real-parameter black-box optimization
+benchmarking 2009: noiseless functions definitions", INRIA RR-6829.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ class Objective:
     dim: int
     lower: np.ndarray
     upper: np.ndarray
-    optimum: np.ndarray  # the minimizer; f(optimum) == 0 up to rounding
+    optimum: np.ndarray  # the minimizer o; f(o) == 0 up to rounding
     func: Callable[[np.ndarray], np.ndarray]
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
@@ -57,46 +63,40 @@ def random_rotation(rng: np.random.Generator, dim: int) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def _rastrigin(dim, rng):
-    lo, hi = -5.12, 5.12
-    o = draw_shift(rng, lo, hi, dim)
-
-    def f(X):
-        z = X - o
-        return 10.0 * dim + np.sum(z * z - 10.0 * np.cos(2.0 * math.pi * z), axis=1)
-
-    return lo, hi, o, f
+def rastrigin(z: np.ndarray) -> np.ndarray:
+    return 10.0 * z.shape[1] + np.sum(z * z - 10.0 * np.cos(2.0 * math.pi * z), axis=1)
 
 
-def _rosenbrock(dim, rng):
-    lo, hi = -5.0, 10.0
-    o = draw_shift(rng, lo, hi, dim)
-
-    def f(X):
-        z = X - o + 1.0  # minimum of the classic function is at z = 1, i.e. at x = o
-        return np.sum(100.0 * (z[:, :-1] ** 2 - z[:, 1:]) ** 2 + (z[:, :-1] - 1.0) ** 2, axis=1)
-
-    return lo, hi, o, f
+def rosenbrock(z: np.ndarray) -> np.ndarray:
+    return np.sum(100.0 * (z[:, :-1] ** 2 - z[:, 1:]) ** 2 + (z[:, :-1] - 1.0) ** 2, axis=1)
 
 
-def _ackley(dim, rng):
-    lo, hi = -32.768, 32.768
-    o = draw_shift(rng, lo, hi, dim)
-
-    def f(X):
-        z = X - o
-        a = -20.0 * np.exp(-0.2 * np.sqrt(np.mean(z * z, axis=1)))
-        b = -np.exp(np.mean(np.cos(2.0 * math.pi * z), axis=1))
-        return a + b + 20.0 + math.e
-
-    return lo, hi, o, f
+def ackley(z: np.ndarray) -> np.ndarray:
+    a = -20.0 * np.exp(-0.2 * np.sqrt(np.mean(z * z, axis=1)))
+    b = -np.exp(np.mean(np.cos(2.0 * math.pi * z), axis=1))
+    return a + b + 20.0 + math.e
 
 
-# name -> builder(dim, rng) -> (lower, upper, optimum, f)
+def shifted_rotated(g: Callable, lower: float, upper: float, offset: float = 0.0) -> Callable:
+    """A builder(dim, rng) -> (lower, upper, o, f) for f(x) = g(R (x - o) + offset)."""
+
+    def build(dim: int, rng: np.random.Generator):
+        o = draw_shift(rng, lower, upper, dim)
+        R = random_rotation(rng, dim)
+
+        def f(X):
+            return g((X - o) @ R.T + offset)
+
+        return lower, upper, o, f
+
+    return build
+
+
+# name -> builder(dim, rng) -> (lower, upper, optimum, f); classic search domains
 FUNCTIONS = {
-    "rastrigin": _rastrigin,
-    "rosenbrock": _rosenbrock,
-    "ackley": _ackley,
+    "rastrigin": shifted_rotated(rastrigin, -5.12, 5.12),
+    "rosenbrock": shifted_rotated(rosenbrock, -5.0, 10.0, offset=1.0),
+    "ackley": shifted_rotated(ackley, -32.768, 32.768),
 }
 
 

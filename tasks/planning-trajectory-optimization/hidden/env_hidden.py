@@ -18,7 +18,7 @@ class Acrobot(ControlEnv):
     act_dim = 1
     dt = 0.05
     episode_len = 200
-    budget = 8000
+    budget = 5000
     max_horizon = 80
     horizon = 25
     noise_std = 0.02
@@ -81,66 +81,3 @@ class Acrobot(ControlEnv):
             q2 = q2 + h * dq2
         return np.stack([q1, q2, dq1, dq2], axis=1), reward
 
-
-class Arm2(ControlEnv):
-    """Two-link arm in a vertical plane (uniform rods, viscous joint friction), torques on
-    both joints, too weak to lift the arm directly: it must be swung up, started hanging
-    down (q1 = 0 down). State (q1, q2, dq1, dq2). Reward as the acrobot's."""
-
-    name = "arm2"
-    state_dim = 4
-    act_dim = 2
-    dt = 0.05
-    episode_len = 200
-    budget = 6000
-    max_horizon = 80
-    horizon = 25
-    noise_std = 0.02
-    vel_idx = (2, 3)
-    tag = 5
-
-    def sample_params(self, rng):
-        return {
-            "m1": 1.0 * rng.uniform(0.9, 1.1),
-            "m2": 1.0 * rng.uniform(0.9, 1.1),
-            "l1": 0.6,
-            "l2": 0.6,
-            "damping": 0.1,
-            "g": 9.8,
-            "max_torque": np.array([2.5, 1.5]),
-        }
-
-    def sample_init(self, rng):
-        return rng.uniform(-0.1, 0.1, size=4)
-
-    def step(self, x, a, t=0):
-        p = self.params
-        m1, m2, l1, l2, damping, g = p["m1"], p["m2"], p["l1"], p["l2"], p["damping"], p["g"]
-        a = np.clip(a, -1.0, 1.0)
-        q1, q2, dq1, dq2 = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
-        s1, s12 = np.sin(q1), np.sin(q1 + q2)
-        tip_x = l1 * s1 + l2 * s12
-        top = l1 + l2
-        tip_dy = top + l1 * np.cos(q1) + l2 * np.cos(q1 + q2)  # depth of the tip below the top
-        reward = (
-            0.5 * (1.0 - tip_dy / (2.0 * top))
-            + 0.5 * np.exp(-(tip_x * tip_x + tip_dy * tip_dy) / (0.25 * top * top))
-            - 0.01 * np.sum(a * a, axis=1)
-        )
-        lc1, lc2 = 0.5 * l1, 0.5 * l2
-        i1, i2 = m1 * l1**2 / 12.0, m2 * l2**2 / 12.0
-        c2, s2 = np.cos(q2), np.sin(q2)
-        m12 = (m2 * lc2**2 + i2) + (m2 * l1 * lc2) * c2
-        m11 = (m1 * lc1**2 + i1 + m2 * (l1**2 + lc2**2) + i2) + (2.0 * m2 * l1 * lc2) * c2
-        m22 = m2 * lc2**2 + i2
-        hh = (m2 * l1 * lc2) * s2
-        tau = p["max_torque"] * a
-        gr2 = (m2 * lc2 * g) * s12
-        gr1 = ((m1 * lc1 + m2 * l1) * g) * s1 + gr2
-        rhs1 = tau[:, 0] + hh * (2.0 * dq1 + dq2) * dq2 - damping * dq1 - gr1
-        rhs2 = tau[:, 1] - hh * dq1 * dq1 - damping * dq2 - gr2
-        det = m11 * m22 - m12 * m12
-        dq1 = dq1 + self.dt * (m22 * rhs1 - m12 * rhs2) / det
-        dq2 = dq2 + self.dt * (m11 * rhs2 - m12 * rhs1) / det
-        x_next = np.stack([q1 + self.dt * dq1, q2 + self.dt * dq2, dq1, dq2], axis=1)
-        return x_next, reward

@@ -103,16 +103,17 @@ class ControlEnv:
 
 
 class Pendulum(ControlEnv):
-    """Torque-limited pendulum swing-up (the dynamics and cost of gymnasium's Pendulum-v1),
-    started hanging down. State (theta, theta_dot), theta = 0 upright; max torque 2 N m is
-    less than the gravity load, so the pendulum must be pumped up."""
+    """Torque-limited pendulum swing-up: the dynamics and cost of gymnasium's Pendulum-v1 with
+    the torque limit halved to 1 N m, started hanging down. State (theta, theta_dot), theta = 0
+    upright. The torque is a fifth of the gravity load, so the pendulum must be pumped up over
+    several swings."""
 
     name = "pendulum"
     state_dim = 2
     act_dim = 1
     dt = 0.05
     episode_len = 200
-    budget = 2000
+    budget = 1500
     max_horizon = 60
     horizon = 20
     noise_std = 0.02
@@ -124,7 +125,7 @@ class Pendulum(ControlEnv):
             "g": 10.0,
             "m": 1.0 * rng.uniform(0.9, 1.1),
             "l": 1.0 * rng.uniform(0.9, 1.1),
-            "max_torque": 2.0,
+            "max_torque": 1.0,
             "max_speed": 8.0,
         }
 
@@ -153,12 +154,14 @@ class CartPole(ControlEnv):
     act_dim = 1
     dt = 0.05
     episode_len = 200
-    budget = 8000
+    budget = 2000
     max_horizon = 80
     horizon = 25
     noise_std = 0.02
     vel_idx = (1, 3)
     tag = 2
+    max_speed = 10.0  # m/s, cart
+    max_speed_pole = 8.0 * np.pi  # rad/s
 
     def sample_params(self, rng):
         return {
@@ -189,8 +192,8 @@ class CartPole(ControlEnv):
         fb = f - b * vel
         acc = (2.0 * mp * l * om2s + 3.0 * mp * g * s * c + 4.0 * fb) / den
         alpha = (-3.0 * mp * l * om2s * c - 6.0 * (mc + mp) * g * s - 6.0 * fb * c) / (l * den)
-        vel = vel + self.dt * acc
-        om = om + self.dt * alpha
+        vel = np.clip(vel + self.dt * acc, -self.max_speed, self.max_speed)
+        om = np.clip(om + self.dt * alpha, -self.max_speed_pole, self.max_speed_pole)
         pos = pos + self.dt * vel
         th = th + self.dt * om
         return np.stack([pos, vel, th, om], axis=1), reward
@@ -208,25 +211,29 @@ class Reacher(ControlEnv):
     act_dim = 2
     dt = 0.05
     episode_len = 200
-    budget = 6000
+    budget = 1500
     max_horizon = 60
     horizon = 20
     noise_std = 0.05
     vel_idx = (2, 3)
     tag = 3
     segment = 25
+    max_speed = 4.0 * np.pi
 
     def sample_params(self, rng):
+        # each target is a fresh point of the reachable annulus, a quarter to a half turn
+        # away from the previous one
         n_targets = self.episode_len // self.segment
-        radius = rng.uniform(0.3, 0.9, size=n_targets)
-        angle = rng.uniform(-np.pi, np.pi, size=n_targets)
+        radius = rng.uniform(0.4, 0.9, size=n_targets)
+        turns = rng.uniform(0.5 * np.pi, np.pi, size=n_targets) * rng.choice([-1.0, 1.0], n_targets)
+        angle = rng.uniform(-np.pi, np.pi) + np.cumsum(turns)
         return {
             "m1": 1.0 * rng.uniform(0.9, 1.1),
             "m2": 1.0 * rng.uniform(0.9, 1.1),
             "l1": 0.5,
             "l2": 0.5,
             "damping": 0.5,
-            "max_torque": 1.0,
+            "max_torque": 4.0,
             "targets": np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1),
         }
 
@@ -264,8 +271,9 @@ class Reacher(ControlEnv):
         rhs2 = tau[:, 1] - hh * dq1 * dq1 - damping * dq2
         det = m11 * m22 - m12 * m12
         # semi-implicit Euler
-        dq1 = dq1 + self.dt * (m22 * rhs1 - m12 * rhs2) / det
-        dq2 = dq2 + self.dt * (m11 * rhs2 - m12 * rhs1) / det
+        lim = self.max_speed
+        dq1 = np.clip(dq1 + self.dt * (m22 * rhs1 - m12 * rhs2) / det, -lim, lim)
+        dq2 = np.clip(dq2 + self.dt * (m11 * rhs2 - m12 * rhs1) / det, -lim, lim)
         x_next = np.stack([q1 + self.dt * dq1, q2 + self.dt * dq2, dq1, dq2], axis=1)
         return x_next, reward
 

@@ -1,6 +1,8 @@
 BDEU_ESS = 1.0     # equivalent sample size of the BDeu score
+TIE_TOL = 1e-7     # a later candidate must beat the best so far by this much (ties: first wins)
 MAX_SUBSET = 12    # largest neighbour set whose subsets H are enumerated in BES
-SHUFFLE_SEED = 0   # order in which variables are visited by the permutation search
+SHUFFLE_SEED = 0   # seeds the random initial orders and the visiting order of the variables
+NUM_STARTS = 3     # independent runs from random initial orders; the best-scoring CPDAG wins
 
 
 class _GSTNode:
@@ -85,7 +87,7 @@ def _better_mutation(v, order, gsts):
             prefix.remove(w)
             total += gsts[w].trace(prefix)[0]
         scores[j] += total
-        if scores[j] > scores[best]:
+        if scores[j] > scores[best] + TIE_TOL:
             best = j
     if scores[i] + 1e-6 > scores[best]:
         return False
@@ -130,7 +132,7 @@ def _bes(G, sc):
                         continue
                     base = rest | (pa_y - {x})
                     delta = sc.score(y, base) - sc.score(y, base | {x})
-                    if delta > best[0]:
+                    if delta > best[0] + TIE_TOL:
                         best = (delta, (x, y, H))
         if best[1] is None:
             return G
@@ -161,28 +163,32 @@ def learn_cpdag(data, cards):
     Kummerfeld 2023) with the BDeu score: moves each variable to its best position in a
     causal order (local scores from grow-shrink trees) until no move improves, then runs
     BES on the DAG of the order; repeats from the order of the BES result while the score
-    improves.
+    improves. NUM_STARTS runs from random initial orders; the best-scoring CPDAG is returned.
 
     data:  (n, d) int64 array, data[:, i] in 0..cards[i]-1
     cards: (d,) int64 array of the number of states of each variable
     returns a (d, d) 0/1 CPDAG matrix in the encoding of graphs.py."""
     n, d = data.shape
     sc = LocalScore(data, cards, kind="bdeu", ess=BDEU_ESS)
-    gsts = [_GST(v, d, sc) for v in range(d)]
+    gsts = [_GST(v, d, sc) for v in range(d)]  # shared by all starts: they only cache scores
     rng = np.random.default_rng(SHUFFLE_SEED)
-    order = list(range(d))
     best_score, best_G = -np.inf, None
-    while True:
-        improved = True
-        while improved:
-            improved = False
-            for v in rng.permutation(d):
-                improved |= _better_mutation(int(v), order, gsts)
-        G = _bes(dag_to_cpdag(_dag_of_order(order, gsts)), sc)
-        A = pdag_to_dag(G)
-        score = sc.dag_score(A)
-        if score <= best_score + 1e-6:
-            break
-        best_score, best_G = score, G
-        order = _topological_order(A)
+    for start in range(NUM_STARTS):
+        order = [int(v) for v in rng.permutation(d)]
+        run_score = -np.inf
+        while True:
+            improved = True
+            while improved:
+                improved = False
+                for v in rng.permutation(d):
+                    improved |= _better_mutation(int(v), order, gsts)
+            G = _bes(dag_to_cpdag(_dag_of_order(order, gsts)), sc)
+            A = pdag_to_dag(G)
+            score = sc.dag_score(A)
+            if score <= run_score + 1e-6:
+                break
+            run_score = score
+            if score > best_score + 1e-6:
+                best_score, best_G = score, G
+            order = _topological_order(A)
     return best_G

@@ -1,4 +1,5 @@
 BDEU_ESS = 1.0     # equivalent sample size of the BDeu score
+TIE_TOL = 1e-7     # a later candidate must beat the best so far by this much (ties: first wins)
 MAX_SUBSET = 12    # largest neighbour set whose subsets T / H are enumerated
 
 
@@ -55,7 +56,7 @@ def _best_insert(G, sc):
                 if not _is_clique(adj, S):
                     continue
                 delta = sc.score(y, S | pa_y | {x}) - sc.score(y, S | pa_y)
-                if delta > best[0] and _semi_directed_path_blocked(G, y, x, S):
+                if delta > best[0] + TIE_TOL and _semi_directed_path_blocked(G, y, x, S):
                     best = (delta, (x, y, T))
     return best
 
@@ -79,7 +80,7 @@ def _best_delete(G, sc):
                     continue
                 base = rest | (pa_y - {x})
                 delta = sc.score(y, base) - sc.score(y, base | {x})
-                if delta > best[0]:
+                if delta > best[0] + TIE_TOL:
                     best = (delta, (x, y, H))
     return best
 

@@ -51,7 +51,9 @@ def learn_cpdag(data, cards):
                     moves.append((without + sc.score(i, parents[i] | {j}) - local[i], 2, i, j))
                 elif not A[j, i] and not R[j, i]:
                     moves.append((sc.score(j, parents[j] | {i}) - local[j], 0, i, j))
-        moves.sort(key=lambda m: (-m[0], m[1], m[2], m[3]))
+        # ties (e.g. the two directions of an arc, equal under BIC) go to the first move in
+        # (kind, i, j) order rather than to floating-point noise
+        moves.sort(key=lambda m: (-round(m[0], 6), m[1], m[2], m[3]))
         applied = False
         for delta, kind, i, j in moves:
             if delta <= 1e-9:

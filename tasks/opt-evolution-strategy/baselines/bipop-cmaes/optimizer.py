@@ -4,11 +4,11 @@ def cma_es_run(problem, rng, mean, sigma, lam, max_evals):
     recombination weights). Stops on the usual termination criteria, on `max_evals`
     evaluations or when the evaluation budget is spent. Returns the evaluations used.
 
-    Box constraints: candidates are clipped into the box for evaluation and ranked by
-    f(clipped) plus a quadratic penalty on the distance clipped away.
+    Box constraints: candidates outside the box are repaired by clipping, and the repaired
+    steps are used in the update with their Mahalanobis length capped (Hansen 2011,
+    "Injecting external solutions into CMA-ES", arXiv:1110.4181).
     """
     n, lo, hi = problem.dim, problem.lower, problem.upper
-    width = hi - lo
     sigma0 = sigma
     mu = lam // 2
     w = np.log((lam + 1) / 2.0) - np.log(np.arange(1, mu + 1))
@@ -20,6 +20,7 @@ def cma_es_run(problem, rng, mean, sigma, lam, max_evals):
     cmu = min(1.0 - c1, 2.0 * (mueff - 2.0 + 1.0 / mueff) / ((n + 2.0) ** 2 + mueff))
     damps = 1.0 + 2.0 * max(0.0, math.sqrt((mueff - 1.0) / (n + 1.0)) - 1.0) + cs
     chi_n = math.sqrt(n) * (1.0 - 1.0 / (4.0 * n) + 1.0 / (21.0 * n * n))
+    y_cap = math.sqrt(n) + 2.0 * n / (n + 2.0)
     pc = np.zeros(n)
     ps = np.zeros(n)
     B = np.eye(n)
@@ -42,9 +43,13 @@ def cma_es_run(problem, rng, mean, sigma, lam, max_evals):
         used += k
         if k < lam:
             break
-        pen = np.sum(((X - Xc) / width) ** 2, axis=1)
-        fit = f + (np.max(f) - np.min(f) + 1e-12) * pen
-        order = np.argsort(fit, kind="stable")
+        out = np.any(X != Xc, axis=1)
+        if np.any(out):
+            Yc = (Xc[out] - mean) / sigma
+            maha = np.linalg.norm(Yc @ invsqrtC, axis=1)
+            Yc *= np.minimum(1.0, y_cap / np.maximum(maha, 1e-300))[:, None]
+            Y[out] = Yc
+        order = np.argsort(f, kind="stable")
         old = mean
         Ysel = Y[order[:mu]]
         yw = w @ Ysel
@@ -90,11 +95,12 @@ def optimize(problem, rng):
     the small regime draws lam_s = floor(lam_def * (lam_l / (2 lam_def)) ** (U ** 2)) and
     sigma_s = sigma0 * 10 ** (-2 U), U ~ U(0, 1), and is limited to half the evaluations of the
     last large run. The regime that has used fewer evaluations so far goes next; the first
-    run (default population size) counts for the large regime.
+    run (default population size) counts for the large regime. sigma0 = 0.3 * box width and a
+    uniformly random initial mean for every run.
     """
     n, lo, hi = problem.dim, problem.lower, problem.upper
     lam_def = 4 + int(3 * math.log(n))
-    sigma0 = 0.2 * float(np.max(hi - lo))
+    sigma0 = 0.3 * float(np.max(hi - lo))
     budget_large = budget_small = 0
     lam_large, last_large = lam_def, problem.evals_left
     first = True
