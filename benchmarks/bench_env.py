@@ -87,9 +87,8 @@ def main() -> None:
     if not a.skip_test:
         task = env.task
         test = json.dumps({"tool": "test", "args": {}})
-        t = time.perf_counter()
-        env.step(test)
-        test_ms = (time.perf_counter() - t) * 1000
+        def test_step():
+            env.step(test)
 
         def direct():
             work = tmp / "direct"
@@ -110,9 +109,11 @@ def main() -> None:
                 )
                 grade(task, s.label, task.spec.seeds.dev, out)
 
-        t = time.perf_counter()
-        direct()
-        direct_ms = (time.perf_counter() - t) * 1000
+        # alternate the two and keep each one's best of 3: load from other processes only adds
+        test_ms, direct_ms = float("inf"), float("inf")
+        for _ in range(3):
+            test_ms = min(test_ms, timed(test_step, 1))
+            direct_ms = min(direct_ms, timed(direct, 1))
         rows.append(("settings run directly", direct_ms, None, "baseline"))
         rows.append(
             (
