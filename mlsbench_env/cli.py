@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from mlsbench_env.errors import MLSBenchError
 
@@ -47,7 +47,10 @@ def list_tasks():
     """List the shipped tasks."""
     from mlsbench_env.spec import builtin_task_ids, load_task
 
-    table = Table("id", "domain", "visible settings", "hidden", "baselines", "budgets")
+    table = Table("domain", "visible settings", "hidden", "baselines", "budgets")
+    table.columns.insert(0, Column("id", no_wrap=True))  # ids are what users copy: never cut
+    for column in table.columns[1:]:
+        column.overflow = "fold"
     for tid in builtin_task_ids():
         try:
             t = load_task(tid)
