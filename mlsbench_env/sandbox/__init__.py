@@ -26,10 +26,21 @@ class ExecResult:
     timed_out: bool = False
     killed: str | None = None
     dropped_bytes: int = 0
+    gpus: int = 0
+    """GPUs the command had (0 on CPU)."""
+    gpu_util_pct: float | None = None
+    """Mean utilization of those GPUs while it ran (sampled), where an NVIDIA GPU exists."""
+    gpu_mem_mb: float | None = None
+    """Peak memory used on those GPUs while it ran (sampled)."""
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.killed
+
+    @property
+    def compute_s(self) -> float:
+        """What the command costs the compute budget: wall x GPUs, or wall x 1 on CPU."""
+        return self.wall_s * max(self.gpus, 1)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class SandboxConfig:
     file_size_mb: int = 512
     network: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    gpus: int = 0
+    """GPUs to give the commands (backends that support it: docker); compute is wall x GPUs."""
 
 
 @runtime_checkable

@@ -8,8 +8,18 @@ and when the executor is PID 1 of its namespace, every other process in it too. 
 executor alive avoids paying namespace/container set-up per command.
 
 Start-up config (argv[1], JSON): {"uid": int|null, "gid": int|null, "hide": [path...],
-"expose": [[path, read_only]...], "private_tmp": bool}. ``hide`` paths are covered with an
-empty tmpfs (needs a mount namespace); ``expose`` paths inside them are bound back.
+"expose": [[path, read_only]...], "private_tmp": bool, "run_as": [uid, gid]|null}. ``hide``
+paths are covered with an empty tmpfs (needs a mount namespace); ``expose`` paths inside them
+are bound back. ``uid`` drops the executor itself to that uid; ``run_as`` keeps it as it is and
+runs only the commands as that uid (they then cannot reach its request channel).
+
+Container mode (the `docker` backend) adds ``"attach": true``: after the ready line the executor
+waits for one ``{"attach": {"bind": [[src, dst, read_only]...], "hide": [path...], "unmount":
+[path...], "run_as": [uid, gid]}}`` line, builds the episode's mount view (a pooled container is
+started before its episode exists), gives up CAP_SYS_ADMIN, answers ``{"attached": true}``, and
+from then on runs every command as ``run_as`` while it stays root itself, so that commands cannot
+reach its request channel (/proc/1/fd) or signal it. If the host goes away (stdin closes), even
+in the middle of a command, the executor kills everything and exits.
 """
 
 from __future__ import annotations
@@ -58,6 +68,77 @@ def setup_mounts(hide: list[str], expose: list[tuple[str, bool]], private_tmp: b
         if ro:
             _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
         os.close(fd)
+
+
+CAP_SYS_ADMIN, MNT_DETACH = 21, 2
+RUN_AS: tuple[int, int] | None = None  # commands' uid/gid when the executor stays root
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+
+def drop_capability(cap: int) -> None:
+    """Remove ``cap`` from this process's effective, permitted and inheritable sets."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _CapHeader(0x20080522, 0), (_CapData * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    word, bit = divmod(cap, 32)
+    for field in ("effective", "permitted", "inheritable"):
+        setattr(data[word], field, getattr(data[word], field) & ~(1 << bit))
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def attach(spec: dict) -> None:
+    """Build a container's view of its episode (see the module docstring), then drop mounting."""
+    global RUN_AS
+    for src, dst, read_only in spec.get("bind", []):
+        os.makedirs(dst, exist_ok=True)
+        _mount(src, dst, None, MS_BIND | MS_REC, None)
+        if read_only:
+            _mount("none", dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+    for path in spec.get("hide", []):
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=1m")
+    libc = ctypes.CDLL(None, use_errno=True)
+    for path in spec.get("unmount", []):
+        if libc.umount2(path.encode(), MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"umount {path}: {os.strerror(err)}")
+    drop_capability(CAP_SYS_ADMIN)
+    if spec.get("run_as"):
+        RUN_AS = (int(spec["run_as"][0]), int(spec["run_as"][1]))
+
+
+class _Requests:
+    """Request lines from the host on fd 0; ``eof`` once the host has gone away."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.eof = False
+
+    def fill(self) -> None:
+        data = os.read(0, 65536)
+        self.buf += data
+        self.eof = not data
+
+    def next_line(self) -> str | None:
+        while b"\n" not in self.buf:
+            if self.eof:
+                return None
+            self.fill()
+        line, _, rest = bytes(self.buf).partition(b"\n")
+        self.buf = bytearray(rest)
+        return line.decode()
+
+
+REQUESTS = _Requests()
 
 
 def _limits_prefix(limits: dict) -> str:
@@ -114,6 +195,10 @@ def _kill_all(pgid: int) -> None:
             pass
 
 
+def _chdir(path: str):
+    return lambda: os.chdir(path)
+
+
 def run(req: dict) -> dict:
     limits = _limits_prefix(req.get("limits") or {})
     # One bash: set the limits, then run the command in the same shell.
@@ -126,14 +211,19 @@ def run(req: dict) -> dict:
         **(req.get("env") or {}),
     }
     started = time.perf_counter()
+    user, cwd = {}, req["cwd"]
+    if RUN_AS:  # enter cwd as the command's user (Popen's own chdir happens before setuid)
+        user = dict(user=RUN_AS[0], group=RUN_AS[1], extra_groups=[], preexec_fn=_chdir(cwd))
+        cwd = None
     proc = subprocess.Popen(
         ["/bin/bash", "-c", script],
-        cwd=req["cwd"],
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        **user,
     )
     out = _Capped(int(req.get("max_output", 1 << 20)))
     deadline = started + float(req.get("timeout", 60))
@@ -146,8 +236,14 @@ def run(req: dict) -> dict:
             break
         if exited_at is not None and now - exited_at > 0.2:
             break  # the command exited; a background child still holds the pipe
-        ready, _, _ = select.select([fd], [], [], min(deadline - now, 0.05))
-        if ready:
+        watch = [fd] if REQUESTS.eof else [fd, 0]
+        ready, _, _ = select.select(watch, [], [], min(deadline - now, 0.05))
+        if 0 in ready:
+            REQUESTS.fill()  # the host sends nothing while a command runs, so this is EOF
+            if REQUESTS.eof:  # the host is gone: nothing it started may outlive it
+                _kill_all(proc.pid)
+                os._exit(0)
+        if fd in ready:
             data = os.read(fd, 65536)
             if not data:
                 break
@@ -198,7 +294,10 @@ def run(req: dict) -> dict:
 
 
 def main() -> None:
+    global RUN_AS
     config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    if config.get("run_as"):  # stay root; run the commands as this uid/gid
+        RUN_AS = (int(config["run_as"][0]), int(config["run_as"][1]))
     ready: dict = {"ready": True, "pid1": os.getpid() == 1}
     try:
         if config.get("hide") or config.get("expose") or config.get("private_tmp"):
@@ -220,7 +319,17 @@ def main() -> None:
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     reply.write(json.dumps(ready) + "\n")
-    for line in sys.stdin:
+    if config.get("attach"):
+        line = REQUESTS.next_line()
+        if line is None:
+            return
+        try:
+            attach(json.loads(line)["attach"])
+            reply.write(json.dumps({"attached": True}) + "\n")
+        except Exception as e:  # the host gives up on this container
+            reply.write(json.dumps({"attached": False, "error": f"{type(e).__name__}: {e}"}) + "\n")
+            return
+    while (line := REQUESTS.next_line()) is not None:
         if not line.strip():
             continue
         try:
