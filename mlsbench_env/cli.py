@@ -396,6 +396,259 @@ def markdown_table(task, anchors: dict, rescored: dict) -> str:
     return "\n".join(lines)
 
 
+class _ListOptions(typer.core.TyperCommand):
+    """Lets a list option take several values (``--agents a.yaml b.yaml``) as well as repeats:
+    click options take one value each, so ``--agents a b`` is rewritten to ``--agents a
+    --agents b`` before parsing."""
+
+    variadic = ("--agents", "--tasks", "--compare")
+
+    def parse_args(self, ctx, args):
+        out, current = [], None
+        for a in args:
+            if a in self.variadic:
+                current = a
+                continue
+            if a.startswith("-"):
+                current = None
+            elif current:
+                out.append(current)
+            out.append(a)
+        return super().parse_args(ctx, out)
+
+
+def _split(values) -> list[str]:
+    return [v for item in values or [] for v in item.split(",") if v]
+
+
+@app.command("eval", cls=_ListOptions)
+def eval_matrix(
+    agents: Annotated[
+        list[str], typer.Option(help="baseline:<name> (strongest, default, ...) or agent YAMLs.")
+    ],
+    tasks: Annotated[
+        list[str], typer.Option(help="all | lite (suites/) | task ids | task folders.")
+    ] = ["lite"],  # noqa: B006 (typer reads the default)
+    seeds: Annotated[str, typer.Option(help="N (seeds 0..N-1) or a list: 0,3,7.")] = "1",
+    workers: Annotated[int, typer.Option(help="Episodes at once.")] = 1,
+    executor: Annotated[str, typer.Option(help="local | ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster (ray://host:10001, auto); default local.")
+    ] = None,
+    store: Annotated[str, typer.Option(help="SQLite results store.")] = "runs/results.sqlite",
+    runs_dir: str = "runs",
+    retries: Annotated[int, typer.Option(help="Retries of a failed cell.")] = 1,
+    skip_failed: Annotated[
+        bool, typer.Option(help="Do not rerun cells an earlier eval recorded as failed.")
+    ] = False,
+    cell_timeout: Annotated[float | None, typer.Option(help="Seconds per episode.")] = None,
+    sandbox: str = "local",
+    final_seeds: Annotated[
+        str | None, typer.Option(help="e.g. 0,1 (quick, not comparable)")
+    ] = None,
+    test_budget: int | None = None,
+    max_steps: int | None = None,
+    compute_budget: Annotated[float | None, typer.Option(help="Compute seconds.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a field of every agent YAML.")
+    ] = None,
+    cpus_per_episode: float = 1.0,
+    gpus_per_episode: float = 0.0,
+    dry_run: Annotated[bool, typer.Option(help="List the cells and stop.")] = False,
+):
+    """Run agents x tasks x seeds in parallel into the results store; a rerun resumes."""
+    from pydantic import ValidationError
+    from rich.live import Live
+
+    from mlsbench_env.matrix import EvalConfig, MatrixProgress, expand, run_eval
+    from mlsbench_env.store import ResultsStore
+
+    env: dict = {"sandbox": sandbox, "test_budget": test_budget, "max_steps": max_steps}
+    env["compute_budget_s"] = compute_budget
+    if final_seeds:
+        env["final_seeds"] = [int(s) for s in final_seeds.split(",")]
+    try:
+        cfg = EvalConfig(
+            agents=_split(agents),
+            tasks=_split(tasks),
+            seeds=[int(s) for s in seeds.split(",")] if "," in seeds else range(int(seeds)),
+            workers=workers,
+            executor=executor,
+            address=address,
+            retries=retries,
+            retry_failed=not skip_failed,
+            cell_timeout_s=cell_timeout,
+            store=store,
+            runs_dir=runs_dir,
+            env={k: v for k, v in env.items() if v is not None},
+            overrides=set_ or (),
+            cpus_per_episode=cpus_per_episode,
+            gpus_per_episode=gpus_per_episode,
+        )
+        cells, warnings = expand(cfg)
+        results = ResultsStore(cfg.store)
+    except (MLSBenchError, ValidationError, ValueError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    for w in warnings:
+        console.print(f"[yellow]note:[/yellow] {w}")
+    have = results.statuses(c.key for c in cells)
+    console.print(
+        f"{len(cells)} cells: {len({c.task_id for c in cells})} tasks x {len(cfg.agents)} agents "
+        f"x {len(cfg.seeds)} seeds; {sum(s == 'ok' for s in have.values())} finished before; "
+        f"store {cfg.store}; executor {cfg.executor}, {cfg.workers} worker(s)"
+    )
+    if dry_run:
+        for c in cells:
+            console.print(f"  {have.get(c.key, 'todo'):7} {c.describe()}  [dim]{c.key}[/dim]")
+        return
+    progress = MatrixProgress(len(cells), cfg.workers)
+    live = Live(progress, console=console, refresh_per_second=2) if console.is_terminal else None
+
+    def on_event(e):
+        line = progress.update(e)
+        if line and live is None:
+            console.print(f"{line}  [dim]| {progress.line()}[/dim]")
+
+    try:
+        if live:
+            with live:
+                summary = run_eval(cfg, store=results, on_event=on_event)
+        else:
+            summary = run_eval(cfg, store=results, on_event=on_event)
+    except MLSBenchError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("\ninterrupted; rerun the same command to resume")
+        raise typer.Exit(130) from None
+    console.print(
+        f"eval {summary.eval_id}: {summary.done} done, {summary.skipped} finished before, "
+        f"{summary.failed} failed, {summary.retried} retried, {summary.wall_s:.0f} s. "
+        f"See: mlsbench report --store {cfg.store}"
+    )
+    raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command("report", cls=_ListOptions)
+def report_cmd(
+    store: Annotated[str, typer.Option(help="SQLite results store.")] = "runs/results.sqlite",
+    out: Annotated[str | None, typer.Option(help="Write HTML, PNG, CSV and JSON here.")] = None,
+    tasks: Annotated[list[str] | None, typer.Option(help="Only these task ids.")] = None,
+    agents: Annotated[list[str] | None, typer.Option(help="Only these agents.")] = None,
+    compare: Annotated[
+        list[str] | None, typer.Option(help="Two agents to compare (default: every pair).")
+    ] = None,
+    against: Annotated[
+        str | None, typer.Option(help="Another report.json: say whether they are comparable.")
+    ] = None,
+    plots: bool = True,
+):
+    """Leaderboard, per-task tables, paired comparisons; files with --out."""
+    from pathlib import Path
+
+    from mlsbench_env.report import comparable, render_terminal, report_from_store, write_report
+    from mlsbench_env.store import ResultsStore
+
+    pair = _split(compare)
+    if pair and len(pair) != 2:
+        console.print(f"[red]error:[/red] --compare takes two agents, got {pair}")
+        raise typer.Exit(2)
+    if not Path(store).is_file():
+        console.print(f"[red]error:[/red] no results store at {store} (run `mlsbench eval`)")
+        raise typer.Exit(2)
+    try:
+        rep = report_from_store(
+            ResultsStore(store),
+            tasks=_split(tasks) or None,
+            agents=_split(agents) or None,
+            compare=tuple(pair) if pair else None,
+        )
+    except MLSBenchError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    render_terminal(rep, console)
+    if out:
+        files = write_report(rep, out, plots=plots)
+        console.print(f"wrote {len(files)} files; open {Path(out) / 'index.html'}")
+    if against:
+        why = comparable(rep.to_json(), json.loads(Path(against).read_text()))
+        console.print("comparable with " + against if not why else "[yellow]not comparable:[/]")
+        for w in why:
+            console.print(f"  {w}")
+
+
+@app.command()
+def rescore(
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Run folders (or their trajectory.jsonl).")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Results store: record the rescores there; with --all, rescore its episodes."
+        ),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every finished episode of --store.")] = False,
+    task: Annotated[str | None, typer.Option(help="With --all: only this task.")] = None,
+    final_seeds: Annotated[str | None, typer.Option(help="Default: the recorded seeds.")] = None,
+    tasks_dir: Annotated[
+        str | None, typer.Option(help="Folder of task folders (default: the shipped tasks).")
+    ] = None,
+    workers: int = 1,
+):
+    """Re-run the final evaluation of stored submissions on today's task; old vs new scores."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from mlsbench_env.rescore import rescore_run
+    from mlsbench_env.store import ResultsStore
+
+    results = ResultsStore(store) if store else None
+    targets = list(runs or [])
+    keys = {}
+    if results is not None:
+        for r in results.episodes(status="ok", tasks=[task] if task else None):
+            if r.get("trajectory"):
+                keys[str(Path(r["trajectory"]).resolve())] = r["cell_key"]
+                if all_:
+                    targets.append(r["trajectory"])
+    if not targets:
+        console.print("[red]error:[/red] give run folders, or --store with --all")
+        raise typer.Exit(2)
+    seeds = [int(s) for s in final_seeds.split(",")] if final_seeds else None
+    console.print(f"rescoring {len(targets)} episode(s) ...")
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        rows = list(pool.map(lambda t: rescore_run(t, seeds=seeds, tasks_dir=tasks_dir), targets))
+    table = Table("run", "task", "agent", "seed", "old", "new", "change", "task/anchors", "error")
+    failed = 0
+    for r in rows:
+        old, new = r.get("old_score"), r.get("new_score")
+        changed = [
+            name
+            for name, k in (("task", "task_hash"), ("anchors", "anchors_hash"))
+            if r.get(f"{k}_then") != r.get(f"{k}_now")
+        ]
+        table.add_row(
+            Path(r["trajectory"]).name,
+            str(r["task"]),
+            str(r["agent"]),
+            str(r["seed"]),
+            "n/a" if old is None else f"{old:.1f}",
+            "n/a" if new is None else f"{new:.1f}",
+            "" if old is None or new is None else f"{new - old:+.1f}",
+            ", ".join(changed) + (" changed" if changed else "same"),
+            (r.get("error") or "")[:80],
+        )
+        failed += new is None
+        if results is not None:
+            cell = keys.get(str(Path(r["trajectory"]).resolve()))
+            results.record_rescore({**r, "cell_key": cell})
+    console.print(table)
+    raise typer.Exit(1 if failed else 0)
+
+
+# ----------------------------------------------------------------------- serve, export (RL)
 images_app = typer.Typer(no_args_is_help=True, help="Sandbox images of the docker backend.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox containers and devices.")
 app.add_typer(images_app, name="images")

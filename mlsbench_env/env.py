@@ -538,6 +538,21 @@ class ResearchEnv(gym.Env):
                 "tests_used": len(self.tests),
                 "tamper_report": self.events,
                 "diff": self.workspace.diff(),
+                # what `mlsbench rescore` re-evaluates on today's scaffold: the editable
+                # regions ([file, index, text]) of the current code and of each test's code
+                "seeds": info.get("seeds"),
+                "code": {
+                    "regions": [[*k, t] for k, t in self.workspace.region_texts().items()],
+                    "created": self.workspace.created_files(),
+                },
+                "test_code": [
+                    {
+                        "n": t["n"],
+                        "regions": [[*k, x] for k, x in t["regions"].items()],
+                        "created": t["created"],
+                    }
+                    for t in self.tests
+                ],
             }
         )
         if self._log:
