@@ -396,6 +396,7 @@ def markdown_table(task, anchors: dict, rescored: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------- eval, report, rescore
 class _ListOptions(typer.core.TyperCommand):
     """Lets a list option take several values (``--agents a.yaml b.yaml``) as well as repeats:
     click options take one value each, so ``--agents a b`` is rewritten to ``--agents a
@@ -649,6 +650,120 @@ def rescore(
 
 
 # ----------------------------------------------------------------------- serve, export (RL)
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface; beyond localhost a token is required.")] = (
+        "127.0.0.1"
+    ),
+    port: int = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MLSBENCH_SERVER_TOKEN",
+            help="Bearer token clients must send (generated and printed when the host is not "
+            "localhost and none is given).",
+        ),
+    ] = None,
+    runs_dir: Annotated[str, typer.Option(help="Where episode trajectories go.")] = "runs",
+    work_dir: Annotated[str | None, typer.Option(help="Where episode workspaces live.")] = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", help="Also serve this task folder (repeatable).")
+    ] = None,
+    idle_timeout: Annotated[
+        float, typer.Option(help="Close sessions idle this many seconds (sandbox cleaned up).")
+    ] = 900.0,
+    max_sessions: int = 256,
+    max_live: Annotated[
+        int | None, typer.Option(help="Episodes holding a sandbox at once; more resets queue.")
+    ] = None,
+    max_experiments: Annotated[
+        int | None, typer.Option(help="Sandbox commands at once (default: one per CPU core).")
+    ] = None,
+    ramp_per_s: Annotated[float, typer.Option(help="Episode starts per second (ramp).")] = 4.0,
+    max_body_bytes: int = 2 << 20,
+):
+    """Serve episodes over HTTP (create/reset/step/close; OpenAPI at /docs) for remote trainers;
+    mlsbench_env.client.RemoteEnv is the matching gymnasium env."""
+    import secrets
+
+    from mlsbench_env.server import ServerConfig, needs_token, serve, task_folders
+
+    if needs_token(host) and not token:
+        token = secrets.token_urlsafe(24)
+        console.print(f"bound beyond localhost: clients must send 'Authorization: Bearer {token}'")
+    try:
+        cfg = ServerConfig(
+            host=host,
+            port=port,
+            token=token,
+            idle_timeout_s=idle_timeout,
+            max_sessions=max_sessions,
+            max_body_bytes=max_body_bytes,
+            runs_dir=runs_dir,
+            work_dir=work_dir,
+            tasks=task_folders(task or []),
+            max_live=max_live,
+            max_experiments=max_experiments,
+            ramp_per_s=ramp_per_s or None,
+        )
+        console.print(f"mlsbench env server on http://{host}:{port} (API docs: /docs)")
+        serve(cfg)
+    except MLSBenchError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+@app.command("export")
+def export_cmd(
+    runs: Annotated[list[str], typer.Argument(help="Run folders, or folders of them (runs/).")],
+    format_: Annotated[
+        str, typer.Option("--format", help="chat-jsonl | openai-tools | sharegpt")
+    ] = "chat-jsonl",
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Output folder (episodes.jsonl + README.md).")
+    ] = "export",
+    min_score: Annotated[float | None, typer.Option(help="Keep episodes scoring >= this.")] = None,
+    task: Annotated[list[str] | None, typer.Option("--task", help="Only these tasks.")] = None,
+    agent: Annotated[list[str] | None, typer.Option("--agent", help="Only these agents.")] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="End statuses to keep (default: submitted, truncated)."),
+    ] = None,
+    redact_final: Annotated[
+        bool,
+        typer.Option(help="Replace the final evaluation's observation (it names hidden settings)."),
+    ] = False,
+):
+    """Write episodes as fine-tuning data with a dataset card (loads with `datasets`)."""
+    import shlex
+
+    from mlsbench_env.export import Filters, export
+
+    filters = Filters(
+        min_score=min_score,
+        tasks=tuple(task or ()),
+        agents=tuple(agent or ()),
+        statuses=tuple(status or ("submitted", "truncated")),
+    )
+    try:
+        args = [*runs, "--format", format_, "-o", out]
+        args += ["--min-score", f"{min_score:g}"] if min_score is not None else []
+        args += [x for t in task or () for x in ("--task", t)]
+        args += [x for a in agent or () for x in ("--agent", a)]
+        args += [x for st in status or () for x in ("--status", st)]
+        args += ["--redact-final"] if redact_final else []
+        command = "mlsbench export " + shlex.join(args)
+        result = export(runs, out, format_, filters, redact=redact_final, command=command)
+    except MLSBenchError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    skipped = ", ".join(f"{n} {why}" for why, n in result.skipped.items()) or "none"
+    console.print(
+        f"wrote {len(result.episodes)} episode(s) to {result.data_file} (skipped: {skipped}); "
+        f"dataset card {result.card}"
+    )
+
+
 images_app = typer.Typer(no_args_is_help=True, help="Sandbox images of the docker backend.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox containers and devices.")
 app.add_typer(images_app, name="images")

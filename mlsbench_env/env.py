@@ -11,6 +11,9 @@ nothing; durations live in the trajectory log.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -36,13 +39,16 @@ from mlsbench_env.evaluation import (
     sandbox_config,
     score_runs,
 )
+from mlsbench_env.jobs import Slots, TestJob
 from mlsbench_env.prompt import render_prompt
 from mlsbench_env.sandbox import make_sandbox
 from mlsbench_env.spec import Task, load_task
 from mlsbench_env.tools import (
+    OPT_IN_TOOLS,
     TOOLS,
     ActionError,
     EditArgs,
+    JobsArgs,
     ShellArgs,
     SubmitArgs,
     UndoArgs,
@@ -51,7 +57,7 @@ from mlsbench_env.tools import (
     tool_schemas,
 )
 from mlsbench_env.trajectory import TrajectoryLog
-from mlsbench_env.workspace import Workspace
+from mlsbench_env.workspace import Workspace, WorkspaceState
 
 MAX_OBS_CHARS = 400_000
 CHARS_PER_TOKEN = 4  # observation budgets are estimated at 4 characters per token
@@ -100,6 +106,26 @@ class EnvConfig(BaseModel):
     runs_dir: str | None = Field("runs", description="Trajectory logs go here (None: no log).")
     work_dir: str | None = Field(None, description="Where episode workspaces live.")
     agent_name: str = Field("agent", description="Recorded in the log and run folder name.")
+    max_jobs: int = Field(
+        0,
+        ge=0,
+        description="Background tests at once (`test` with wait=false, polled with the `jobs` "
+        "tool). 0: off (the default), `test` always blocks.",
+    )
+    max_experiments: int | None = Field(
+        None,
+        ge=1,
+        description="At most this many sandbox commands (test settings, shell commands, final "
+        "evaluations) at once on this machine, counted across processes; the others wait, "
+        "unbilled (mlsbench_env.jobs.Slots). None: no limit.",
+    )
+    dense_reward: float = Field(
+        0.0,
+        ge=0,
+        description="Opt-in shaping: a test whose visible score beats the best earlier one by d "
+        "points pays dense_reward x d x reward_scale on the step that shows it. The terminal "
+        "reward stays the final score. 0: off.",
+    )
 
 
 @dataclass
@@ -116,6 +142,24 @@ class Budget:
         }
 
 
+@dataclass(frozen=True)
+class EpisodeSnapshot:
+    """An episode's state (``ResearchEnv.snapshot``): the workspace, budgets, test history,
+    events and finished background jobs, in memory. ``restore`` it into any env of the same
+    task, any number of times (tree search, branching rollouts)."""
+
+    id: str
+    task: str
+    workspace: WorkspaceState
+    budget: Budget
+    state: dict  # the other episode fields, deep-copied
+    log: tuple[str, int] | None  # (trajectory file, byte offset): where its history is logged
+
+    @property
+    def nbytes(self) -> int:
+        return self.workspace.nbytes
+
+
 class ResearchEnv(gym.Env):
     """A research task as a multi-turn text environment (see the module docstring)."""
 
@@ -127,10 +171,16 @@ class ResearchEnv(gym.Env):
         self.render_mode = render_mode
         names = list(self.config.tools or TOOLS)
         for n in names:
-            if n not in TOOLS:
-                raise UnknownNameError("tool", n, list(TOOLS))
+            if n not in TOOLS and n not in OPT_IN_TOOLS:
+                raise UnknownNameError("tool", n, [*TOOLS, *OPT_IN_TOOLS])
         if "submit" not in names:
             names.append("submit")
+        if "jobs" in names and not self.config.max_jobs:
+            raise MLSBenchError("the `jobs` tool needs max_jobs >= 1 (background tests at once)")
+        if self.config.max_jobs and "test" in names and "jobs" not in names:
+            names.append("jobs")
+        self._slots = Slots(self.config.max_experiments) if self.config.max_experiments else None
+        self._jobs: dict[int, TestJob] = {}
         self.tool_names = names
         self.observation_space = FullText(max_length=MAX_OBS_CHARS, min_length=0)
         self.action_space = FullText(max_length=MAX_OBS_CHARS, min_length=0)
@@ -160,6 +210,10 @@ class ResearchEnv(gym.Env):
         (self._episode_dir / "out").mkdir()
         self.tests: list[dict] = []
         self.events: list[dict] = []
+        self._jobs = {}
+        self._tests_started = 0
+        self._best_visible = 0.0  # dense_reward: the best visible test score so far
+        self._bonus = 0.0  # dense_reward due on this step
         self.step_count = 0
         self._done = False
         self._open_log(seed)
@@ -197,6 +251,7 @@ class ResearchEnv(gym.Env):
         started = time.perf_counter()
         self.step_count += 1
         self.budget.steps -= 1
+        self._collect_jobs()
         info: dict[str, Any] = {}
         reward, terminated = 0.0, False
         try:
@@ -206,19 +261,28 @@ class ResearchEnv(gym.Env):
         else:
             try:
                 text, ok, info, terminated = self._dispatch(name, args)
-            except MLSBenchError as e:
+            except (MLSBenchError, ActionError) as e:  # e.g. submit of a test that never ran
                 text, ok = f"{name} failed: {e}", False
             except Exception as e:  # an env bug must not lose the episode: report and go on
                 text, ok = f"{name} failed with an internal error: {type(e).__name__}: {e}", False
                 self._event("internal_error", traceback.format_exc())
+        self._collect_jobs()
         if terminated:
             reward = float(info.get("score") or 0.0) * self.config.reward_scale
+        elif self._bonus:
+            info["dense_reward"] = self._bonus
+            reward = self._bonus * self.config.reward_scale
+        self._bonus = 0.0
         truncated = False
         if not terminated:
             ran_out = self._exhausted()
             if ran_out:
                 truncated = True
                 text += f"\n\nBudget exhausted ({ran_out}): the episode is truncated."
+                cancelled = self._cancel_jobs()
+                if cancelled:
+                    info["cancelled_jobs"] = cancelled
+                    text += "\n" + _cancel_note(cancelled)
                 if self.config.submit_on_truncation:
                     last = self.tests[-1] if self.tests else None
                     what = f"test {last['n']}" if last else "the current code"
@@ -283,7 +347,9 @@ class ResearchEnv(gym.Env):
         if name == "shell":
             return self._shell(args)
         if name == "test":
-            return self._test()
+            return self._test(args)
+        if name == "jobs":
+            return self._jobs_tool(args)
         if name == "submit":
             return self._submit(args)
         raise ActionError(f"unknown tool {name!r}")
@@ -311,12 +377,13 @@ class ResearchEnv(gym.Env):
             return "No compute budget left; `submit` to end the episode.", False, {}, False
         timeout = min(a.timeout or self.command_timeout, self.command_timeout)
         before = self.workspace.editable_snapshot()
-        res = self._sandbox.exec(
-            a.command,
-            timeout=timeout,
-            cwd="workspace",
-            max_output_bytes=self.config.obs_max_tokens * CHARS_PER_TOKEN * 4,
-        )
+        with self._slot():
+            res = self._sandbox.exec(
+                a.command,
+                timeout=timeout,
+                cwd="workspace",
+                max_output_bytes=self.config.obs_max_tokens * CHARS_PER_TOKEN * 4,
+            )
         self.budget.compute_s -= res.wall_s
         events = self.workspace.check_integrity(before)
         for e in events:
@@ -330,31 +397,32 @@ class ResearchEnv(gym.Env):
             text += "\n[integrity] " + "\n[integrity] ".join(events)
         return text, res.ok, {"exit_code": res.returncode, "killed": res.killed}, False
 
-    def _test(self):
+    def _test(self, a=None):
+        if a is not None and not getattr(a, "wait", True):
+            return self._start_test_job()
         if self.budget.tests <= 0:
             self._event("budget_overrun", "test called with no tests left")
             return "No tests left; `submit` to end the episode.", False, {}, False
         if self.budget.compute_s <= 0:
             return "No compute budget left; `submit` to end the episode.", False, {}, False
         self.budget.tests -= 1
-        n = len(self.tests) + 1
+        self._tests_started += 1
+        n = self._tests_started
         ws = self.workspace
         before = ws.editable_snapshot()
-        ranges = {
-            f: [(r.start, r.end) for r in ws.editable_ranges(f)]
-            for f in [*ws.ranges, *sorted(ws.created)]
-        }
+        ranges = self._editable_ranges()
         runs = []
         for setting in self.task.visible_settings:
-            run = run_setting(
-                self.task,
-                self._sandbox,
-                "workspace",
-                setting,
-                self.task.spec.seeds.dev,
-                new_out_dir(self._episode_dir, f"test{n}-{setting.label}"),
-                ranges,
-            )
+            with self._slot():
+                run = run_setting(
+                    self.task,
+                    self._sandbox,
+                    "workspace",
+                    setting,
+                    self.task.spec.seeds.dev,
+                    new_out_dir(self._episode_dir, f"test{n}-{setting.label}"),
+                    ranges,
+                )
             self.budget.compute_s -= run.wall_s
             self._run_events(run)
             runs.append(run)
@@ -362,11 +430,18 @@ class ResearchEnv(gym.Env):
                 self.progress(setting.label, self.task.spec.seeds.dev, run)
         for e in ws.check_integrity(before):
             self._event("fixed_file_restored", e)
+        text, ok, info = self._test_result(n, runs, ws.region_texts(), ws.created_files())
+        return text, ok, info, False
+
+    def _test_result(self, n: int, runs: list[SettingRun], regions, created):
+        """Score a finished test (blocking or background): record it, say what it did."""
         result = score_runs(self.task, runs, self.task.anchors())
         score = result.score
-        self.tests.append(
-            {"n": n, "score": score, "regions": ws.region_texts(), "created": ws.created_files()}
-        )
+        self.tests.append({"n": n, "score": score, "regions": regions, "created": created})
+        self.tests.sort(key=lambda t: t["n"])  # background tests can finish out of order
+        if self.config.dense_reward and score is not None:
+            self._bonus += self.config.dense_reward * max(0.0, score - self._best_visible)
+            self._best_visible = max(self._best_visible, score)
         lines = [f"Test {n} (visible settings, seed {self.task.spec.seeds.dev}):"]
         for run in runs:
             sc = result.setting_scores.get(run.label)
@@ -388,23 +463,33 @@ class ResearchEnv(gym.Env):
             "score": score,
             "test": n,
         }
-        return "\n".join(lines), all(r.error is None for r in runs), info, False
+        return "\n".join(lines), all(r.error is None for r in runs), info
 
     def _submit(self, a: SubmitArgs):
         ws = self.workspace
         if a.test is not None:
-            if not 1 <= a.test <= len(self.tests):
+            chosen = next((t for t in self.tests if t["n"] == a.test), None)
+            job = next((j for j in self._jobs.values() if j.test == a.test), None)
+            if chosen is None and job is not None and job.running:
+                raise MLSBenchError(
+                    f"test {a.test} is still running (job {job.id}); wait for it first "
+                    f'({{"tool": "jobs", "args": {{"action": "wait", "id": {job.id}}}}})'
+                )
+            if chosen is None:
                 raise ActionError(f"no test number {a.test}; tests run so far: {len(self.tests)}")
-            chosen = self.tests[a.test - 1]
             regions, created, what = chosen["regions"], chosen["created"], f"test {a.test}"
         else:
             regions, created, what = ws.region_texts(), ws.created_files(), "the current code"
         for rel in ws.fixed_unchanged():
             self._event("fixed_region_changed", f"{rel}: fixed lines differ from the scaffold")
+        cancelled = self._cancel_jobs()
         info = self._final(regions, created)
         lines = [
             f"Submitted {what}. Final evaluation (all settings x seeds {list(info['seeds'])}):"
         ]
+        if cancelled:
+            info["cancelled_jobs"] = cancelled
+            lines.insert(0, _cancel_note(cancelled))
         for label, m in info["metrics"].items():
             err = info["errors"].get(label)
             sc = info["setting_scores"].get(label)
@@ -426,16 +511,17 @@ class ResearchEnv(gym.Env):
         seeds = list(self.config.final_seeds or self.task.spec.seeds.final)
         c = self.config
         hidden = (Path(c.runs_dir).resolve(),) if c.runs_dir else ()
-        result: FinalResult = final_evaluation(
-            self.task,
-            regions,
-            created,
-            backend=c.sandbox,
-            seeds=seeds,
-            work_root=self._episode_dir.parent,
-            hidden_extra=hidden,
-            progress=self.progress,
-        )
+        with self._slot():
+            result: FinalResult = final_evaluation(
+                self.task,
+                regions,
+                created,
+                backend=c.sandbox,
+                seeds=seeds,
+                work_root=self._episode_dir.parent,
+                hidden_extra=hidden,
+                progress=self.progress,
+            )
         for run in result.runs:
             self._run_events(run)
         metrics, errors = {}, {}
@@ -462,6 +548,210 @@ class ResearchEnv(gym.Env):
             "final_runs": [r.record() for r in result.runs],
         }
 
+    # ------------------------------------------------------------------ background tests
+    def _editable_ranges(self) -> dict[str, list[tuple[int, int]]]:
+        ws = self.workspace
+        return {
+            f: [(r.start, r.end) for r in ws.editable_ranges(f)]
+            for f in [*ws.ranges, *sorted(ws.created)]
+        }
+
+    def _slot(self):
+        """Hold one machine-wide experiment slot (``max_experiments``) around a command."""
+        return self._slots.hold() if self._slots else contextlib.nullcontext()
+
+    def _start_test_job(self):
+        if self.budget.tests <= 0:
+            self._event("budget_overrun", "test called with no tests left")
+            return "No tests left; `submit` to end the episode.", False, {}, False
+        if self.budget.compute_s <= 0:
+            return "No compute budget left; `submit` to end the episode.", False, {}, False
+        running = [j for j in self._jobs.values() if j.running]
+        if len(running) >= self.config.max_jobs:
+            ids = ", ".join(str(j.id) for j in running)
+            return (
+                f"{len(running)} background test(s) already running (jobs {ids}; max_jobs="
+                f"{self.config.max_jobs}): wait for one or cancel one with `jobs` first.",
+                False,
+                {"jobs": [j.status() for j in self._jobs.values()]},
+                False,
+            )
+        self.budget.tests -= 1
+        self._tests_started += 1
+        n, ws, c = self._tests_started, self.workspace, self.config
+        job_id = max(self._jobs, default=0) + 1
+        root = self._episode_dir / "jobs" / f"job{job_id}-{uuid.uuid4().hex[:8]}"
+        # the code as it is now: later edits do not leak into the running test
+        shutil.copytree(
+            ws.root, root / "workspace", symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        (root / "out").mkdir()
+        settings = {s.label: s for s in self.task.visible_settings}
+        ranges, seed = self._editable_ranges(), self.task.spec.seeds.dev
+        hidden = (Path(c.runs_dir).resolve(),) if c.runs_dir else ()
+        hidden += (self._episode_dir.parent.resolve(),)
+        job = TestJob(job_id, n, list(settings), ws.region_texts(), ws.created_files())
+
+        def make(where: Path):
+            return make_sandbox(c.sandbox, sandbox_config(self.task, where, hidden))
+
+        def run_one(sandbox, label: str, where: Path) -> SettingRun:
+            out = new_out_dir(where, f"test{n}-{label}")
+            return run_setting(self.task, sandbox, "workspace", settings[label], seed, out, ranges)
+
+        job.start(root, make, run_one, lambda: self.budget.compute_s, self._slots)
+        self._jobs[job_id] = job
+        text = (
+            f"Test {n} started in the background as job {job_id} on a copy of the current code "
+            f"(settings: {', '.join(settings)}). Keep working; "
+            f'{{"tool": "jobs", "args": {{"action": "wait", "id": {job_id}}}}} waits for it.'
+        )
+        return text, True, {"job": job_id, "test": n}, False
+
+    def _collect_jobs(self) -> None:
+        """Bill what background jobs used; score the ones that finished (episode thread only)."""
+        for job in self._jobs.values():
+            used = job.used_s
+            if used > job.billed_s:
+                self.budget.compute_s -= used - job.billed_s
+                job.billed_s = used
+            if job.running or job.result is not None:
+                continue
+            for run in job.runs:
+                self._run_events(run)
+                if self.progress:
+                    self.progress(run.label, run.seed, run)
+            if job.state == "done" and len(job.runs) == len(job.settings):
+                text, _, info = self._test_result(job.test, job.runs, job.regions, job.created)
+                info["job"] = job.id
+                job.result = {"text": f"Job {job.id} finished. {text}", "info": info}
+            else:
+                why = f": {job.error}" if job.error else ""
+                job.result = {
+                    "text": f"Job {job.id} (test {job.test}) {job.state}{why}; no score.",
+                    "info": {"job": job.id, "test": job.test, "state": job.state},
+                }
+
+    def _cancel_jobs(self) -> list[int]:
+        running = [j for j in self._jobs.values() if j.running]
+        for job in running:
+            job.cancel()
+        for job in running:
+            job.wait(60)
+        self._collect_jobs()
+        for job in running:
+            job.shown = True  # the caller's observation says they were cancelled
+        return [j.id for j in running]
+
+    def _jobs_tool(self, a: JobsArgs):
+        jobs = self._jobs
+        if a.id is not None and a.id not in jobs:
+            known = ", ".join(str(i) for i in jobs) or "none yet"
+            raise MLSBenchError(f"no job {a.id}; jobs so far: {known}")
+        chosen = [jobs[a.id]] if a.id is not None else list(jobs.values())
+        notes = []
+        if a.action == "cancel":
+            stopped = [j for j in chosen if j.running]
+            for job in stopped:
+                job.cancel()
+            for job in stopped:
+                job.wait(60)
+            ids = ", ".join(str(j.id) for j in stopped)
+            notes.append(f"Cancelled job(s) {ids}." if stopped else "No running job to cancel.")
+        elif a.action == "wait":
+            t0 = time.monotonic()
+            for job in chosen:
+                left = None if a.timeout is None else max(0.0, a.timeout - time.monotonic() + t0)
+                job.wait(left)
+            still = [str(j.id) for j in chosen if j.running]
+            if still:
+                notes.append(f"Still running after {a.timeout:g} s: job(s) {', '.join(still)}.")
+        self._collect_jobs()
+        lines = [*notes, "Jobs:" if jobs else "No background jobs (start one: test wait=false)."]
+        lines += [j.line() for j in jobs.values()]
+        show = [
+            j
+            for j in chosen
+            if j.result is not None and (not j.shown or (a.id is not None and a.action != "cancel"))
+        ]
+        for job in show:
+            lines += ["", job.result["text"]]
+            job.shown = True
+        info: dict[str, Any] = {"jobs": [j.status() for j in jobs.values()]}
+        if show:
+            info["tests"] = [j.result["info"] for j in show]
+        return "\n".join(lines), True, info, False
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self) -> EpisodeSnapshot:
+        """The episode's state now (workspace files, edits and their undo history, budgets,
+        test history, events, finished background jobs), in memory; see ``restore``. Refused
+        while background tests run (wait for or cancel them first)."""
+        if self._episode_dir is None:
+            raise MLSBenchError(
+                "nothing to snapshot: the env was never reset, or is closed (an EnvPool closes "
+                "an episode when it ends); snapshot before the last step, or call reset()"
+            )
+        self._collect_jobs()
+        running = [str(j.id) for j in self._jobs.values() if j.running]
+        if running:
+            raise MLSBenchError(
+                f"background job(s) {', '.join(running)} are still running; wait for or cancel "
+                "them (the `jobs` tool) before snapshot()"
+            )
+        log = None
+        if self._log is not None and not self._log._f.closed:
+            log = (str(self._log.path), self._log._f.tell())
+        state = {
+            "tests": self.tests,
+            "events": self.events,
+            "jobs": {i: j.frozen() for i, j in self._jobs.items()},
+            "tests_started": self._tests_started,
+            "best_visible": self._best_visible,
+            "step_count": self.step_count,
+            "done": self._done,
+            "last_obs": self._last_obs,
+            "np_random": self._np_random,
+        }
+        return EpisodeSnapshot(
+            id=uuid.uuid4().hex[:12],
+            task=self.task.id,
+            workspace=self.workspace.capture(),
+            budget=dataclasses.replace(self.budget),
+            state=copy.deepcopy(state),
+            log=log,
+        )
+
+    def restore(self, snap: EpisodeSnapshot) -> str:
+        """Put the episode back in ``snap``'s state and return its last observation. Works on
+        any env of the same task: one without a live episode starts one first. Running
+        background jobs are cancelled. The trajectory gets a ``restore`` record naming where
+        the snapshot's history is logged, so exports follow each branch."""
+        if snap.task != self.task.id:
+            raise MLSBenchError(f"a snapshot of task {snap.task!r} cannot restore {self.task.id!r}")
+        if self._episode_dir is None or self._sandbox is None:
+            self.reset()
+        self._cancel_jobs()
+        self.workspace.restore(snap.workspace, owner=getattr(self._sandbox, "uid", None))
+        st = copy.deepcopy(snap.state)
+        self.budget = dataclasses.replace(snap.budget)
+        self.tests, self.events, self._jobs = st["tests"], st["events"], st["jobs"]
+        self._tests_started, self._best_visible = st["tests_started"], st["best_visible"]
+        self.step_count, self._done, self._last_obs = st["step_count"], st["done"], st["last_obs"]
+        self._np_random, self._bonus = st["np_random"], 0.0
+        if self._log is not None and self._log._f.closed and not self._done:
+            self._log._f = open(self._log.path, "a", encoding="utf-8")  # noqa: SIM115
+        self.record(
+            {
+                "type": "restore",
+                "snapshot": snap.id,
+                "step": self.step_count,
+                "from_log": snap.log[0] if snap.log else None,
+                "from_offset": snap.log[1] if snap.log else None,
+            }
+        )
+        return self._last_obs
+
     # ------------------------------------------------------------------ helpers
     def _exhausted(self) -> str | None:
         if self.budget.steps <= 0:
@@ -472,10 +762,16 @@ class ResearchEnv(gym.Env):
 
     def _footer(self) -> str:
         b = self.budget
-        return (
+        line = (
             f"[budget] steps left {b.steps} | tests left {b.tests} | "
             f"compute left {max(b.compute_s, 0):.0f} s"
         )
+        running = [f"job {j.id}" for j in self._jobs.values() if j.running]
+        unseen = [f"job {j.id}" for j in self._jobs.values() if j.result and not j.shown]
+        parts = [f"running: {', '.join(running)}"] if running else []
+        if unseen:
+            parts.append(f"finished, not shown yet: {', '.join(unseen)} (`jobs` shows them)")
+        return line + ("\n[jobs] " + "; ".join(parts) if parts else "")
 
     def _run_events(self, run: SettingRun) -> None:
         for v in run.policy_violations:
@@ -559,6 +855,8 @@ class ResearchEnv(gym.Env):
             self._log.close()
 
     def _teardown(self, wait: bool = True) -> None:
+        for job in self._jobs.values():
+            job.cancel()  # its thread removes its folder; the episode folder goes below
         sandbox, episode_dir = self._sandbox, self._episode_dir
         self._sandbox, self._episode_dir = None, None
         if self._log is not None:
@@ -583,6 +881,13 @@ class ResearchEnv(gym.Env):
             self._teardown()
         except Exception:
             pass
+
+
+def _cancel_note(ids: list[int]) -> str:
+    return (
+        f"Cancelled {len(ids)} running background job(s) ({', '.join(map(str, ids))}): an "
+        "episode does not end with experiments running."
+    )
 
 
 def _fmt_score(x) -> str:

@@ -55,6 +55,28 @@ class TestArgs(_Args):
     compute time; returns each setting's metrics and normalized score."""
 
 
+class BackgroundTestArgs(TestArgs):
+    """Run every visible setting on the dev seed with the current code. Costs one test and its
+    compute time; returns each setting's metrics and normalized score. With wait=false it runs
+    in the background on a copy of the code and returns a job id at once (see `jobs`)."""
+
+    wait: bool = Field(
+        True, description="false: start it in the background and return a job id at once."
+    )
+
+
+class JobsArgs(_Args):
+    """Background tests (`test` with wait=false): `list` shows every job and the results of
+    finished ones; `poll` one job; `wait` blocks until a job (default: every running one)
+    finishes or `timeout` seconds pass; `cancel` stops a job (default: every running one).
+    Running jobs keep charging compute; the episode cannot end while they run (submit and
+    budget exhaustion cancel them, and say so)."""
+
+    action: Literal["list", "poll", "wait", "cancel"] = Field("list", description="What to do.")
+    id: int | None = Field(None, ge=1, description="The job (default: all of them).")
+    timeout: float | None = Field(None, gt=0, description="wait: give up after this many seconds.")
+
+
 class SubmitArgs(_Args):
     """End the episode: the final evaluation runs every setting on every seed from a pristine
     scaffold carrying only your editable regions; its score is the reward."""
@@ -72,6 +94,17 @@ TOOLS: dict[str, type[_Args]] = {
     "test": TestArgs,
     "submit": SubmitArgs,
 }
+# Opt-in tools: not in the default tool set (the env adds `jobs` when max_jobs > 0). With
+# `jobs` in an env's tool names, `test` takes the `wait` argument (BackgroundTestArgs), so the
+# default prompt and schemas stay as they were.
+OPT_IN_TOOLS: dict[str, type[_Args]] = {"jobs": JobsArgs}
+
+
+def arg_model(name: str, names: list[str] | tuple[str, ...]) -> type[_Args]:
+    """The argument model of tool ``name`` in an env whose tools are ``names``."""
+    if name == "test" and "jobs" in names:
+        return BackgroundTestArgs
+    return TOOLS[name] if name in TOOLS else OPT_IN_TOOLS[name]
 
 
 def _schema(model: type[_Args]) -> dict:
@@ -98,8 +131,8 @@ def _schemas_json(names: tuple[str, ...]) -> str:
         [
             {
                 "name": n,
-                "description": " ".join(TOOLS[n].__doc__.split()),
-                "parameters": _schema(TOOLS[n]),
+                "description": " ".join(arg_model(n, names).__doc__.split()),
+                "parameters": _schema(arg_model(n, names)),
             }
             for n in names
         ]
@@ -121,9 +154,12 @@ class ActionError(ValueError):
     """A malformed action; the message is the observation the agent gets."""
 
 
-def usage(names: list[str]) -> str:
+def usage(names: list[str], only: str | None = None) -> str:
+    """The tool list of the prompt (``only``: just that tool, as it is in an env of ``names``)."""
     lines = ['Actions are JSON: {"tool": NAME, "args": {...}}. Tools:']
     for s in tool_schemas(names):
+        if only is not None and s["name"] != only:
+            continue
         props = s["parameters"].get("properties", {})
         req = set(s["parameters"].get("required", []))
         args = ", ".join(
@@ -165,14 +201,16 @@ def parse_action(action: Any, names: list[str]) -> tuple[str, _Args]:
     if not isinstance(args, dict):
         raise ActionError(f'"args" must be an object, got {type(args).__name__}')
     try:
-        return name, TOOLS[name].model_validate(args)
+        return name, arg_model(name, names).model_validate(args)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'args'}: "
             + ("unknown argument" if err["type"] == "extra_forbidden" else err["msg"])
             for err in e.errors()
         )
-        raise ActionError(f"bad arguments for {name}: {problems}\n{usage([name])}") from None
+        raise ActionError(
+            f"bad arguments for {name}: {problems}\n{usage(names, only=name)}"
+        ) from None
 
 
 def _expected() -> str:

@@ -36,6 +36,25 @@ class _Snapshot:
     ranges: list[Range] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class WorkspaceState:
+    """Everything that makes a workspace what it is, held in memory (``Workspace.capture``):
+    every file and folder under the root (caches excepted), the editable ranges, the created
+    files and the undo history. Restoring it into any workspace of the same task reproduces it
+    byte for byte, so later observations are identical."""
+
+    files: dict[str, tuple[bytes, int]]  # rel -> (content, mode)
+    links: dict[str, str]  # rel -> symlink target (the linked read-only data)
+    dirs: frozenset[str]
+    ranges: dict[str, tuple[tuple[int, int], ...]]
+    created: frozenset[str]
+    history: tuple[_Snapshot, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(data) for data, _ in self.files.values())
+
+
 def _lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
@@ -247,6 +266,85 @@ class Workspace:
         for (file, index), text in texts.items():
             r = self.ranges[file][index - 1]
             self.replace(file, r.start, r.end, text)
+
+    # ---------------------------------------------------------------- snapshots
+    def _walk(self):
+        """(rel, path, is_dir) of everything under the root, caches skipped, parents first."""
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            base = Path(dirpath)
+            for name in dirnames:
+                path = base / name
+                yield path.relative_to(self.root).as_posix(), path, not path.is_symlink()
+            for name in sorted(filenames):
+                path = base / name
+                yield path.relative_to(self.root).as_posix(), path, False
+
+    def capture(self) -> WorkspaceState:
+        """The workspace's state (see ``WorkspaceState``)."""
+        files, links, dirs = {}, {}, set()
+        for rel, path, is_dir in self._walk():
+            if path.is_symlink():
+                links[rel] = os.readlink(path)
+            elif is_dir:
+                dirs.add(rel)
+            else:
+                files[rel] = (path.read_bytes(), path.stat().st_mode & 0o7777)
+        return WorkspaceState(
+            files=files,
+            links=links,
+            dirs=frozenset(dirs),
+            ranges={f: tuple((r.start, r.end) for r in rs) for f, rs in self.ranges.items()},
+            created=frozenset(self.created),
+            history=tuple(
+                _Snapshot(h.path, h.text, [Range(r.start, r.end) for r in h.ranges])
+                for h in self.history
+            ),
+        )
+
+    def restore(self, state: WorkspaceState, owner: int | None = None) -> None:
+        """Make this workspace what ``state`` was: writes only what differs, removes what
+        ``state`` did not have. New files and folders go to ``owner`` (the sandbox's uid)."""
+        for rel, path, is_dir in list(self._walk()):
+            if not (path.exists() or path.is_symlink()):
+                continue  # inside a folder removed just before
+            if path.is_symlink():
+                if state.links.get(rel) != os.readlink(path):
+                    path.unlink()
+            elif is_dir:
+                if rel not in state.dirs:
+                    shutil.rmtree(path)
+            elif rel not in state.files:
+                path.unlink()
+        for rel in sorted(state.dirs):
+            path = self.root / rel
+            if not path.is_dir():
+                path.mkdir(parents=True)
+                if owner is not None:
+                    os.chown(path, owner, owner)
+        for rel, target in state.links.items():
+            path = self.root / rel
+            if not path.is_symlink():
+                os.symlink(target, path)
+        for rel, (data, mode) in state.files.items():
+            path = self.root / rel
+            if path.is_file():
+                if path.read_bytes() != data:
+                    with open(path, "r+b") as f:  # in place: keeps the owner (see write_text)
+                        f.write(data)
+                        f.truncate()
+            else:
+                path.write_bytes(data)
+                if owner is not None:
+                    os.chown(path, owner, owner)
+            if path.stat().st_mode & 0o7777 != mode:
+                os.chmod(path, mode)
+        self.ranges = {f: [Range(a, b) for a, b in rs] for f, rs in state.ranges.items()}
+        self.created = set(state.created)
+        self.history = [
+            _Snapshot(h.path, h.text, [Range(r.start, r.end) for r in h.ranges])
+            for h in state.history
+        ]
 
     # ---------------------------------------------------------------- transplant & checks
     def region_texts(self) -> dict[tuple[str, int], str]:

@@ -1,15 +1,58 @@
 """OpenAI Chat Completions (api.openai.com and any OpenAI-compatible server: vLLM, llama.cpp
-server, Ollama, ...) through the official ``openai`` SDK, imported only here."""
+server, Ollama, ...) through the official ``openai`` SDK, imported only here.
+
+Training-grade traces: when the server returns token ids and log-probabilities (vLLM does with
+``params: {logprobs: true, extra_body: {return_token_ids: true}}`` in the model config), each
+model call's trajectory record carries them under ``response.trace`` (``mlsbench export``
+turns them into token ids, logprobs and loss masks per episode).
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from mlsbench_env import tokens
 from mlsbench_env.agent.config import AgentConfigError, ModelConfig
 from mlsbench_env.agent.models import ModelError, ModelResponse, ToolCall, Usage
 from mlsbench_env.agent.retry import import_sdk, status_error
 from mlsbench_env.tools import openai_tools
+
+
+@dataclass(frozen=True)
+class TracedResponse(ModelResponse):
+    """A response with the server's token-level trace (``None`` when it sent none)."""
+
+    trace: dict | None = None
+
+    def record(self) -> dict:
+        rec = super().record()
+        if self.trace:
+            rec["trace"] = self.trace
+        return rec
+
+
+def token_trace(r) -> dict | None:
+    """Token ids and logprobs of a Chat Completions response, where the server sent them:
+    ``prompt_token_ids`` (vLLM, top level or per choice), the choice's ``token_ids`` (vLLM's
+    ``return_token_ids``), ``logprobs.content[i].logprob`` (OpenAI and vLLM ``logprobs``),
+    with token ids parsed from ``token_id:N`` tokens (vLLM ``return_tokens_as_token_ids``)."""
+    choice = r.choices[0]
+    trace: dict = {}
+    prompt_ids = getattr(choice, "prompt_token_ids", None) or getattr(r, "prompt_token_ids", None)
+    if prompt_ids:
+        trace["prompt_token_ids"] = [int(t) for t in prompt_ids]
+    ids = getattr(choice, "token_ids", None)
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+    if content:
+        trace["completion_logprobs"] = [float(c.logprob) for c in content]
+        if not ids and all(str(c.token).startswith("token_id:") for c in content):
+            ids = [int(str(c.token).split(":", 1)[1]) for c in content]
+        if not ids:
+            trace["completion_tokens"] = [str(c.token) for c in content]
+    if ids:
+        trace["completion_token_ids"] = [int(t) for t in ids]
+    return trace or None
 
 
 def to_openai(messages: list[dict]) -> list[dict]:
@@ -109,6 +152,10 @@ class OpenAIChat:
                 output_tokens=tokens.count(out, self.name),
                 estimated=True,
             )
-        return ModelResponse(
-            text=text, tool_calls=calls, usage=usage, stop_reason=r.choices[0].finish_reason
+        return TracedResponse(
+            text=text,
+            tool_calls=calls,
+            usage=usage,
+            stop_reason=r.choices[0].finish_reason,
+            trace=token_trace(r),
         )
