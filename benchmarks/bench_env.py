@@ -87,6 +87,7 @@ def main() -> None:
     if not a.skip_test:
         task = env.task
         test = json.dumps({"tool": "test", "args": {}})
+
         def test_step():
             env.step(test)
 
