@@ -87,6 +87,9 @@ class EnvConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sandbox: str = Field("local", description="Sandbox backend: local | docker.")
+    gpus: int = Field(
+        0, ge=0, description="GPUs per episode (docker backend); compute is charged wall x GPUs."
+    )
     tools: tuple[str, ...] | None = Field(None, description="Tool subset (default: all).")
     max_steps: int | None = Field(None, ge=1, description="Tool calls per episode.")
     test_budget: int | None = Field(None, ge=0, description="Number of `test` calls.")
@@ -219,7 +222,7 @@ class ResearchEnv(gym.Env):
         self._open_log(seed)
         hidden = (Path(c.runs_dir).resolve(),) if c.runs_dir else ()
         self._sandbox = make_sandbox(
-            c.sandbox, sandbox_config(self.task, self._episode_dir, hidden)
+            c.sandbox, sandbox_config(self.task, self._episode_dir, hidden, c.gpus)
         )
         obs = render_prompt(self.task, self.workspace, self.tool_names, self._footer())
         info = {
@@ -384,7 +387,7 @@ class ResearchEnv(gym.Env):
                 cwd="workspace",
                 max_output_bytes=self.config.obs_max_tokens * CHARS_PER_TOKEN * 4,
             )
-        self.budget.compute_s -= res.wall_s
+        self.budget.compute_s -= res.compute_s
         events = self.workspace.check_integrity(before)
         for e in events:
             self._event("fixed_file_restored", e)
@@ -423,7 +426,7 @@ class ResearchEnv(gym.Env):
                     new_out_dir(self._episode_dir, f"test{n}-{setting.label}"),
                     ranges,
                 )
-            self.budget.compute_s -= run.wall_s
+            self.budget.compute_s -= run.compute_s
             self._run_events(run)
             runs.append(run)
             if self.progress:
@@ -521,6 +524,7 @@ class ResearchEnv(gym.Env):
                 work_root=self._episode_dir.parent,
                 hidden_extra=hidden,
                 progress=self.progress,
+                gpus=c.gpus,
             )
         for run in result.runs:
             self._run_events(run)
@@ -593,7 +597,7 @@ class ResearchEnv(gym.Env):
         job = TestJob(job_id, n, list(settings), ws.region_texts(), ws.created_files())
 
         def make(where: Path):
-            return make_sandbox(c.sandbox, sandbox_config(self.task, where, hidden))
+            return make_sandbox(c.sandbox, sandbox_config(self.task, where, hidden, c.gpus))
 
         def run_one(sandbox, label: str, where: Path) -> SettingRun:
             out = new_out_dir(where, f"test{n}-{label}")
@@ -764,7 +768,8 @@ class ResearchEnv(gym.Env):
         b = self.budget
         line = (
             f"[budget] steps left {b.steps} | tests left {b.tests} | "
-            f"compute left {max(b.compute_s, 0):.0f} s"
+            f"compute left {max(b.compute_s, 0):.0f} "
+            + (f"GPU-s ({self.config.gpus} GPUs)" if self.config.gpus else "s")
         )
         running = [f"job {j.id}" for j in self._jobs.values() if j.running]
         unseen = [f"job {j.id}" for j in self._jobs.values() if j.result and not j.shown]

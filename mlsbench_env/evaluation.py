@@ -49,9 +49,13 @@ class SettingRun:
     error: str | None
     log_tail: str = ""
     wall_s: float = 0.0
+    compute_s: float = 0.0
+    """What the run costs the compute budget: wall x GPUs (wall on CPU)."""
     cpu_s: float = 0.0
     max_rss_mb: float = 0.0
     policy_violations: tuple[str, ...] = ()
+    gpu_util_pct: float | None = None
+    gpu_mem_mb: float | None = None
 
     def record(self) -> dict:
         return asdict(self)
@@ -132,7 +136,15 @@ def run_setting(
         env=env,
     )
     tail = res.output[-LOG_TAIL_CHARS:]
-    common = dict(log_tail=tail, wall_s=res.wall_s, cpu_s=res.cpu_s, max_rss_mb=res.max_rss_mb)
+    common = dict(
+        log_tail=tail,
+        wall_s=res.wall_s,
+        compute_s=res.compute_s,
+        cpu_s=res.cpu_s,
+        max_rss_mb=res.max_rss_mb,
+        gpu_util_pct=res.gpu_util_pct,
+        gpu_mem_mb=res.gpu_mem_mb,
+    )
     if res.killed:
         return SettingRun(setting.label, seed, None, f"run stopped: {res.killed}", **common)
     if res.returncode != 0:
@@ -143,7 +155,9 @@ def run_setting(
     return SettingRun(setting.label, seed, metrics, error, **common)
 
 
-def sandbox_config(task: Task, root: Path, hidden_extra: tuple[Path, ...] = ()) -> SandboxConfig:
+def sandbox_config(
+    task: Task, root: Path, hidden_extra: tuple[Path, ...] = (), gpus: int = 0
+) -> SandboxConfig:
     """What a sandbox for ``root`` may see: not the task definitions, not other episodes."""
     hidden = {
         builtin_tasks_dir().resolve(),
@@ -158,6 +172,7 @@ def sandbox_config(task: Task, root: Path, hidden_extra: tuple[Path, ...] = ()) 
         hidden=tuple(sorted(hidden)),
         memory_mb=lim.memory_mb,
         processes=lim.processes,
+        gpus=gpus,
         file_size_mb=lim.file_size_mb,
     )
 
@@ -235,6 +250,7 @@ def final_evaluation(
     anchors: dict | None = None,
     hidden_extra: tuple[Path, ...] = (),
     progress: Callable[[str, int, SettingRun], None] | None = None,
+    gpus: int = 0,
 ) -> FinalResult:
     """Run every setting x every seed on a pristine copy carrying only the editable regions."""
     seeds = list(task.spec.seeds.final) if seeds is None else seeds
@@ -250,7 +266,7 @@ def final_evaluation(
                 rel = f"eval-{seed}-{setting.label}"
                 ranges = transplant(task, regions, created, base / rel, with_hidden=with_hidden)
                 jobs.append((seed, setting, rel, ranges))
-        sandbox = make_sandbox(backend, sandbox_config(task, base, hidden_extra))
+        sandbox = make_sandbox(backend, sandbox_config(task, base, hidden_extra, gpus))
         for seed, setting, rel, ranges in jobs:
             run = run_setting(task, sandbox, rel, setting, seed, new_out_dir(base, rel), ranges)
             runs.append(run)

@@ -148,7 +148,7 @@ class TestJob:
                     if self._cancel.is_set():
                         raise Cancelled()
                     self.runs.append(run)
-                    self.used_s += run.wall_s
+                    self.used_s += run.compute_s
                 self.state = "done"
             except Cancelled:
                 self.state = "cancelled"

@@ -285,3 +285,12 @@ def test_explicit_shared_memory_fails_loudly_not_silently(tmp_path):
             runs_dir=None,
             work_dir=str(tmp_path / "eps"),
         )
+
+
+def test_gpu_episodes_report_gpu_seconds_in_the_footer(make_env):
+    env = make_env(gpus=1)
+    obs, info = env.reset(seed=0)
+    assert "GPU-s (1 GPUs)" in obs
+    assert env._sandbox.config.gpus == 1
+    obs, *_ = env.step(act("view"))
+    assert "GPU-s (1 GPUs)" in obs
