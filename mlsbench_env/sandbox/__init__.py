@@ -37,6 +37,23 @@ class ExecResult:
     def ok(self) -> bool:
         return self.returncode == 0 and not self.killed
 
+    @classmethod
+    def from_executor(cls, answer: dict, **extra) -> ExecResult:
+        """Decode one answer of the in-sandbox executor (``sandbox/executor.py``)."""
+        if "error" in answer:
+            raise SandboxError(f"the sandbox could not run the command: {answer['error']}")
+        return cls(
+            returncode=answer["rc"],
+            output=answer["output"],
+            wall_s=answer["wall_s"],
+            cpu_s=answer["cpu_s"],
+            max_rss_mb=answer["max_rss_mb"],
+            timed_out=answer["timed_out"],
+            killed=answer["killed"],
+            dropped_bytes=answer["dropped_bytes"],
+            **extra,
+        )
+
     @property
     def compute_s(self) -> float:
         """What the command costs the compute budget: wall x GPUs, or wall x 1 on CPU."""

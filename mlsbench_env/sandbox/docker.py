@@ -575,17 +575,8 @@ class DockerSandbox:
             finally:
                 if sampler:
                     sampler.__exit__(None, None, None)
-        if "error" in a:
-            raise SandboxError(f"the sandbox could not run the command: {a['error']}")
-        result = ExecResult(
-            returncode=a["rc"],
-            output=a["output"],
-            wall_s=a["wall_s"],
-            cpu_s=a["cpu_s"],
-            max_rss_mb=a["max_rss_mb"],
-            timed_out=a["timed_out"],
-            killed=a["killed"],
-            dropped_bytes=a["dropped_bytes"],
+        result = ExecResult.from_executor(
+            a,
             gpus=len(ids),
             gpu_util_pct=sampler.mean_util if sampler else None,
             gpu_mem_mb=sampler.peak_mem_mb if sampler else None,

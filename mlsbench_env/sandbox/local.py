@@ -165,19 +165,7 @@ class LocalSandbox:
             line = self._proc.stdout.readline()
         if not line:
             raise SandboxError("the sandbox executor died while running a command")
-        a = json.loads(line)
-        if "error" in a:
-            raise SandboxError(f"the sandbox could not run the command: {a['error']}")
-        return ExecResult(
-            returncode=a["rc"],
-            output=a["output"],
-            wall_s=a["wall_s"],
-            cpu_s=a["cpu_s"],
-            max_rss_mb=a["max_rss_mb"],
-            timed_out=a["timed_out"],
-            killed=a["killed"],
-            dropped_bytes=a["dropped_bytes"],
-        )
+        return ExecResult.from_executor(json.loads(line))
 
     def close(self) -> None:
         proc = getattr(self, "_proc", None)
