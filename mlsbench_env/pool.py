@@ -29,7 +29,6 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import gymnasium as gym
 
@@ -243,18 +242,4 @@ async def arun_episode(env: AsyncEnv, agent: Agent, seed: int | None = 0) -> Epi
             action if isinstance(action, str) else json.dumps(action)
         )
         steps += 1
-    un: Any = env.unwrapped
-    return EpisodeResult(
-        task=getattr(getattr(un, "task", None), "id", str(un)),
-        agent=agent.name,
-        seed=seed,
-        reward=reward,
-        score=info.get("score"),
-        score_spread=info.get("score_spread"),
-        vanilla_score=info.get("vanilla_score"),
-        steps=steps,
-        terminated=terminated,
-        truncated=truncated,
-        final_info=info,
-        run_dir=str(un.run_dir) if getattr(un, "run_dir", None) else None,
-    )
+    return EpisodeResult.at_end(env, agent, seed, reward, steps, terminated, truncated, info)

@@ -62,6 +62,25 @@ class EpisodeResult:
     final_info: dict = field(default_factory=dict)
     run_dir: str | None = None
 
+    @classmethod
+    def at_end(cls, env, agent, seed, reward, steps, terminated, truncated, info) -> EpisodeResult:
+        """The result of an episode that just ended (``env`` may be wrapped)."""
+        un: Any = env.unwrapped
+        return cls(
+            task=getattr(getattr(un, "task", None), "id", str(un)),
+            agent=agent.name,
+            seed=seed,
+            reward=reward,
+            score=info.get("score"),
+            score_spread=info.get("score_spread"),
+            vanilla_score=info.get("vanilla_score"),
+            steps=steps,
+            terminated=terminated,
+            truncated=truncated,
+            final_info=info,
+            run_dir=str(un.run_dir) if getattr(un, "run_dir", None) else None,
+        )
+
 
 def run_episode(
     env: ResearchEnv, agent: Agent, seed: int | None = 0, on_step=None
@@ -77,17 +96,4 @@ def run_episode(
         steps += 1
         if on_step:
             on_step(steps, action, obs, info)
-    return EpisodeResult(
-        task=env.task.id,
-        agent=agent.name,
-        seed=seed,
-        reward=reward,
-        score=info.get("score"),
-        score_spread=info.get("score_spread"),
-        vanilla_score=info.get("vanilla_score"),
-        steps=steps,
-        terminated=terminated,
-        truncated=truncated,
-        final_info=info,
-        run_dir=str(env.run_dir) if env.run_dir else None,
-    )
+    return EpisodeResult.at_end(env, agent, seed, reward, steps, terminated, truncated, info)
