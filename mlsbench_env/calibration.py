@@ -11,8 +11,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.evaluation import FinalResult, check_policy, final_evaluation, score_runs
-from mlsbench_env.scoring import compute_anchors
+from mlsbench_env.evaluation import (
+    FinalResult,
+    check_policy,
+    final_evaluation,
+    grade_submission,
+    leaderboard_value,
+    pipeline_evaluation,
+    score_runs,
+    validate_submission,
+)
+from mlsbench_env.scoring import compute_anchors, medal_thresholds
 from mlsbench_env.spec import Task
 from mlsbench_env.trajectory import versions
 from mlsbench_env.workspace import transplant
@@ -22,6 +31,8 @@ def validate(
     task: Task, *, run: bool = True, backend: str = "local", progress: Callable | None = None
 ) -> list[str]:
     """Problems with a loaded task (an empty list when it is fine)."""
+    if task.is_competition:
+        return validate_competition(task, run=run)
     problems = []
     if not (task.root / "grader.py").is_file():
         problems.append(f"{task.root}/grader.py: missing (the trusted grader)")
@@ -61,6 +72,50 @@ def validate(
     return problems
 
 
+def validate_competition(task: Task, *, run: bool = True) -> list[str]:
+    """A competition's checks: its files, its grader's two functions, the sample submission."""
+    comp, problems = task.spec.competition, []
+    grader = task.root / "grader.py"
+    if not grader.is_file():
+        problems.append(f"{grader}: missing (the trusted grader)")
+    elif not all(f"def {f}(" in grader.read_text() for f in ("validate", "grade")):
+        problems.append(f"{grader}: needs validate(submission, task_dir) and grade(...)")
+    for name in ("description.md", comp.sample_submission):
+        if not (task.repo / name).is_file():
+            problems.append(f"repo/{name}: missing (the workspace must hold it)")
+    if (task.repo / comp.submission).exists():
+        problems.append(f"repo/{comp.submission}: the workspace must not start with a submission")
+    private = task.root / "private"
+    if not private.is_dir() or not any(private.iterdir()):
+        problems.append(f"{private}: missing (the private test labels the grader reads)")
+    else:  # no private file may also sit in the workspace
+        public = {p.read_bytes() for p in task.repo.rglob("*") if p.is_file()}
+        for p in private.rglob("*"):
+            if p.is_file() and p.read_bytes() in public:
+                problems.append(f"private/{p.name} is also in repo/: the labels would leak")
+    if len(task.spec.seeds.final) < 3:
+        problems.append("task.yaml: seeds.final: baselines need 3+ seeds (their spread)")
+    for name in task.baseline_names[1:]:
+        try:
+            task.baseline_files(name)
+        except MLSBenchError as e:
+            problems.append(f"baseline {name}: {e}")
+    anchors = task.anchors()
+    if anchors is None:
+        problems.append("anchors.json: missing; run `mlsbench calibrate " + task.id + "`")
+    elif not anchors.get("medals"):
+        problems.append("anchors.json: no medal thresholds; re-run calibrate")
+    if run and not problems:
+        ok, why = validate_submission(task, task.repo / comp.sample_submission)
+        if not ok:
+            problems.append(f"the sample submission does not validate: {why}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in grade_submission(task, task.repo / comp.sample_submission, Path(tmp)):
+                if r.error:
+                    problems.append(f"grading the sample submission, split {r.label}: {r.error}")
+    return problems
+
+
 def calibrate(
     task: Task,
     *,
@@ -74,6 +129,10 @@ def calibrate(
 
     def one(name: str):
         cb = (lambda label, seed, run: progress(name, label, seed, run)) if progress else None
+        if task.is_competition:
+            return name, pipeline_evaluation(
+                task, task.baseline_files(name), backend=backend, anchors={}, progress=cb
+            )
         return name, final_evaluation(
             task, task.baseline_regions(name), {}, backend=backend, anchors={}, progress=cb
         )
@@ -105,8 +164,28 @@ def calibrate(
             task, {n: {k: v for k, v in r.items() if k != "_errors"} for n, r in results.items()}
         ),
     }
+    if task.is_competition:
+        anchors["leaderboard"] = leaderboard(task, finished)
+        anchors["medals"] = medal_thresholds(
+            [e["value"] for e in anchors["leaderboard"]], task.spec.metrics[0].direction
+        )
     rescored = {n: score_runs(task, fr.runs, anchors) for n, fr in finished.items()}
     return anchors, rescored
+
+
+def leaderboard(task: Task, finished: dict[str, FinalResult]) -> list[dict]:
+    """One entry per baseline pipeline and seed (the sample submission once): the leaderboard
+    the medal thresholds come from, best first."""
+    entries = []
+    for name, fr in finished.items():
+        for seed in sorted({r.seed for r in fr.runs}):
+            value = leaderboard_value(task, [r for r in fr.runs if r.seed == seed])
+            if value is not None:
+                entries.append({"name": name, "seed": seed, "value": value})
+            if name == "default":  # the sample submission is the same file on every seed
+                break
+    entries.sort(key=lambda e: e["value"], reverse=task.spec.metrics[0].direction == "higher")
+    return entries
 
 
 def write_anchors(task: Task, anchors: dict) -> Path:

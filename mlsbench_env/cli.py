@@ -47,7 +47,7 @@ def list_tasks():
     """List the shipped tasks."""
     from mlsbench_env.spec import builtin_task_ids, load_task
 
-    table = Table("domain", "visible settings", "hidden", "baselines", "budgets")
+    table = Table("kind", "domain", "visible settings", "hidden", "baselines", "budgets")
     table.columns.insert(0, Column("id", no_wrap=True))  # ids are what users copy: never cut
     for column in table.columns[1:]:
         column.overflow = "fold"
@@ -55,19 +55,31 @@ def list_tasks():
         try:
             t = load_task(tid)
         except MLSBenchError as e:
-            table.add_row(tid, "[red]invalid[/red]", str(e), "", "", "")
+            table.add_row(tid, "", "[red]invalid[/red]", str(e), "", "", "")
             continue
         b = t.spec.budgets
+        if t.is_competition:  # settings are test splits, all graded at submit
+            splits, hidden = ", ".join(s.label for s in t.spec.settings) + " (test splits)", "-"
+            budget = f"{b.compute_s:.0f} s, {b.max_steps} steps"
+            budget += f", {b.wall_s:.0f} s wall" if b.wall_s else ""
+        else:
+            splits = ", ".join(s.label for s in t.visible_settings)
+            hidden = str(len(t.spec.settings) - len(t.visible_settings))
+            budget = f"{b.tests} tests, {b.compute_s:.0f} s, {b.max_steps} steps"
         table.add_row(
             tid,
+            t.spec.kind,
             t.spec.domain,
-            ", ".join(s.label for s in t.visible_settings),
-            str(len(t.spec.settings) - len(t.visible_settings)),
+            splits,
+            hidden,
             ", ".join(f"{n}*" if n == t.spec.reference_baseline else n for n in t.baseline_names),
-            f"{b.tests} tests, {b.compute_s:.0f} s, {b.max_steps} steps",
+            budget,
         )
     console.print(table)
-    console.print("* reference (strongest) baseline: 50 points")
+    console.print(
+        "* reference (strongest) baseline: 50 points; a competition's default is its "
+        "sample submission"
+    )
 
 
 @app.command()
@@ -272,6 +284,8 @@ def _print_result(result) -> None:
             f"Final score: [bold]{result.score:.1f}[/bold] +- "
             f"{result.score_spread:.1f} (over seeds {info.get('seeds')})"
         )
+    if info.get("medal"):
+        console.print(f"Medal (against the baseline pipelines' leaderboard): {info['medal']}")
     if result.vanilla_score is not None:
         console.print(f"First test (vanilla) score on visible settings: {result.vanilla_score:.1f}")
     if result.run_dir:
@@ -371,6 +385,13 @@ def calibrate(
     if not dry_run:
         console.print(f"wrote {write_anchors(t, anchors)}")
     console.print(markdown_table(t, anchors, rescored))
+    if anchors.get("medals"):
+        console.print(
+            "medal thresholds ("
+            + t.spec.metrics[0].name
+            + ", mean over splits): "
+            + ", ".join(f"{k} {v:.4g}" for k, v in anchors["medals"].items())
+        )
     for name, errs in anchors["errors"].items():
         for e in errs:
             console.print(f"[yellow]{name}[/yellow]: {e.splitlines()[0]}")

@@ -34,16 +34,20 @@ from mlsbench_env.evaluation import (
     FinalResult,
     SettingRun,
     final_evaluation,
+    grade_submission,
+    medal_of,
     new_out_dir,
     run_setting,
     sandbox_config,
     score_runs,
+    validate_submission,
 )
 from mlsbench_env.jobs import Slots, TestJob
 from mlsbench_env.prompt import render_prompt
 from mlsbench_env.sandbox import make_sandbox
 from mlsbench_env.spec import Task, load_task
 from mlsbench_env.tools import (
+    COMPETITION_TOOLS,
     OPT_IN_TOOLS,
     TOOLS,
     ActionError,
@@ -52,6 +56,7 @@ from mlsbench_env.tools import (
     ShellArgs,
     SubmitArgs,
     UndoArgs,
+    ValidateArgs,
     ViewArgs,
     parse_action,
     tool_schemas,
@@ -172,10 +177,20 @@ class ResearchEnv(gym.Env):
         self.task = task if isinstance(task, Task) else load_task(task)
         self.config = EnvConfig(**options)
         self.render_mode = render_mode
-        names = list(self.config.tools or TOOLS)
+        if self.task.is_competition:
+            known = list(COMPETITION_TOOLS)
+            # `test` means `validate` in a competition (there is no edit surface to test)
+            names = [
+                "validate" if n == "test" else n for n in (self.config.tools or COMPETITION_TOOLS)
+            ]
+            if self.config.max_jobs:
+                raise MLSBenchError("competitions have no background tests (max_jobs must be 0)")
+        else:
+            known = [*TOOLS, *OPT_IN_TOOLS]
+            names = list(self.config.tools or TOOLS)
         for n in names:
-            if n not in TOOLS and n not in OPT_IN_TOOLS:
-                raise UnknownNameError("tool", n, [*TOOLS, *OPT_IN_TOOLS])
+            if n not in known:
+                raise UnknownNameError("tool", n, known)
         if "submit" not in names:
             names.append("submit")
         if "jobs" in names and not self.config.max_jobs:
@@ -206,6 +221,7 @@ class ResearchEnv(gym.Env):
             compute_s=c.compute_budget_s or b.compute_s,
         )
         self.command_timeout = c.command_timeout_s or b.command_timeout_s
+        self._deadline = time.monotonic() + b.wall_s if b.wall_s else None
         root = Path(c.work_dir) if c.work_dir else Path(tempfile.gettempdir()) / "mlsbench-episodes"
         root.mkdir(parents=True, exist_ok=True)
         self._episode_dir = root / f"ep-{uuid.uuid4().hex[:12]}"
@@ -286,7 +302,13 @@ class ResearchEnv(gym.Env):
                 if cancelled:
                     info["cancelled_jobs"] = cancelled
                     text += "\n" + _cancel_note(cancelled)
-                if self.config.submit_on_truncation:
+                if self.config.submit_on_truncation and self.task.is_competition:
+                    text += " submit_on_truncation is set: grading the submission file."
+                    final_info = self._submit_competition()[2]
+                    info.update(final_info)
+                    reward = float(final_info.get("score") or 0.0) * self.config.reward_scale
+                    text += f"\nFinal score: {_fmt_score(final_info.get('score'))}"
+                elif self.config.submit_on_truncation:
                     last = self.tests[-1] if self.tests else None
                     what = f"test {last['n']}" if last else "the current code"
                     text += f" submit_on_truncation is set: evaluating {what}."
@@ -353,8 +375,10 @@ class ResearchEnv(gym.Env):
             return self._test(args)
         if name == "jobs":
             return self._jobs_tool(args)
+        if name == "validate":
+            return self._validate(args)
         if name == "submit":
-            return self._submit(args)
+            return self._submit_competition() if self.task.is_competition else self._submit(args)
         raise ActionError(f"unknown tool {name!r}")
 
     def _edit(self, a: EditArgs):
@@ -509,6 +533,49 @@ class ResearchEnv(gym.Env):
                 "visible settings)"
             )
         return "\n".join(lines), info.get("score") is not None, info, True
+
+    def _validate(self, a: ValidateArgs):
+        comp = self.task.spec.competition
+        rel, path = self.workspace.resolve(a.path or comp.submission)
+        ok, message = validate_submission(self.task, path)
+        return (f"{rel}: valid. {message}" if ok else message), ok, {}, False
+
+    def _submit_competition(self):
+        comp = self.task.spec.competition
+        _, path = self.workspace.resolve(comp.submission)
+        with tempfile.TemporaryDirectory(dir=self._episode_dir) as work:
+            runs = grade_submission(self.task, path, Path(work))
+        result = score_runs(self.task, runs, self.task.anchors())
+        for run in runs:
+            self._run_events(run)
+        info = {
+            "score": result.score,
+            "score_spread": result.spread,
+            "reason": result.reason,
+            "seeds": [0],
+            "seed_scores": {s: v.value for s, v in result.seed_scores.items()},
+            "setting_scores": result.setting_scores,
+            "metrics": {r.label: r.metrics or {} for r in runs},
+            "errors": {r.label: r.error for r in runs if r.error},
+            "vanilla_score": None,
+            "final_runs": [r.record() for r in runs],
+            "medal": medal_of(self.task, runs),
+        }
+        lines = [f"Submitted {comp.submission}. Graded on the private test splits:"]
+        for r in runs:
+            sc = _fmt_score(result.setting_scores.get(r.label))
+            desc = (
+                f"FAILED ({r.error})"
+                if r.error
+                else ", ".join(f"{k}={v:.6g}" for k, v in r.metrics.items())
+            )
+            lines.append(f"- {r.label}: {desc}; score {sc}")
+        lines.append(
+            f"Final score: {_fmt_score(result.score)}"
+            + (f" ({result.reason})" if result.reason else "")
+            + (f"; medal: {info['medal']}" if info["medal"] else "")
+        )
+        return "\n".join(lines), result.score is not None, info, True
 
     def _final(self, regions, created) -> dict:
         seeds = list(self.config.final_seeds or self.task.spec.seeds.final)
@@ -762,15 +829,18 @@ class ResearchEnv(gym.Env):
             return "max_steps"
         if self.budget.compute_s <= 0:
             return "compute_s"
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            return "wall_s"
         return None
 
     def _footer(self) -> str:
         b = self.budget
-        line = (
-            f"[budget] steps left {b.steps} | tests left {b.tests} | "
-            f"compute left {max(b.compute_s, 0):.0f} "
-            + (f"GPU-s ({self.config.gpus} GPUs)" if self.config.gpus else "s")
+        tests = "" if self.task.is_competition else f"tests left {b.tests} | "
+        line = f"[budget] steps left {b.steps} | {tests}compute left {max(b.compute_s, 0):.0f} " + (
+            f"GPU-s ({self.config.gpus} GPUs)" if self.config.gpus else "s"
         )
+        if self.task.spec.budgets.wall_s:  # the limit, not what is left: info stays replayable
+            line += f" | wall-clock limit {self.task.spec.budgets.wall_s:.0f}s from reset"
         running = [f"job {j.id}" for j in self._jobs.values() if j.running]
         unseen = [f"job {j.id}" for j in self._jobs.values() if j.result and not j.shown]
         parts = [f"running: {', '.join(running)}"] if running else []

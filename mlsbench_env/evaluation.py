@@ -7,6 +7,7 @@ artifacts the fixed harness wrote into a fresh directory (``MLSBENCH_OUT``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import secrets
@@ -23,6 +24,7 @@ from mlsbench_env.scoring import (
     Score,
     combine_settings,
     mean_and_spread,
+    medal,
     seed_mean,
     setting_score,
 )
@@ -163,6 +165,7 @@ def sandbox_config(
         builtin_tasks_dir().resolve(),
         task.root.resolve().parent,
         root.parent.resolve(),
+        *task.hidden_sources(),
         *[p.resolve() for p in hidden_extra],
     }
     lim = task.spec.limits
@@ -272,6 +275,117 @@ def final_evaluation(
             runs.append(run)
             if progress:
                 progress(setting.label, seed, run)
+    finally:
+        if sandbox is not None:
+            sandbox.close()
+        shutil.rmtree(base, ignore_errors=True)
+    return score_runs(task, runs, task.anchors() if anchors is None else anchors)
+
+
+# ---------------------------------------------------------------------- competitions
+# A competition grades a submission file against private labels, once per test split (its
+# settings): the same grader contract and scoring as a research task, with no setting command.
+
+
+def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
+    """The grader's format check of a submission file (no score): (ok, message)."""
+    comp = task.spec.competition
+    if not submission.is_file():
+        return False, (
+            f"no submission file at {comp.submission}: write your predictions there, in the "
+            f"format of {comp.sample_submission}"
+        )
+    size_mb = submission.stat().st_size / 2**20
+    if size_mb > comp.max_submission_mb:
+        return False, (
+            f"{comp.submission} is {size_mb:.1f} MB; submissions are capped at "
+            f"{comp.max_submission_mb:g} MB"
+        )
+    try:
+        return True, str(_grader(task).validate(submission, task.root))
+    except Exception as e:  # the grader's verdict on the format
+        return False, f"{comp.submission} is not a valid submission: {e or type(e).__name__}"
+
+
+def grade_submission(task: Task, submission: Path, work: Path, seed: int = 0) -> list[SettingRun]:
+    """Grade a submission file on every test split; a file the grader rejects fails them all."""
+    ok, why = validate_submission(task, submission)
+    if not ok:
+        return [SettingRun(s.label, seed, None, why) for s in task.spec.settings]
+    runs = []
+    for setting in task.spec.settings:
+        out = new_out_dir(work, f"grade-{setting.label}")
+        out.mkdir(parents=True)
+        shutil.copyfile(submission, out / Path(task.spec.competition.submission).name)
+        metrics, error = grade(task, setting.label, seed, out)
+        runs.append(SettingRun(setting.label, seed, metrics, error))
+    return runs
+
+
+def leaderboard_value(task: Task, runs: list[SettingRun]) -> float | None:
+    """A submission's leaderboard entry: its first metric averaged over the test splits."""
+    m = task.spec.metrics[0]
+    values = [r.metrics[m.name] for r in runs if r.metrics and not r.error]
+    return sum(values) / len(values) if values and len(values) == len(runs) else None
+
+
+def medal_of(task: Task, runs: list[SettingRun]) -> str | None:
+    """The medal a graded submission wins against the calibrated leaderboard (anchors.json)."""
+    medals = (task.anchors() or {}).get("medals") or {}
+    value = leaderboard_value(task, runs)
+    if value is None or not medals:
+        return None
+    return medal(value, medals, task.spec.metrics[0].direction)
+
+
+def pipeline_evaluation(
+    task: Task,
+    files: dict[str, str],
+    *,
+    backend: str = "local",
+    seeds: list[int] | None = None,
+    work_root: Path | None = None,
+    anchors: dict | None = None,
+    progress: Callable[[str, int, SettingRun], None] | None = None,
+) -> FinalResult:
+    """Run a competition pipeline (``files`` added to a fresh workspace, then
+    ``competition.run``) once per seed in the sandbox and grade what it submits. No files: the
+    sample submission is submitted (the `default` baseline)."""
+    comp = task.spec.competition
+    seeds = list(task.spec.seeds.final) if seeds is None else seeds
+    base = Path(tempfile.mkdtemp(prefix="pipeline-", dir=work_root))
+    runs: list[SettingRun] = []
+    sandbox = None
+    try:
+        for seed in seeds:  # every copy exists before the sandbox takes ownership of the root
+            dest = base / f"run-{seed}"
+            shutil.copytree(task.repo, dest, ignore=shutil.ignore_patterns("__pycache__"))
+            for name, text in files.items():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                (dest / name).write_text(text)
+        sandbox = make_sandbox(backend, sandbox_config(task, base))
+        for seed in seeds:
+            rel = f"run-{seed}"
+            command = comp.run if files else f"cp {comp.sample_submission} {comp.submission}"
+            res = sandbox.exec(
+                f"cd {rel} && {command}",
+                timeout=task.spec.budgets.setting_timeout_s,
+                env={**RUN_ENV, "MLSBENCH_SEED": str(seed)},
+            )
+            if res.killed or res.returncode != 0:
+                why = f"run stopped: {res.killed}" if res.killed else f"exit {res.returncode}"
+                seed_runs = [
+                    SettingRun(s.label, seed, None, f"pipeline failed ({why})", res.output[-1500:])
+                    for s in task.spec.settings
+                ]
+            else:
+                seed_runs = grade_submission(task, base / rel / comp.submission, base, seed)
+            timing = dict(wall_s=res.wall_s, compute_s=res.compute_s, cpu_s=res.cpu_s)
+            for run in seed_runs:
+                run = dataclasses.replace(run, **timing)
+                runs.append(run)
+                if progress:
+                    progress(run.label, seed, run)
     finally:
         if sandbox is not None:
             sandbox.close()

@@ -373,6 +373,8 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
         "score_reason": reason,
         "score_spread": result.score_spread,
         "vanilla_score": result.vanilla_score,
+        "medal": info.get("medal"),
+        "task_kind": task.spec.kind,
         "setting_scores": info.get("setting_scores"),
         "seed_scores": info.get("seed_scores"),
         "score_curve": curve,

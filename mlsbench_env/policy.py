@@ -111,8 +111,11 @@ def check_source(
             for name in names:
                 parts = [p for p in name.split(".") if p]
                 if name == "." or (parts and parts[0] not in allowed):
-                    bad(node, f"import of {name!r} is not allowed (allowed: "
-                              f"{', '.join(sorted(allowed))})")
+                    bad(
+                        node,
+                        f"import of {name!r} is not allowed (allowed: "
+                        f"{', '.join(sorted(allowed))})",
+                    )
                     break
                 hit = next((p for p in parts[1:] if attribute_rule(p)), None)
                 if hit:

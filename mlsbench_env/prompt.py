@@ -12,6 +12,14 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _metric_desc(task: Task) -> str:
+    return ", ".join(
+        f"{m.name} ({m.direction} is better{', log scale' if m.log else ''}"
+        f"{f', best possible {m.bound:g}' if m.bound is not None else ''})"
+        for m in task.spec.metrics
+    )
+
+
 def baseline_table(task: Task) -> str:
     anchors = task.anchors()
     if not task.spec.show_baseline_results or not anchors:
@@ -35,6 +43,8 @@ def baseline_table(task: Task) -> str:
 
 
 def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str) -> str:
+    if task.is_competition:
+        return render_competition_prompt(task, ws, tools, budget_line)
     s = task.spec
     parts = [f"# Research task: {s.title}", "", "## Question", s.question.strip()]
     if s.background.strip():
@@ -62,14 +72,9 @@ def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str)
     ]
     for st in task.visible_settings:
         parts.append(f"- {st.label}: `{st.command}`")
-    metric_desc = ", ".join(
-        f"{m.name} ({m.direction} is better{', log scale' if m.log else ''}"
-        f"{f', best possible {m.bound:g}' if m.bound is not None else ''})"
-        for m in s.metrics
-    )
     parts += [
         "",
-        f"Metrics: {metric_desc}.",
+        f"Metrics: {_metric_desc(task)}.",
         "Scores are normalized per setting: the unchanged scaffold scores 0, the "
         "strongest known baseline 50, the metric's bound 100; the task score is the "
         "geometric mean over settings.",
@@ -80,5 +85,38 @@ def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str)
     table = baseline_table(task)
     if table:
         parts += ["", "Their results on the visible settings (mean over the final seeds):", table]
+    parts += ["", "## Tools", usage(tools), "", "## Budgets", budget_line]
+    return "\n".join(parts)
+
+
+def render_competition_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str) -> str:
+    s, comp = task.spec, task.spec.competition
+    description = (task.repo / "description.md").read_text().strip()
+    splits = ", ".join(st.label for st in s.settings)
+    parts = [
+        f"# Competition: {s.title}",
+        "",
+        s.question.strip(),
+        "",
+        "## Competition description (description.md)",
+        description,
+        "",
+        "## Files in the workspace",
+        ws.view(".").split("\n", 1)[1],
+        "",
+        "## Submission and grading",
+        f"Build any pipeline you like in the workspace (every file is yours; create new ones "
+        f"freely) and write your predictions to `{comp.submission}`, in the format of "
+        f"`{comp.sample_submission}` (at most {comp.max_submission_mb:g} MB). `validate` checks "
+        "its format without grading it. `submit` ends the episode: the file is graded against "
+        f"private test labels, on each test split ({splits}).",
+        f"Metrics: {_metric_desc(task)}.",
+        "Scores are normalized per split: the sample submission scores 0, the strongest "
+        "known baseline pipeline 50, the metric's bound 100; the score is the geometric mean "
+        "over splits.",
+    ]
+    known = [f"- {b.title}" + (f" ({b.reference})" if b.reference else "") for b in s.baselines]
+    if known:
+        parts += ["", "## Known baseline pipelines", *known]
     parts += ["", "## Tools", usage(tools), "", "## Budgets", budget_line]
     return "\n".join(parts)

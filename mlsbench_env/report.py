@@ -117,6 +117,7 @@ class Report:
     episodes: list[dict] = field(repr=False, default_factory=list)
     failed: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)  # research, competition: rows side by side
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -157,6 +158,8 @@ def build_report(
     agents = list(dict.fromkeys(e["label"] for e in eps))
     domain_of = {e["task"]: e.get("domain") or "other" for e in eps}
     domains = sorted(set(domain_of.values()))
+    kind_of = {e["task"]: e.get("task_kind") or "research" for e in eps}
+    kinds = sorted(set(kind_of.values()), key=lambda k: (k != "research", k))
     cell = defaultdict(list)  # (task, agent) -> episodes
     for e in eps:
         cell[(e["task"], e["label"])].append(e)
@@ -174,9 +177,17 @@ def build_report(
             if not mine:
                 continue
             per_domain[d] = _domain_entry(agent, mine, cell, domain_of, base, rng)
+        per_kind = {}
+        for k in kinds:
+            mine = [t for t in tasks if kind_of[t] == k]
+            if mine:
+                per_kind[k] = _domain_entry(agent, mine, cell, domain_of, base, rng)
+                if k == "competition":
+                    per_kind[k].update(_medal_rates([e for t in mine for e in cell[(t, agent)]]))
         leaderboard.append(
             {
                 "agent": agent,
+                "kinds": per_kind,
                 "tasks": len(tasks),
                 "episodes": sum(len(cell[(t, agent)]) for t in tasks),
                 "cost_usd": sum(e["cost_usd"] or 0.0 for t in tasks for e in cell[(t, agent)]),
@@ -208,7 +219,9 @@ def build_report(
         }
         for r in failed
     ]
-    return Report(agents, domains, leaderboard, task_rows, paired, fp, eps, failed_rows, notes)
+    return Report(
+        agents, domains, leaderboard, task_rows, paired, fp, eps, failed_rows, notes, kinds
+    )
 
 
 def _task_row(task: str, agent: str, group: list[dict]) -> dict:
@@ -226,6 +239,8 @@ def _task_row(task: str, agent: str, group: list[dict]) -> dict:
     return {
         "task": task,
         "domain": group[0].get("domain") or "other",
+        "kind": group[0].get("task_kind") or "research",
+        **(_medal_rates(group) if group[0].get("task_kind") == "competition" else {}),
         "agent": agent,
         "n": len(group),
         "score": mean,
@@ -244,6 +259,13 @@ def _task_row(task: str, agent: str, group: list[dict]) -> dict:
         "tamper_events": sum(e.get("tamper_events") or 0 for e in group),
         "setting_scores": {k: sum(v) / len(v) for k, v in settings.items()},
     }
+
+
+def _medal_rates(group: list[dict]) -> dict:
+    """MLE-bench's headline numbers: the share of episodes winning each medal, and any medal."""
+    n = len(group) or 1
+    rates = {m: sum(e.get("medal") == m for e in group) / n for m in ("gold", "silver", "bronze")}
+    return {"medals": rates, "any_medal": sum(rates.values())}
 
 
 def _domain_entry(agent, tasks, cell, domain_of, base, rng) -> dict:
@@ -422,6 +444,25 @@ def render_terminal(report: Report, console) -> None:
         "vanilla: the agent's first test (visible settings only); *: the strongest baseline "
         "was not run here: 50 by construction"
     )
+    if len(report.kinds) > 1 or "competition" in report.kinds:
+        kt = Table(title="By kind: research tasks and competitions side by side")
+        for c in ("agent", "kind", "score [95% CI]", "any medal", "tasks"):
+            kt.add_column(c, justify="left" if c in ("agent", "kind") else "right")
+        for row in report.leaderboard:
+            for k, e in row["kinds"].items():
+                medal = f"{100 * e['any_medal']:.0f}%" if "any_medal" in e else "-"
+                kt.add_row(
+                    escape(row["agent"]),
+                    k,
+                    f"{_f(e['score'])} [{_f(e['ci_lo'])}, {_f(e['ci_hi'])}]",
+                    medal,
+                    str(e["tasks"]),
+                )
+        console.print(kt)
+        console.print(
+            "any medal: share of competition episodes at or beyond the bronze threshold of the "
+            "baseline pipelines' leaderboard (Kaggle's rules, as in MLE-bench)"
+        )
     tt = Table(title="Per task: mean ± 95% CI over seeds")
     heads = ("task", "agent", "n", "score", "vanilla", "steps/tests", "tokens", "$", "compute s")
     for c in heads:
@@ -469,6 +510,7 @@ def render_terminal(report: Report, console) -> None:
 EPISODE_CSV = (
     "task",
     "domain",
+    "task_kind",
     "agent",
     "label",
     "agent_hash",
@@ -479,6 +521,7 @@ EPISODE_CSV = (
     "points",
     "score_spread",
     "vanilla_score",
+    "medal",
     "steps",
     "tests_used",
     "model_calls",
@@ -606,6 +649,20 @@ def render_html(report: Report, images: list[str]) -> str:
             f"<td>{row['episodes']}</td><td>{row['cost_usd']:.2f}</td></tr>"
         )
     parts.append("</table>")
+    if len(report.kinds) > 1 or "competition" in report.kinds:
+        parts.append(
+            "<h2>By kind</h2><table><tr><th>agent</th><th>kind</th><th>score [95% CI]</th>"
+            "<th>any medal</th><th>tasks</th></tr>"
+        )
+        for row in report.leaderboard:
+            for k, x in row["kinds"].items():
+                medal = f"{100 * x['any_medal']:.0f}%" if "any_medal" in x else "-"
+                parts.append(
+                    f"<tr><td>{e(row['agent'])}</td><td>{e(k)}</td><td><b>{_f(x['score'])}</b> "
+                    f"<small>[{_f(x['ci_lo'])}, {_f(x['ci_hi'])}]</small></td><td>{medal}</td>"
+                    f"<td>{x['tasks']}</td></tr>"
+                )
+        parts.append("</table>")
     for img in images:
         parts.append(f"<h3>{e(img.removesuffix('.png').replace('_', ' '))}</h3>")
         parts.append(f"<img src='{e(img)}' alt='{e(img)}'>")

@@ -25,6 +25,9 @@ class BaselineAgent:
 
     def __init__(self, task: Task, baseline: str):
         self.name = f"baseline-{baseline}"
+        if task.is_competition:
+            self._plan = self._pipeline_plan(task, baseline)
+            return
         regions = task.baseline_regions(baseline)
         # bottom-up, so that an edit never shifts the lines of a region still to edit
         self._plan: list[dict] = [
@@ -42,6 +45,24 @@ class BaselineAgent:
             if regions
         ]
         self._plan += [{"tool": "test", "args": {}}, {"tool": "submit", "args": {}}]
+
+    @staticmethod
+    def _pipeline_plan(task: Task, baseline: str) -> list[dict]:
+        """A competition baseline: write the pipeline's files, run it, validate, submit
+        (`default` submits the sample submission)."""
+        comp = task.spec.competition
+        files = task.baseline_files(baseline)
+        plan = [
+            {"tool": "edit", "args": {"path": path, "action": "create", "text": text}}
+            for path, text in files.items()
+        ]
+        command = comp.run if files else f"cp {comp.sample_submission} {comp.submission}"
+        plan += [
+            {"tool": "shell", "args": {"command": command}},
+            {"tool": "validate", "args": {}},
+            {"tool": "submit", "args": {}},
+        ]
+        return plan
 
     def act(self, observation: str, info: dict[str, Any]) -> dict:
         return self._plan.pop(0) if self._plan else {"tool": "submit", "args": {}}

@@ -151,3 +151,34 @@ def compute_anchors(task: Task, results: dict[str, dict[str, dict[str, list[floa
                 "reference": means[task.spec.reference_baseline],
             }
     return anchors
+
+
+# Kaggle's medal rules (as MLE-bench applies them): the share of a leaderboard of n teams that
+# wins each medal, as (fraction, fixed count) pairs for gold, silver, bronze.
+def _medal_ranks(n: int) -> dict[str, int]:
+    if n < 100:
+        ranks = {"gold": 0.1 * n, "silver": 0.2 * n, "bronze": 0.4 * n}
+    elif n < 250:
+        ranks = {"gold": 10, "silver": 0.2 * n, "bronze": 0.4 * n}
+    elif n < 1000:
+        ranks = {"gold": 10 + 0.002 * n, "silver": 50, "bronze": 100}
+    else:
+        ranks = {"gold": 10 + 0.002 * n, "silver": 0.05 * n, "bronze": 0.1 * n}
+    return {k: max(1, min(n, math.ceil(v))) for k, v in ranks.items()}
+
+
+def medal_thresholds(values: list[float], direction: str) -> dict[str, float]:
+    """The score a submission must reach for each medal on a leaderboard of ``values``: the
+    value of the last medal-winning rank (Kaggle's rules for the leaderboard's size)."""
+    ranked = sorted((v for v in values if math.isfinite(v)), reverse=direction == "higher")
+    if not ranked:
+        return {}
+    return {k: ranked[r - 1] for k, r in _medal_ranks(len(ranked)).items()}
+
+
+def medal(value: float, thresholds: dict[str, float], direction: str) -> str | None:
+    for name in ("gold", "silver", "bronze"):
+        t = thresholds.get(name)
+        if t is not None and (value >= t if direction == "higher" else value <= t):
+            return name
+    return None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -45,7 +46,11 @@ class Policy(_Frozen):
 
 class Setting(_Frozen):
     label: str = Field(description="Short unique name, e.g. rastrigin-30d.")
-    command: str = Field(min_length=1, description="Shell command run in the workspace.")
+    command: str = Field(
+        default="",
+        description="Shell command run in the workspace (research tasks; a competition's "
+        "settings are test splits of its submission and have none).",
+    )
     hidden: bool = Field(default=False, description="Run only at the final evaluation.")
 
 
@@ -75,6 +80,9 @@ class Budgets(_Frozen):
     max_steps: int = Field(default=60, ge=1, description="Tool calls per episode.")
     command_timeout_s: float = Field(default=60.0, gt=0, description="One `shell` command.")
     setting_timeout_s: float = Field(default=300.0, gt=0, description="One setting run.")
+    wall_s: float | None = Field(
+        default=None, gt=0, description="Wall-clock seconds for the whole episode (None: no limit)."
+    )
 
 
 class Limits(_Frozen):
@@ -83,16 +91,38 @@ class Limits(_Frozen):
     file_size_mb: int = Field(default=512, ge=1)
 
 
+class Competition(_Frozen):
+    """What a competition (``kind: competition``) grades and how its baseline pipelines run."""
+
+    submission: str = Field(
+        default="submission.csv", description="The file, relative to the workspace, that is graded."
+    )
+    sample_submission: str = Field(
+        default="sample_submission.csv",
+        description="The trivial submission shipped in repo/: the `default` baseline.",
+    )
+    run: str = Field(
+        default="python solution.py",
+        description="How a baseline pipeline (the files of baselines/<name>/) runs.",
+    )
+    max_submission_mb: float = Field(default=20.0, gt=0, description="Cap on the submission file.")
+    hide: tuple[str, ...] = Field(
+        default=(),
+        description="Where the source data lives on a machine (absolute paths, or 'module:subdir' "
+        "of an installed package): hidden in the sandbox so test labels cannot be looked up.",
+    )
+
+
 class TaskSpec(_Frozen):
     id: str
     version: int = Field(default=0, ge=0)
     title: str
     domain: str
-    kind: Literal["research"] = "research"
+    kind: Literal["research", "competition"] = "research"
     question: str
     background: str = ""
     interface: str = ""
-    editable: tuple[EditableRange, ...] = Field(min_length=1)
+    editable: tuple[EditableRange, ...] = ()
     creatable: tuple[str, ...] = ()
     policy: Policy = Policy()
     settings: tuple[Setting, ...] = Field(min_length=1)
@@ -103,14 +133,28 @@ class TaskSpec(_Frozen):
     show_baseline_results: bool = True
     budgets: Budgets = Budgets()
     limits: Limits = Limits()
+    competition: Competition | None = None
 
     @model_validator(mode="after")
     def _consistent(self):
         labels = [s.label for s in self.settings]
         if len(set(labels)) != len(labels):
             raise ValueError(f"settings: labels must be unique, got {labels}")
-        if not any(s.hidden for s in self.settings) or all(s.hidden for s in self.settings):
-            raise ValueError("settings: need at least one visible and one hidden setting")
+        if self.kind == "competition":
+            if self.competition is None:
+                raise ValueError("competition: a competition needs this block (submission, run...)")
+            if self.editable:
+                raise ValueError("editable: a competition has no edit surface; remove it")
+        else:
+            if self.competition is not None:
+                raise ValueError("competition: only for kind: competition")
+            if not self.editable:
+                raise ValueError("editable: a research task needs 1+ editable ranges")
+            missing = [s.label for s in self.settings if not s.command.strip()]
+            if missing:
+                raise ValueError(f"settings: {missing} need a command")
+            if not any(s.hidden for s in self.settings) or all(s.hidden for s in self.settings):
+                raise ValueError("settings: need at least one visible and one hidden setting")
         names = [b.name for b in self.baselines]
         if "default" in names:
             raise ValueError("baselines: 'default' is the unchanged scaffold; do not list it")
@@ -190,8 +234,52 @@ class Task:
             out[(region.file, region.index)] = path.read_text()
         return out
 
+    @property
+    def is_competition(self) -> bool:
+        return self.spec.kind == "competition"
+
     def may_create(self, path: str) -> bool:
+        if self.is_competition:  # the whole workspace is the agent's
+            return True
         return any(fnmatch.fnmatch(path, pattern) for pattern in self.spec.creatable)
+
+    def baseline_files(self, name: str) -> dict[str, str]:
+        """A competition baseline's pipeline: every file of baselines/<name>/ by relative path
+        (empty for `default`, which submits the sample submission)."""
+        if name == "default":
+            return {}
+        if name not in self.baseline_names:
+            raise UnknownNameError("baseline", name, self.baseline_names)
+        folder = self.root / "baselines" / name
+        files = {
+            p.relative_to(folder).as_posix(): p.read_text()
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+        if not files:
+            raise TaskSpecError(str(folder), "(folder)", "no pipeline files for this baseline")
+        return files
+
+    def hidden_sources(self) -> tuple[Path, ...]:
+        """The competition's source data on this machine (``competition.hide``), where present."""
+        if not self.is_competition:
+            return ()
+        out = []
+        for entry in self.spec.competition.hide:
+            if entry.startswith("/"):
+                path = Path(entry)
+            else:
+                module, _, sub = entry.partition(":")
+                try:
+                    found = importlib.util.find_spec(module)
+                except (ImportError, ValueError):
+                    found = None
+                if found is None or not found.submodule_search_locations:
+                    continue
+                path = Path(list(found.submodule_search_locations)[0]) / sub
+            if path.exists():
+                out.append(path.resolve())
+        return tuple(out)
 
     def anchors(self) -> dict | None:
         path = self.root / "anchors.json"
@@ -295,11 +383,15 @@ def builtin_tasks_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "tasks"
 
 
-def builtin_task_ids() -> list[str]:
+def builtin_task_ids(kind: str | None = None) -> list[str]:
+    """The shipped tasks' ids (only those of ``kind``, research or competition, if given)."""
     root = builtin_tasks_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / "task.yaml").is_file())
+    ids = sorted(p.name for p in root.iterdir() if (p / "task.yaml").is_file())
+    if kind is None:
+        return ids
+    return [t for t in ids if load_task_dir(root / t).spec.kind == kind]
 
 
 def load_task(task: str | Path) -> Task:

@@ -25,7 +25,7 @@ from typing import Any
 
 from mlsbench_env.errors import MLSBenchError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_PATH = "runs/results.sqlite"
 
 # (name, SQL type); JSON columns hold dicts/lists and are decoded on read
@@ -36,6 +36,7 @@ EPISODE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("task", "TEXT NOT NULL"),
     ("task_version", "INTEGER"),
     ("domain", "TEXT"),
+    ("task_kind", "TEXT"),  # research | competition
     ("agent", "TEXT NOT NULL"),  # the label reports show
     ("agent_hash", "TEXT NOT NULL"),
     ("agent_kind", "TEXT"),  # baseline | llm
@@ -50,6 +51,7 @@ EPISODE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("score_reason", "TEXT"),  # why there is no score
     ("score_spread", "REAL"),
     ("vanilla_score", "REAL"),
+    ("medal", "TEXT"),  # competitions: gold | silver | bronze against the baselines' leaderboard
     ("setting_scores", "JSON"),
     ("seed_scores", "JSON"),
     ("score_curve", "JSON"),  # [[step, visible-settings test score], ...]
@@ -296,7 +298,14 @@ class _Transaction:
 
 
 # schema version -> function that upgrades a store from the previous version in place
-_MIGRATIONS: dict[int, Any] = {}
+def _add_kind_and_medal(db) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(episodes)")}
+    for name in ("task_kind", "medal"):
+        if name not in have:
+            db.execute(f"ALTER TABLE episodes ADD COLUMN {name} TEXT")
+
+
+_MIGRATIONS: dict[int, Any] = {2: _add_kind_and_medal}
 
 
 def _encode(name: str, value: Any) -> Any:

@@ -86,6 +86,20 @@ class SubmitArgs(_Args):
     )
 
 
+class ValidateArgs(_Args):
+    """Check the submission file's format (ids, columns, values) without grading it: says what
+    is wrong and what is expected, or that it is valid. Reveals no score; costs one step."""
+
+    path: str | None = Field(
+        None, description="The file to check (default: the submission file the grader reads)."
+    )
+
+
+class CompetitionSubmitArgs(_Args):
+    """End the episode: the submission file is graded against the private test labels, on
+    every test split; its normalized score is the reward."""
+
+
 TOOLS: dict[str, type[_Args]] = {
     "view": ViewArgs,
     "edit": EditArgs,
@@ -98,12 +112,24 @@ TOOLS: dict[str, type[_Args]] = {
 # `jobs` in an env's tool names, `test` takes the `wait` argument (BackgroundTestArgs), so the
 # default prompt and schemas stay as they were.
 OPT_IN_TOOLS: dict[str, type[_Args]] = {"jobs": JobsArgs}
+# A competition's tools: no edit surface to test, a format check instead (MLE-bench's
+# validation server); `validate` is the competition's name for `test`.
+COMPETITION_TOOLS: dict[str, type[_Args]] = {
+    "view": ViewArgs,
+    "edit": EditArgs,
+    "undo": UndoArgs,
+    "shell": ShellArgs,
+    "validate": ValidateArgs,
+    "submit": CompetitionSubmitArgs,
+}
 
 
 def arg_model(name: str, names: list[str] | tuple[str, ...]) -> type[_Args]:
     """The argument model of tool ``name`` in an env whose tools are ``names``."""
     if name == "test" and "jobs" in names:
         return BackgroundTestArgs
+    if "validate" in names and name in COMPETITION_TOOLS:
+        return COMPETITION_TOOLS[name]
     return TOOLS[name] if name in TOOLS else OPT_IN_TOOLS[name]
 
 

@@ -86,6 +86,9 @@ class Workspace:
         self.ranges: dict[str, list[Range]] = {}
         self.created: set[str] = set()
         self.history: list[_Snapshot] = []
+        # a competition's workspace is the agent's: every file editable, any file creatable,
+        # nothing restored (only the submission file is graded)
+        self.free = task.is_competition
         self._materialize()
 
     # ---------------------------------------------------------------- setup
@@ -123,10 +126,13 @@ class Workspace:
         return (self.root / rel).read_text()
 
     def is_editable_file(self, rel: str) -> bool:
+        if self.free:  # data files linked from the task stay read-only
+            path = self.root / rel
+            return rel not in self.linked and path.is_file() and not path.is_symlink()
         return rel in self.ranges or rel in self.created
 
     def editable_ranges(self, rel: str) -> list[Range]:
-        if rel in self.created:
+        if rel in self.created or (self.free and self.is_editable_file(rel)):
             n = len(_lines(self.read(rel)))
             return [Range(1, n)]
         return self.ranges.get(rel, [])
@@ -184,6 +190,8 @@ class Workspace:
         raise EditError(f"{rel} does not exist; {what} refused. Editable: {self._surface()}")
 
     def _surface(self) -> str:
+        if self.free:
+            return "every file of the workspace but the linked data files; new files anywhere"
         parts = [f"{f} lines {self.describe_ranges(f)}" for f in self.ranges]
         parts += [f"{f} (created)" for f in sorted(self.created)]
         if self.task.spec.creatable:
@@ -384,6 +392,8 @@ class Workspace:
         created file) before the command: a command that changes those is reverted too,
         because only the `edit` tool keeps the editable ranges known.
         """
+        if self.free:
+            return []
         events = []
         for rel, data in self.pristine.items():
             full = self.root / rel
@@ -421,6 +431,8 @@ class Workspace:
         return events
 
     def editable_snapshot(self) -> dict[str, str]:
+        if self.free:
+            return {}
         return {rel: self.read(rel) for rel in [*self.ranges, *sorted(self.created)]}
 
     def fixed_unchanged(self) -> list[str]:

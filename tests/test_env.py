@@ -168,7 +168,7 @@ def test_prompt_and_sandbox_hold_no_trace_of_hidden_settings(make_env, es_task, 
     assert all(s not in obs for s in secrets)
 
 
-@pytest.mark.parametrize("task_id", builtin_task_ids())
+@pytest.mark.parametrize("task_id", builtin_task_ids("research"))
 def test_crashing_setting_scores_zero_and_shows_its_log_tail(make_env, task_id):
     env = make_env(task=task_id)
     env.reset(seed=0)

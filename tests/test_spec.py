@@ -9,11 +9,19 @@ from mlsbench_env.errors import TaskSpecError, UnknownNameError
 from mlsbench_env.spec import builtin_task_ids, load_task
 
 
-@pytest.mark.parametrize("task_id", builtin_task_ids())
+@pytest.mark.parametrize("task_id", builtin_task_ids("research"))
 def test_every_shipped_task_loads(task_id):
     t = load_task(task_id)
     assert t.id == task_id and len(t.spec.settings) >= 3
     assert any(s.hidden for s in t.spec.settings)
+
+
+@pytest.mark.parametrize("task_id", builtin_task_ids("competition"))
+def test_every_shipped_competition_loads(task_id):
+    t = load_task(task_id)
+    assert t.id == task_id and t.is_competition and not t.regions
+    assert (t.repo / "description.md").is_file() and (t.root / "private").is_dir()
+    assert not (t.repo / t.spec.competition.submission).exists()
 
 
 def test_unknown_task_suggests_the_closest():
@@ -57,7 +65,7 @@ def _set(path, value):
         ),
         (_set(["editable", 0, "lines"], [1, 100000]), "editable.0.lines", "beyond the end"),
         (_set(["editable", 0, "file"], "nope.py"), "editable.0.file", "not a file in repo/"),
-        (lambda r: r["settings"][0].pop("command"), "settings.0.command", "required"),
+        (lambda r: r["settings"][0].pop("command"), "settings", "need a command"),
         (
             _set(["reference_baseline"], "nonexistent"),
             "reference_baseline",

@@ -34,6 +34,7 @@ import os
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -50,6 +51,9 @@ from mlsbench_env.sandbox.local import EXECUTOR, SANDBOX_UIDS
 
 EXECUTOR_IN = "/opt/mlsbench/executor.py"
 STAGE = "/.mlsbench-stage"
+IMAGE_SITE_PACKAGES = (
+    f"/opt/mlsbench/venv/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+)
 CONTAINER_PATH = "/opt/mlsbench/venv/bin:/usr/local/bin:/usr/bin:/bin"
 LABEL = "mlsbench.sandbox"
 START_TIMEOUT_S = 60.0
@@ -232,6 +236,7 @@ class _Shape:
     shm_mb: int
     headroom_mb: int
     gpu_ids: tuple[str, ...] = ()
+    hidden_image: tuple[str, ...] = ()  # paths of the image itself to cover (package data)
     stage: str | None = None  # pooled: the parent folder of the roots, mounted at STAGE
     root: str | None = None  # cold: the root, mounted in place
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
@@ -254,6 +259,8 @@ def host_config_args(shape: _Shape) -> dict:
         binds[shape.root] = {"bind": shape.root, "mode": "rw"}
         for p in shape.hidden_inside:  # nothing under them is readable inside
             tmpfs[p] = "size=1m,mode=755,ro"
+    for p in shape.hidden_image:
+        tmpfs[p] = "size=1m,mode=755,ro"
     if shape.stage:
         binds[shape.stage] = {"bind": STAGE, "mode": "rw"}
         if not _inside(shape.stage, "/tmp"):
@@ -413,6 +420,18 @@ def shutdown_pools() -> None:
         p.close()
 
 
+def _in_image(host_path: str) -> str | None:
+    """Where a hidden host path that the image also has (a package's data, a system data set)
+    lies in the image: site-packages map to the image's venv, which holds the same packages
+    for the same Python (images.py); system data paths are the same."""
+    if "/site-packages/" in host_path:
+        tail = host_path.split("/site-packages/", 1)[1]
+        return f"{IMAGE_SITE_PACKAGES}/{tail}"
+    if host_path.startswith("/usr/share/"):
+        return host_path
+    return None
+
+
 def shape_of(config: SandboxConfig, options: DockerOptions, gpu_ids: tuple = ()) -> _Shape:
     """The container a sandbox for ``config`` needs, leaving out its root."""
     root = str(config.root.resolve())
@@ -427,6 +446,9 @@ def shape_of(config: SandboxConfig, options: DockerOptions, gpu_ids: tuple = ())
             h
             for h in sorted(str(Path(p).resolve()) for p in config.hidden)
             if any(_inside(h, m) and h != m for m in mounted)
+        ),
+        hidden_image=tuple(
+            sorted({q for p in config.hidden if (q := _in_image(str(Path(p).resolve())))})
         ),
         memory_mb=config.memory_mb,
         processes=config.processes,

@@ -68,6 +68,12 @@ def setup_mounts(hide: list[str], expose: list[tuple[str, bool]], private_tmp: b
         if ro:
             _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
         os.close(fd)
+    # a hidden path inside an exposed one (a package's data inside an exposed interpreter tree)
+    # came back with the exposure: cover it again
+    exposed = [path.rstrip("/") + "/" for _, path, _ in fds]
+    for path in sorted(hide):
+        if os.path.isdir(path) and any(path.startswith(e) for e in exposed):
+            _mount("tmpfs", path, "tmpfs", 0, "size=1m")
 
 
 CAP_SYS_ADMIN, MNT_DETACH = 21, 2
