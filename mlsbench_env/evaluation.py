@@ -28,7 +28,7 @@ from mlsbench_env.scoring import (
     seed_mean,
     setting_score,
 )
-from mlsbench_env.spec import Setting, Task, builtin_tasks_dir
+from mlsbench_env.spec import Setting, Task, task_copies
 from mlsbench_env.workspace import transplant
 
 LOG_TAIL_CHARS = 3000
@@ -162,7 +162,7 @@ def sandbox_config(
 ) -> SandboxConfig:
     """What a sandbox for ``root`` may see: not the task definitions, not other episodes."""
     hidden = {
-        builtin_tasks_dir().resolve(),
+        *task_copies(),
         task.root.resolve().parent,
         root.parent.resolve(),
         *task.hidden_sources(),
