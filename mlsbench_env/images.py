@@ -134,7 +134,7 @@ def _client():
             "the docker SDK is not installed; install it with: pip install 'mlsbench-env[docker]'"
         ) from None
     try:
-        return docker.from_env()
+        return docker.from_env(timeout=1800)  # a build streams for minutes on a busy host
     except docker.errors.DockerException as e:
         raise SandboxError(
             f"no Docker engine is reachable ({e}); start dockerd (see docs/docker.md)"
