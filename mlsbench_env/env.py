@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlsbench_env.errors import MLSBenchError, UnknownNameError
 from mlsbench_env.evaluation import (
+    RUN_ENV,
     FinalResult,
     SettingRun,
     final_evaluation,
@@ -65,6 +66,7 @@ from mlsbench_env.trajectory import TrajectoryLog
 from mlsbench_env.workspace import Workspace, WorkspaceState
 
 MAX_OBS_CHARS = 400_000
+SHELL_ENV = {k: v for k, v in RUN_ENV.items() if k.endswith("_NUM_THREADS")}
 CHARS_PER_TOKEN = 4  # observation budgets are estimated at 4 characters per token
 
 
@@ -409,6 +411,8 @@ class ResearchEnv(gym.Env):
                 a.command,
                 timeout=timeout,
                 cwd="workspace",
+                # one BLAS thread, as in test and final runs: compute is charged as wall time
+                env=SHELL_ENV,
                 max_output_bytes=self.config.obs_max_tokens * CHARS_PER_TOKEN * 4,
             )
         self.budget.compute_s -= res.compute_s

@@ -7,7 +7,7 @@ set -euo pipefail
 out="$1"
 suite=bookworm
 mirror="${MLSBENCH_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-packages=python3,python3-venv,procps
+packages=python3,python3-venv,procps,dataset-fashion-mnist
 if command -v mmdebstrap >/dev/null; then
   mmdebstrap --quiet --variant=minbase --include="$packages" --dpkgopt=force-unsafe-io \
     "$suite" "$out" "$mirror"
