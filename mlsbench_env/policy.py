@@ -55,6 +55,9 @@ IO_ATTRIBUTES = {
     "io",
     "open_memmap",
     "to_csv",
+    "npyio",
+    "NpzFile",
+    "from_file",
 }
 ALLOWED_DUNDERS = {
     "__init__",
@@ -99,9 +102,41 @@ def check_source(
             return f"access to .{attr} is not allowed (no OS, frame or module access)"
         return None
 
+    # names bound by imports anywhere in the file: assigning to their attributes patches a
+    # library or the harness for everyone (torch.optim.Adam.step = ..., harness.BUDGET = ...)
+    modules = {
+        (a.asname or a.name).split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
+
+    def patched(target: ast.AST) -> str | None:
+        if not isinstance(target, ast.Attribute):
+            return None
+        root = target
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return root.id if isinstance(root, ast.Name) and root.id in modules else None
+
     for node in ast.walk(tree):
         if not editable(node):
             continue
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign | ast.Delete)
+            else [node.target]
+            if isinstance(node, ast.AugAssign | ast.AnnAssign)
+            else []
+        )
+        for t in targets:
+            name = patched(t)
+            if name:
+                bad(
+                    node,
+                    f"assigning to an attribute of imported {name!r} is not allowed "
+                    "(no patching of libraries or the harness)",
+                )
         if isinstance(node, ast.Import | ast.ImportFrom):
             if isinstance(node, ast.ImportFrom):
                 base = "." if node.level else (node.module or "")

@@ -45,6 +45,11 @@ def test_clean_code_and_fixed_lines_pass():
         ("return getattr(x, '__class__')", "'__class__'"),
         ("return np.ctypeslib.load_library('libc', '/')", ".ctypeslib"),
         ("return np.lib.format.open_memmap('x')", "file I/O"),
+        ("return np.lib.npyio.NpzFile('w.npz')", "file I/O"),
+        ("import torch\nreturn torch.from_file('v.txt', size=9)", "file I/O"),
+        ("np.random.seed = len", "attribute of imported 'np'"),
+        ("import torch\ntorch.optim.Adam.step = len", "attribute of imported 'torch'"),
+        ("np.pi += 1", "attribute of imported 'np'"),
     ],
 )
 def test_each_rule_names_itself(body, rule):
