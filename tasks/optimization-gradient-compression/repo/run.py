@@ -1,0 +1,45 @@
+"""Run one setting: python run.py --setting LABEL  (or --spec FILE.json).  Fixed file.
+
+Reads MLSBENCH_SEED / MLSBENCH_OUT, trains with the compressor in compressor.py (every worker's
+Compressor and the Aggregator in their own spawned processes), writes preds.npy + run.json.
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def main() -> int:
+    import harness
+    import settings
+
+    out_dir = harness.out_dir_from_env()  # removed from os.environ before any child exists
+    ap = argparse.ArgumentParser()
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--setting", choices=sorted(settings.SETTINGS))
+    g.add_argument("--spec")
+    args = ap.parse_args()
+    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
+    if args.setting:
+        spec, name = settings.SETTINGS[args.setting], args.setting
+    else:
+        with open(args.spec) as f:
+            spec = json.load(f)
+        name = os.path.basename(args.spec)
+    preds, record = harness.train(spec, seed)
+    record["setting"] = name
+    record["seed"] = seed
+    harness.write_artifacts(out_dir, preds, record)
+    print(f"[{name}] seed={seed} K={record['workers']} params={record['numel']} "
+          f"budget={record['budget_bits']} bits/worker/step, max sent={record['max_worker_bits']}, "
+          f"mean sent={record['mean_worker_bits_per_step']:.0f}, rounds<={record['max_rounds']}, "
+          f"steps={record['steps_done']}/{record['steps']}, train loss={record['final_train_loss']}, "
+          f"wall={record['train_wall_s']}s status={record['status']}")
+    if record["error"]:
+        # the run is failed by the grader, which reads run.json (exit 0 so that it is called)
+        print("RUN FAILED: " + record["error"], file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
