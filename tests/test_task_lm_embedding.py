@@ -1,0 +1,166 @@
+"""Trust tests for tasks/lm-embedding-strategy: each way to cheat the fixed question (an embedding
+that looks at later bytes, one that keeps state between calls, more parameters than the cap,
+training outside the fixed optimizer, reading the validation text) fails the setting with a
+clear message and scores 0.
+
+Every cheat is caught before or at the first training step, so each test costs a few seconds
+(one spawned child that imports torch), except the slow one, which trains a full setting with a
+model that behaves causally on prefixes but mixes the windows of a batch at evaluation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mlsbench_env.evaluation import final_evaluation
+from mlsbench_env.spec import load_task
+
+TASK = "lm-embedding-strategy"
+LABEL = "d64-l2-ctx64"  # the cheapest visible setting
+
+HEAD = """import math
+
+import torch
+import torch.nn as nn
+
+
+class Embedding(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos = nn.Embedding(cfg.block_size, cfg.d_model)
+
+    def attention_positions(self, T):
+        return None, None
+
+    def output_weight(self):
+        return self.tok.weight
+"""
+
+# 1. a "bigram" embedding that uses the NEXT byte (the target of position t)
+LOOKAHEAD = (
+    HEAD
+    + """
+    def forward(self, idx):
+        nxt = torch.roll(idx, shifts=-1, dims=1)
+        pos = torch.arange(idx.shape[1])
+        return self.tok(idx) + self.tok(nxt) + self.pos(pos), None
+"""
+)
+
+# 2. state kept between calls: the previous call's input (e.g. the whole window) is reused
+STATEFUL = (
+    HEAD
+    + """
+    def forward(self, idx):
+        prev = getattr(self, "last", None)
+        self.last = idx.detach()
+        pos = torch.arange(idx.shape[1])
+        x = self.tok(idx) + self.pos(pos)
+        if prev is not None and prev.shape[0] == idx.shape[0] and prev.shape[1] > idx.shape[1]:
+            x = x + self.tok(prev[:, 1: idx.shape[1] + 1])
+        return x, None
+"""
+)
+
+# 3. a hashed table far beyond the parameter budget
+TOO_BIG = (
+    HEAD.replace(
+        "        self.pos = nn.Embedding(cfg.block_size, cfg.d_model)\n",
+        "        self.pos = nn.Embedding(cfg.block_size, cfg.d_model)\n"
+        "        self.big = nn.Embedding(65536, cfg.d_model)\n",
+    )
+    + """
+    def forward(self, idx):
+        prev = torch.cat([torch.zeros_like(idx[:, :1]), idx[:, :-1]], dim=1)
+        pos = torch.arange(idx.shape[1])
+        return self.tok(idx) + self.big(prev * 256 + idx) + self.pos(pos), None
+"""
+)
+
+# 4. the validation play read from disk during training (torch.from_file is not caught by the
+#    generic policy; the harness refuses it)
+READS_VALID = (
+    HEAD
+    + """
+    def forward(self, idx):
+        if getattr(self, "val", None) is None:
+            self.val = torch.from_file("data/valid.txt", shared=False, size=125228, dtype=torch.uint8)
+        pos = torch.arange(idx.shape[1])
+        return self.tok(idx) + self.pos(pos), None
+"""
+)
+
+# 5. training outside the fixed optimizer: an in-place update of a table inside forward
+SIDE_TRAINING = (
+    HEAD
+    + """
+    def forward(self, idx):
+        if torch.is_grad_enabled():          # only in training forwards, not in the checks
+            with torch.no_grad():
+                self.pos.weight.mul_(1.01)
+        pos = torch.arange(idx.shape[1])
+        return self.tok(idx) + self.pos(pos), None
+"""
+)
+
+# 6. causal on every prefix, but at evaluation each window borrows from the other windows of its
+#    batch (a batch mean): only the re-mixed batch at the end exposes it
+BATCH_MIXING = (
+    HEAD
+    + """
+    def forward(self, idx):
+        pos = torch.arange(idx.shape[1])
+        x = self.tok(idx) + self.pos(pos)
+        if not self.training:
+            x = x + 0.5 * x.mean(dim=0, keepdim=True)
+        return x, None
+"""
+)
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task(TASK)
+
+
+def _run(task, text):
+    setting = next(s for s in task.spec.settings if s.label == LABEL)
+    res = final_evaluation(task, {("embedding.py", 1): text}, {}, seeds=[0], settings=[setting])
+    run = res.runs[0]
+    assert run.error is not None, "the cheating run was not failed"
+    assert res.setting_scores.get(LABEL, 0.0) == 0.0
+    return run.error
+
+
+def test_lookahead_embedding_fails(task):
+    err = _run(task, LOOKAHEAD)
+    assert "non-causal embedding" in err, err
+
+
+def test_state_between_calls_fails(task):
+    err = _run(task, STATEFUL)
+    assert "non-causal embedding" in err and "state kept between calls" in err, err
+
+
+def test_parameter_cap_fails(task):
+    err = _run(task, TOO_BIG)
+    assert "parameter cap exceeded" in err, err
+
+
+def test_reading_validation_text_fails(task):
+    err = _run(task, READS_VALID)
+    # the environment's policy lists .from_file now; the harness's own check refuses it as well
+    assert "from_file" in err and "not allowed" in err, err
+
+
+def test_training_outside_optimizer_fails(task):
+    err = _run(task, SIDE_TRAINING)
+    assert "changed outside the fixed optimizer" in err, err
+
+
+@pytest.mark.slow
+def test_mixing_windows_of_a_batch_fails(task):
+    err = _run(task, BATCH_MIXING)
+    assert "answered the same windows differently" in err or "non-causal model" in err, err
