@@ -220,9 +220,11 @@ class State:
             s.last_used = time.monotonic()
 
     async def close(self, sid: str) -> None:
-        s = self.sessions.pop(sid, None)
+        s = self.sessions.get(sid)
         if s is not None:
             await s.env.aclose()
+            # gone from the table only once its sandbox and folder are released
+            self.sessions.pop(sid, None)
 
     async def sweep(self) -> None:
         """Close sessions idle past the timeout (never one with a request in flight)."""

@@ -389,6 +389,9 @@ def task_copies() -> tuple[Path, ...]:
     import path (an editable install also copies tasks/ into site-packages), all hidden from
     sandboxes because they hold hidden settings and private labels."""
     found = {builtin_tasks_dir().resolve()}
+    repo = Path(__file__).resolve().parent.parent / "tasks"  # a source checkout's own folder
+    if repo.is_dir():
+        found.add(repo)
     for entry in sys.path:
         candidate = Path(entry or ".") / "mlsbench_env" / "tasks"
         if candidate.is_dir():

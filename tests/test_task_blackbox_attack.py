@@ -153,7 +153,9 @@ def test_query_outside_ball_fails(task):
 )
 def test_reading_model_or_data_fails(task, text, what):
     err = run_cheat(task, text)
-    assert "black-box violation" in err and what in err
+    # the environment's static policy refuses numpy's npyio now; the child's audit hook is the
+    # second line for readers it does not list
+    assert ("black-box violation" in err and what in err) or "allows no file I/O" in err, err
 
 
 def test_plain_open_refused_by_policy(task):
