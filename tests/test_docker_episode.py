@@ -5,7 +5,7 @@ import pytest
 from test_sandbox_conformance import require  # tests/ is on sys.path under pytest
 
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.evaluation import final_evaluation
+from mlsbench_env.evaluation import final_evaluation, pipeline_evaluation
 from mlsbench_env.runner import BaselineAgent, run_episode
 from mlsbench_env.spec import builtin_task_ids, load_task
 
@@ -26,20 +26,24 @@ def play_and_compare(task_id, tmp_path, seeds=(0,)):
     )
     try:
         docker = run_episode(env, agent, seed=0)
-        submitted = env.tests[-1]
+        submitted = None if task.is_competition else env.tests[-1]
     finally:
         env.close()
     assert docker.terminated, docker.final_info
     info = docker.final_info
     assert not info["errors"], info["errors"]
-    local = final_evaluation(
-        task,
-        submitted["regions"],
-        submitted["created"],
-        backend="local",
-        seeds=list(seeds),
-        work_root=tmp_path,
-    )
+    if task.is_competition:  # the pipeline ran in a docker shell (seed 0): run it locally
+        files = task.baseline_files(task.spec.reference_baseline)
+        local = pipeline_evaluation(task, files, seeds=[0], work_root=tmp_path)
+    else:
+        local = final_evaluation(
+            task,
+            submitted["regions"],
+            submitted["created"],
+            backend="local",
+            seeds=list(seeds),
+            work_root=tmp_path,
+        )
     local_metrics = {(r.label, r.seed): r.metrics for r in local.runs}
     docker_metrics = {(r["label"], r["seed"]): r["metrics"] for r in info["final_runs"]}
     assert docker_metrics == local_metrics  # bit-for-bit: same packages, same code
