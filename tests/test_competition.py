@@ -4,6 +4,7 @@ medals and the report by kind, on a shipped competition in the real sandbox."""
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -64,12 +65,23 @@ def _fingerprints(task, folder="private"):
 SEARCH = r"""
 import hashlib, json, os, sys
 want = {int(k): v for k, v in json.loads(sys.argv[1]).items()}
+CHECKOUT = os.environ.get("SEARCH_CHECKOUT", "")
 names = set(json.loads(sys.argv[2]))
 found = []
 for top in sys.argv[3:]:
     for dirpath, dirnames, filenames in os.walk(top):
         skip = ("/proc", "/sys", "/dev")
-        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in skip]
+        # another checkout of this project on the machine (CI clones beside the original) is
+        # outside what the environment can know of; this checkout's own copies are searched
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if os.path.join(dirpath, d) not in skip
+            and not (
+                os.path.isfile(os.path.join(dirpath, d, "mlsbench_env", "spec.py"))
+                and os.path.join(dirpath, d) != CHECKOUT
+            )
+        ]
         for f in filenames:
             p = os.path.join(dirpath, f)
             try:
@@ -90,7 +102,8 @@ def _search(run, task, roots, folder="private"):
     if folder != "private":
         names = []  # a research task's hidden files have common names (run.py...): by content
     args = f"'{json.dumps(fp)}' '{json.dumps(names)}' {' '.join(roots)}"
-    out = run(f"python - {args} <<'EOF'\n{SEARCH}\nEOF")
+    checkout = Path(__file__).resolve().parent.parent
+    out = run(f"SEARCH_CHECKOUT={checkout} python - {args} <<'EOF'\n{SEARCH}\nEOF")
     line = next(x for x in out.splitlines() if x.startswith("FOUND:"))
     return json.loads(line[len("FOUND:") :])
 
