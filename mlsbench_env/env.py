@@ -170,6 +170,34 @@ class EpisodeSnapshot:
         return self.workspace.nbytes
 
 
+def final_info(result, runs, task: Task, seeds: list[int], vanilla_score) -> dict:
+    """The terminal step's info: the scored result plus each setting's metrics (mean over
+    seeds) and its first error."""
+    metrics, errors = {}, {}
+    for run in runs:
+        if run.error:
+            errors.setdefault(run.label, run.error)
+        elif run.metrics:
+            metrics.setdefault(run.label, {})
+            for k, v in run.metrics.items():
+                metrics[run.label].setdefault(k, []).append(v)
+    means = {label: {k: sum(v) / len(v) for k, v in m.items()} for label, m in metrics.items()}
+    for s in task.spec.settings:
+        means.setdefault(s.label, {})
+    return {
+        "score": result.score,
+        "score_spread": result.spread,
+        "reason": result.reason,
+        "seeds": seeds,
+        "seed_scores": {s: v.value for s, v in result.seed_scores.items()},
+        "setting_scores": result.setting_scores,
+        "metrics": means,
+        "errors": errors,
+        "vanilla_score": vanilla_score,
+        "final_runs": [r.record() for r in runs],
+    }
+
+
 class ResearchEnv(gym.Env):
     """A research task as a multi-turn text environment (see the module docstring)."""
 
@@ -552,19 +580,8 @@ class ResearchEnv(gym.Env):
         result = score_runs(self.task, runs, self.task.anchors())
         for run in runs:
             self._run_events(run)
-        info = {
-            "score": result.score,
-            "score_spread": result.spread,
-            "reason": result.reason,
-            "seeds": [0],
-            "seed_scores": {s: v.value for s, v in result.seed_scores.items()},
-            "setting_scores": result.setting_scores,
-            "metrics": {r.label: r.metrics or {} for r in runs},
-            "errors": {r.label: r.error for r in runs if r.error},
-            "vanilla_score": None,
-            "final_runs": [r.record() for r in runs],
-            "medal": medal_of(self.task, runs),
-        }
+        info = final_info(result, runs, self.task, seeds=[0], vanilla_score=None)
+        info["medal"] = medal_of(self.task, runs)
         lines = [f"Submitted {comp.submission}. Graded on the private test splits:"]
         for r in runs:
             sc = _fmt_score(result.setting_scores.get(r.label))
@@ -599,29 +616,8 @@ class ResearchEnv(gym.Env):
             )
         for run in result.runs:
             self._run_events(run)
-        metrics, errors = {}, {}
-        for run in result.runs:
-            if run.error:
-                errors.setdefault(run.label, run.error)
-            elif run.metrics:
-                metrics.setdefault(run.label, {})
-                for k, v in run.metrics.items():
-                    metrics[run.label].setdefault(k, []).append(v)
-        means = {label: {k: sum(v) / len(v) for k, v in m.items()} for label, m in metrics.items()}
-        for s in self.task.spec.settings:
-            means.setdefault(s.label, {})
-        return {
-            "score": result.score,
-            "score_spread": result.spread,
-            "reason": result.reason,
-            "seeds": seeds,
-            "seed_scores": {s: v.value for s, v in result.seed_scores.items()},
-            "setting_scores": result.setting_scores,
-            "metrics": means,
-            "errors": errors,
-            "vanilla_score": self.tests[0]["score"] if self.tests else None,
-            "final_runs": [r.record() for r in result.runs],
-        }
+        vanilla = self.tests[0]["score"] if self.tests else None
+        return final_info(result, result.runs, self.task, seeds=seeds, vanilla_score=vanilla)
 
     # ------------------------------------------------------------------ background tests
     def _editable_ranges(self) -> dict[str, list[tuple[int, int]]]:

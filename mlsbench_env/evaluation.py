@@ -375,7 +375,13 @@ def pipeline_evaluation(
             if res.killed or res.returncode != 0:
                 why = f"run stopped: {res.killed}" if res.killed else f"exit {res.returncode}"
                 seed_runs = [
-                    SettingRun(s.label, seed, None, f"pipeline failed ({why})", res.output[-1500:])
+                    SettingRun(
+                        s.label,
+                        seed,
+                        None,
+                        f"pipeline failed ({why})",
+                        res.output[-LOG_TAIL_CHARS:],
+                    )
                     for s in task.spec.settings
                 ]
             else:
