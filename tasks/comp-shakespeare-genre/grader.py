@@ -7,51 +7,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mlsbench_env.submission_csv import read_submission
+
 ID, TARGET = "id", "genre"
 CLASSES = ("comedy", "history", "tragedy")
 SPLITS = ("early-plays", "late-plays")
 
 
-def _test_ids(task_dir: Path) -> np.ndarray:
-    return pd.read_csv(Path(task_dir) / "repo" / "test.csv", usecols=[ID])[ID].to_numpy()
-
-
-def _read(submission: Path) -> pd.DataFrame:
-    submission = Path(submission)
-    if not submission.is_file():
-        raise ValueError(f"{submission.name} not found: write a CSV with columns {ID},{TARGET}")
-    try:
-        return pd.read_csv(submission, dtype={TARGET: str}, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a format error
-        raise ValueError(
-            f"{submission.name} is not a readable CSV ({exc}); expected columns {ID},{TARGET}"
-        ) from None
+def _read(submission: Path, task_dir: Path):
+    return read_submission(
+        submission, task_dir, ID, TARGET, dtype={TARGET: str}, keep_default_na=False
+    )
 
 
 def validate(submission: Path, task_dir: Path) -> str:
     """Check the submission's format only (no labels are read); return a one-line summary."""
-    df = _read(submission)
-    if list(df.columns) != [ID, TARGET]:
-        raise ValueError(
-            f"columns are {list(df.columns)}; expected exactly ['{ID}', '{TARGET}'] (header row)"
-        )
-    expected = _test_ids(task_dir)
-    ids = pd.to_numeric(df[ID], errors="coerce")
-    if ids.isna().any() or not np.all(ids == ids.round()):
-        raise ValueError(f"column {ID}: every value must be an integer id from test.csv")
-    dup = ids[ids.duplicated()]
-    if len(dup):
-        raise ValueError(
-            f"column {ID}: duplicated ids, e.g. {int(dup.iloc[0])}; one row per test id expected"
-        )
-    missing = np.setdiff1d(expected, ids.to_numpy())
-    extra = np.setdiff1d(ids.to_numpy(), expected)
-    if len(missing) or len(extra):
-        raise ValueError(
-            f"column {ID}: {len(missing)} test ids missing (e.g. {missing[:3].tolist()}) and "
-            f"{len(extra)} ids not in test.csv (e.g. {extra[:3].tolist()}); expected exactly the "
-            f"{len(expected)} ids of test.csv"
-        )
+    df = _read(submission, task_dir)
     labels = df[TARGET].astype(str)
     bad = ~labels.isin(CLASSES)
     if bad.any():
@@ -85,7 +56,7 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
         raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
     submission = Path(out_dir) / "submission.csv"
     validate(submission, task_dir)
-    sub = _read(submission)
+    sub = _read(submission, task_dir)
     sub[ID] = pd.to_numeric(sub[ID]).astype(np.int64)
     labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
     labels = labels[labels["split"] == setting]
