@@ -1,0 +1,188 @@
+"""Trust tests for tasks/diffusion-robot-action-sampling: every way to exceed the per-chunk NFE
+budget (extra calls, saving calls up across chunks, more samples per call, talking to the parent
+behind the proxy), reading the denoiser's weights or the evaluation instances, or returning a
+malformed chunk fails the setting (score 0) with a clear message."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlsbench_env.evaluation import final_evaluation
+from mlsbench_env.spec import load_task
+
+TASK = "diffusion-robot-action-sampling"
+LABEL = "reach-nfe2"  # the cheapest visible setting (16 chunks per episode, 2 NFE per chunk)
+TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
+REPO = TASK_DIR / "repo"
+
+HEAD = """import math
+
+import numpy as np
+
+"""
+
+# 1. one denoiser call too many for a chunk (the refusal is caught, the run goes on)
+EXTRA_CALL = HEAD + """
+def sample(denoise, shape, nfe, rng):
+    x = rng.standard_normal(shape)
+    for i in range(nfe + 1):
+        try:
+            x = x - 0.1 * denoise(x, 0.5)
+        except RuntimeError:
+            pass
+    return np.clip(x, -1, 1)
+"""
+
+# 2. saving the budget up: no call on even chunks, twice the budget on odd ones
+SAVE_UP = HEAD + """
+STATE = {"k": 0}
+
+
+def sample(denoise, shape, nfe, rng):
+    STATE["k"] += 1
+    x = rng.standard_normal(shape)
+    if STATE["k"] % 2 == 1:
+        return np.zeros(shape)
+    for i in range(2 * nfe):
+        t = 0.99 - 0.9 * i / (2 * nfe)
+        x = math.cos(0.5 * math.pi * t) * 0 + x - 0.0 * denoise(x, t)
+    return np.clip(x, -1, 1)
+"""
+
+# 3. more samples per call: two candidates per episode in one call, sent around the proxy's
+#    shape check straight down the pipe
+RAW_BIGGER_BATCH = HEAD + """
+
+def sample(denoise, shape, nfe, rng):
+    x = rng.standard_normal((2 * shape[0], shape[1]))
+    denoise._conn.send_bytes(b"D" + np.array([0.5]).tobytes() + x.tobytes())
+    reply = denoise._conn.recv_bytes()
+    return np.frombuffer(reply, dtype=np.float64, offset=1)[: shape[0] * shape[1]].reshape(shape)
+"""
+
+# 4. extra calls straight down the pipe (the proxy keeps no counter: the parent does)
+RAW_EXTRA_CALLS = HEAD + """
+
+def sample(denoise, shape, nfe, rng):
+    x = rng.standard_normal(shape)
+    for i in range(nfe + 2):
+        denoise._conn.send_bytes(b"D" + np.array([0.5]).tobytes() + x.tobytes())
+        denoise._conn.recv_bytes()
+    return np.zeros(shape)
+"""
+
+# 5. reading the denoiser's weights to evaluate the network for free (np.memmap: the static
+#    policy stops it; the child's audit hook is the backstop for any file access it misses)
+READ_WEIGHTS = HEAD + """
+def sample(denoise, shape, nfe, rng):
+    w = np.memmap("weights/reach.npz", dtype=np.uint8, mode="r")
+    return np.zeros(shape)
+"""
+
+# 6. a broken submission: chunks of the wrong shape
+WRONG_SHAPE = HEAD + """
+def sample(denoise, shape, nfe, rng):
+    return np.zeros((shape[0], shape[1] + 1))
+"""
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task(TASK)
+
+
+def run_cheat(task, text):
+    setting = next(s for s in task.spec.settings if s.label == LABEL)
+    (region,) = task.regions
+    result = final_evaluation(task, {(region.file, region.index): text}, {}, seeds=[0], settings=[setting])
+    (run,) = result.runs
+    assert run.metrics is None, "the cheat was graded as a valid run"
+    if result.setting_scores:
+        assert result.setting_scores[LABEL] == 0
+    assert run.error
+    return run.error
+
+
+def test_extra_call_fails(task):
+    err = run_cheat(task, EXTRA_CALL)
+    assert "NFE budget exceeded" in err and "chunk 1" in err
+
+
+def test_budget_cannot_be_saved_up_across_chunks(task):
+    err = run_cheat(task, SAVE_UP)
+    assert "NFE budget exceeded" in err and "chunk 2" in err
+
+
+@pytest.mark.slow
+def test_more_samples_per_call_fails(task):
+    err = run_cheat(task, RAW_BIGGER_BATCH)
+    assert "protocol error" in err and "message too long" in err
+
+
+@pytest.mark.slow
+def test_calls_behind_the_proxy_are_counted(task):
+    err = run_cheat(task, RAW_EXTRA_CALLS)
+    assert "NFE budget exceeded" in err
+
+
+@pytest.mark.slow
+def test_reading_the_weights_is_stopped(task):
+    err = run_cheat(task, READ_WEIGHTS)
+    assert ("forbidden action" in err and "reach.npz" in err) or "file I/O" in err
+
+
+@pytest.mark.slow
+def test_wrong_shape_fails_clearly(task):
+    err = run_cheat(task, WRONG_SHAPE)
+    assert "must return an array of shape" in err
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_observations_and_weights_never_enter_the_child():
+    src = (REPO / "harness.py").read_text()
+    child = src[src.index("def child_main"): src.index("class _Fail")]
+    for word in ("obs", "model", "inst", "state", "denoiser", "Denoiser", "envs", "problems"):
+        assert not re.search(rf"\b{word}\b", child), word
+    run = (REPO / "run.py").read_text()
+    assert "import denoiser" not in run.split("def main")[0]  # not imported in the spawn child
+
+
+@pytest.mark.parametrize("setting", ["reach-nfe2", "reach-nfe4", "reach-wide-nfe3"])
+def test_grader_scores_the_expert_near_one(tmp_path, setting):
+    """The expert's own actions, replayed by the grader, succeed and cover both modes."""
+    g = _load(TASK_DIR / "grader.py", "_drs_test_grader")
+    env, inst, spec = g.problem(setting, 0, TASK_DIR, salted=False)
+    envs = sys.modules["_drs_grader_envs"]
+    n = inst[next(iter(inst))].shape[0]
+    side = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    _, acts = envs.rollout_expert(env, inst, side)
+    np.save(tmp_path / "actions.npy", acts.astype(np.float64))
+    chunks = -(-env.max_steps // env.execute)
+    (tmp_path / "run.json").write_text(json.dumps(dict(
+        problem=spec["name"], seed=0, status="ok", refused_calls=0, nfe_budget=spec["nfe"],
+        calls_per_chunk=[spec["nfe"]] * chunks, salted=False)))
+    m = g.grade(setting, 0, tmp_path, TASK_DIR)
+    assert m["success"] > 0.97 and m["mode_coverage"] > 0.95
+    # the average of the two modes fails: the task is multimodal
+    s = env.init_state(inst)
+    mean_acts = []
+    for _ in range(env.max_steps):
+        a = 0.5 * (env.expert(s, inst, np.ones(n)) + env.expert(s, inst, -np.ones(n)))
+        mean_acts.append(a)
+        s = env.step(s, a)
+    np.save(tmp_path / "actions.npy", np.stack(mean_acts, 1).astype(np.float64))
+    assert g.grade(setting, 0, tmp_path, TASK_DIR)["success"] < 0.05
