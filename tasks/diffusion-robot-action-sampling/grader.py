@@ -10,6 +10,7 @@ artifacts), replays the executed actions through the environment and computes:
                  direction of the first swing). The expert takes both modes with probability 1/2,
                  so it scores its success rate; a policy that always takes the same mode scores 0.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -68,25 +69,37 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
     env, inst, spec = problem(setting, seed, task_dir, bool(rec.get("salted", False)))
     nfe, n = int(spec["nfe"]), int(spec["episodes"])
     if rec.get("problem") != spec["name"] or int(rec.get("seed", -1)) != int(seed):
-        raise RuntimeError(f"run.json is for problem {rec.get('problem')!r} seed {rec.get('seed')}, "
-                           f"expected {spec['name']!r} seed {seed}")
+        raise RuntimeError(
+            f"run.json is for problem {rec.get('problem')!r} seed {rec.get('seed')}, "
+            f"expected {spec['name']!r} seed {seed}"
+        )
     if rec.get("status") != "ok":
         raise RuntimeError(f"the sampler run failed: {rec.get('error')}")
     if int(rec.get("refused_calls", 0)) > 0:
-        raise RuntimeError(f"NFE budget exceeded: the sampler attempted more than {nfe} denoiser calls "
-                           f"for an action chunk ({rec['refused_calls']} calls refused)")
+        raise RuntimeError(
+            f"NFE budget exceeded: the sampler attempted more than {nfe} denoiser calls "
+            f"for an action chunk ({rec['refused_calls']} calls refused)"
+        )
     calls = [int(c) for c in rec.get("calls_per_chunk", [])]
     n_chunks = -(-env.max_steps // env.execute)
-    if int(rec.get("nfe_budget", -1)) != nfe or len(calls) != n_chunks or any(c < 0 or c > nfe for c in calls):
-        raise RuntimeError(f"NFE budget violated or inconsistent run record: budget {nfe} per chunk, "
-                           f"{n_chunks} chunks expected, calls per chunk {calls}")
+    if (
+        int(rec.get("nfe_budget", -1)) != nfe
+        or len(calls) != n_chunks
+        or any(c < 0 or c > nfe for c in calls)
+    ):
+        raise RuntimeError(
+            f"NFE budget violated or inconsistent run record: budget {nfe} per chunk, "
+            f"{n_chunks} chunks expected, calls per chunk {calls}"
+        )
     path = out_dir / "actions.npy"
     if not path.is_file():
         raise RuntimeError("no actions.npy in the output directory")
     acts = np.load(path, allow_pickle=False)
     if acts.dtype != np.float64 or acts.shape != (n, env.max_steps, env.act_dim):
-        raise RuntimeError(f"actions must be float64 of shape {(n, env.max_steps, env.act_dim)}, "
-                           f"got {acts.dtype} {acts.shape}")
+        raise RuntimeError(
+            f"actions must be float64 of shape {(n, env.max_steps, env.act_dim)}, "
+            f"got {acts.dtype} {acts.shape}"
+        )
     if not np.all(np.isfinite(acts)) or np.abs(acts).max() > 1.0:
         raise RuntimeError("executed actions are not finite or outside [-1, 1]")
     states = [env.init_state(inst)]

@@ -10,6 +10,7 @@ of repo/denoiser.py (3 layers, width 192, SiLU) trained on the standard DDPM noi
 Chi et al. 2023 Diffusion Policy). Single thread, fixed seeds: a retrain reproduces the weights
 (bit for bit on the same torch build and CPU).
 """
+
 from __future__ import annotations
 
 import sys
@@ -25,8 +26,10 @@ import denoiser as dn  # noqa: E402
 import envs  # noqa: E402
 
 SEED = 20240601
-CFG = {"reach": dict(episodes=2500, keep=120000, steps=12000),
-       "pendulum": dict(episodes=800, keep=120000, steps=12000)}
+CFG = {
+    "reach": dict(episodes=2500, keep=120000, steps=12000),
+    "pendulum": dict(episodes=800, keep=120000, steps=12000),
+}
 WIDTH = 192
 BATCH = 512
 NOISE = 0.1
@@ -68,7 +71,9 @@ def train(name):
             layers.append(torch.nn.SiLU())
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-5)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=cfg["steps"], pct_start=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=1e-3, total_steps=cfg["steps"], pct_start=0.05
+    )
     freqs = torch.tensor(np.pi * 2.0 ** np.arange(dn.N_FREQ), dtype=torch.float32)
     gen = torch.Generator().manual_seed(SEED)
     t0 = time.time()
@@ -85,10 +90,15 @@ def train(name):
         opt.step()
         sched.step()
         if step % 2000 == 0 or step == cfg["steps"] - 1:
-            print(f"{name} step {step} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
+            print(
+                f"{name} step {step} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True
+            )
     lin = [m for m in net if isinstance(m, torch.nn.Linear)]
-    arrays = {"n_layers": np.array(len(lin)), "obs_mean": mean.astype(np.float32),
-              "obs_std": std.astype(np.float32)}
+    arrays = {
+        "n_layers": np.array(len(lin)),
+        "obs_mean": mean.astype(np.float32),
+        "obs_std": std.astype(np.float32),
+    }
     for i, m in enumerate(lin):
         arrays[f"W{i}"] = m.weight.detach().numpy().T.astype(np.float32)
         arrays[f"b{i}"] = m.bias.detach().numpy().astype(np.float32)
