@@ -1,0 +1,58 @@
+"""Run one setting: python run.py --setting NAME  (or --spec FILE.json).  Fixed file.
+
+Reads MLSBENCH_SEED / MLSBENCH_OUT, runs attention.attention in a spawn child against the fixed
+naive reference (see harness.py) and writes run.json (speed-up, peak memory, checks) to
+MLSBENCH_OUT.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+
+def main() -> int:
+    import harness
+
+    out_dir = harness.out_dir_from_env()  # removed from os.environ before the child exists
+    ap = argparse.ArgumentParser()
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--setting")
+    g.add_argument("--spec")
+    args = ap.parse_args()
+    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
+
+    import numpy as np
+
+    import settings
+
+    # the parent never imports torch (only the child that runs the candidate does); its inputs
+    # and checks draw from numpy generators seeded from the seed
+    random.seed(seed)
+    np.random.seed(seed)
+    if args.spec:
+        with open(args.spec) as f:
+            cfg = json.load(f)
+        name = os.path.splitext(os.path.basename(args.spec))[0]
+    else:
+        if args.setting not in settings.SETTINGS:
+            ap.error(f"unknown setting {args.setting!r}; choose from {sorted(settings.SETTINGS)}")
+        cfg, name = settings.SETTINGS[args.setting], args.setting
+    record = harness.measure(cfg, seed)
+    record.update(setting=name, seed=seed)
+    harness.write_artifacts(out_dir, record)
+    if record["status"] == "ok":
+        print(f"[{name}] seed={seed} shape={tuple(record['shape'])} "
+              f"roofline_fraction={record['roofline_fraction']:.3f} speedup={record['speedup']:.3f} "
+              f"(IQR {record['speedup_iqr'][0]:.3f}-{record['speedup_iqr'][1]:.3f}, wall "
+              f"{record['wall_speedup']:.3f}) peak_mem={record['peak_mem_bytes'] / 2**20:.2f} MiB "
+              f"= {record['peak_mem_ratio']:.2f} x output (reference "
+              f"{record['ref_peak_mem_bytes'] / 2**20:.2f} MiB, reduction {record['mem_reduction']:.2f}) max_speedup={record['max_speedup']:.2f} "
+              f"max_rel_err={record['max_rel_error']:.1e} wall={record['wall_s']}s")
+    else:
+        print(f"[{name}] seed={seed} FAILED: {record['error']}", file=sys.stderr)
+    return 0  # the grader reads run.json and fails the setting on any recorded error
+
+
+if __name__ == "__main__":
+    sys.exit(main())
