@@ -129,18 +129,24 @@ def run_cheat(task, text):
 
 
 @pytest.mark.parametrize(
-    "text", [OVER_BUDGET_CAUGHT, OVER_BUDGET_RESET], ids=["caught", "counter-reset"]
+    "text",
+    [
+        pytest.param(OVER_BUDGET_CAUGHT, id="caught"),
+        pytest.param(OVER_BUDGET_RESET, id="counter-reset", marks=pytest.mark.slow),
+    ],
 )
 def test_over_budget_fails(task, text):
     err = run_cheat(task, text)
     assert "query budget exceeded" in err
 
 
+@pytest.mark.slow
 def test_x_adv_outside_ball_fails(task):
     err = run_cheat(task, OUTSIDE_BALL)
     assert "outside the eps-ball" in err
 
 
+@pytest.mark.slow
 def test_query_outside_ball_fails(task):
     err = run_cheat(task, QUERY_OUTSIDE_BALL)
     assert "invalid queries" in err

@@ -197,11 +197,13 @@ def test_more_bits_than_the_budget_fails(task, tmp_path):
     assert "bit budget exceeded" in err and "worker 0" in err
 
 
+@pytest.mark.slow
 def test_global_side_channel_does_not_reach_the_aggregator(task, tmp_path):
     err = evaluate(task, SIDE_CHANNEL, tmp_path)
     assert "aggregate raised" in err and "KeyError" in err
 
 
+@pytest.mark.slow
 def test_workers_cannot_read_each_others_state(task, tmp_path):
     err = evaluate(task, WORKER_CROSSTALK, tmp_path)
     assert "compress raised" in err and "KeyError" in err

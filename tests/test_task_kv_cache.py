@@ -199,6 +199,10 @@ class CausalSelfAttention(Base):
 )
 
 
+# the default suite keeps two sandbox runs (CI time); the other cheats run with -m slow
+SLOW = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def task():
     return load_task(TASK)
@@ -215,6 +219,7 @@ def _error(result) -> str:
     return run.error
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", [HONEST, HONEST_FP16], ids=["fp32", "fp16-cache"])
 def test_honest_module_passes_smoke(task, text):
     result = _run(task, text)
@@ -226,22 +231,27 @@ def test_honest_module_passes_smoke(task, text):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        (ON_MODULE, "keeps state outside the cache it returns"),
-        (IN_GLOBAL, "keeps state outside the cache it returns"),
-        (IN_DEFAULT_ARG, "disagrees with the full-sequence forward"),
-        (NON_CAUSAL, "non-causal attention"),
-        (DROPS_INFO, "disagrees with the full-sequence forward"),
-        (TOO_BIG, "parameter cap exceeded"),
-        (BAD_CACHE, "the cache must be None or a tuple/list of tensors"),
-    ],
-    ids=[
-        "on-module",
-        "in-global",
-        "in-default-arg",
-        "non-causal",
-        "drops-info",
-        "too-big",
-        "bad-cache",
+        pytest.param(ON_MODULE, "keeps state outside the cache it returns", id="on-module"),
+        pytest.param(
+            IN_GLOBAL, "keeps state outside the cache it returns", id="in-global", marks=SLOW
+        ),
+        pytest.param(
+            IN_DEFAULT_ARG,
+            "disagrees with the full-sequence forward",
+            id="in-default-arg",
+            marks=SLOW,
+        ),
+        pytest.param(NON_CAUSAL, "non-causal attention", id="non-causal", marks=SLOW),
+        pytest.param(
+            DROPS_INFO, "disagrees with the full-sequence forward", id="drops-info", marks=SLOW
+        ),
+        pytest.param(TOO_BIG, "parameter cap exceeded", id="too-big"),
+        pytest.param(
+            BAD_CACHE,
+            "the cache must be None or a tuple/list of tensors",
+            id="bad-cache",
+            marks=SLOW,
+        ),
     ],
 )
 def test_cheat_fails_with_message(task, text, expected):

@@ -139,11 +139,13 @@ def test_lookahead_embedding_fails(task):
     assert "non-causal embedding" in err, err
 
 
+@pytest.mark.slow
 def test_state_between_calls_fails(task):
     err = _run(task, STATEFUL)
     assert "non-causal embedding" in err and "state kept between calls" in err, err
 
 
+@pytest.mark.slow
 def test_parameter_cap_fails(task):
     err = _run(task, TOO_BIG)
     assert "parameter cap exceeded" in err, err
@@ -155,6 +157,7 @@ def test_reading_validation_text_fails(task):
     assert "from_file" in err and "not allowed" in err, err
 
 
+@pytest.mark.slow
 def test_training_outside_optimizer_fails(task):
     err = _run(task, SIDE_TRAINING)
     assert "changed outside the fixed optimizer" in err, err
