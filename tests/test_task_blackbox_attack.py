@@ -2,8 +2,8 @@
 eps-ball or the black-box boundary fails the setting with a clear message (score 0)."""
 
 import pytest
+from cheats import run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "security-blackbox-linf-attack"
@@ -115,19 +115,6 @@ def task():
     return load_task(TASK)
 
 
-def run_cheat(task, text):
-    setting = next(s for s in task.spec.settings if s.label == LABEL)
-    (region,) = task.regions
-    result = final_evaluation(
-        task, {(region.file, region.index): text}, {}, seeds=[0], settings=[setting]
-    )
-    (run,) = result.runs
-    assert run.metrics is None, "the cheat was graded as a valid run"
-    if result.setting_scores:
-        assert result.setting_scores[LABEL] == 0
-    return run.error
-
-
 @pytest.mark.parametrize(
     "text",
     [
@@ -136,19 +123,19 @@ def run_cheat(task, text):
     ],
 )
 def test_over_budget_fails(task, text):
-    err = run_cheat(task, text)
+    err = run_cheat(task, LABEL, text)
     assert "query budget exceeded" in err
 
 
 @pytest.mark.slow
 def test_x_adv_outside_ball_fails(task):
-    err = run_cheat(task, OUTSIDE_BALL)
+    err = run_cheat(task, LABEL, OUTSIDE_BALL)
     assert "outside the eps-ball" in err
 
 
 @pytest.mark.slow
 def test_query_outside_ball_fails(task):
-    err = run_cheat(task, QUERY_OUTSIDE_BALL)
+    err = run_cheat(task, LABEL, QUERY_OUTSIDE_BALL)
     assert "invalid queries" in err
 
 
@@ -158,12 +145,12 @@ def test_query_outside_ball_fails(task):
     ids=["weights", "labels"],
 )
 def test_reading_model_or_data_fails(task, text, what):
-    err = run_cheat(task, text)
+    err = run_cheat(task, LABEL, text)
     # the environment's static policy refuses numpy's npyio now; the child's audit hook is the
     # second line for readers it does not list
     assert ("black-box violation" in err and what in err) or "allows no file I/O" in err, err
 
 
 def test_plain_open_refused_by_policy(task):
-    err = run_cheat(task, PLAIN_OPEN)
+    err = run_cheat(task, LABEL, PLAIN_OPEN)
     assert "policy" in err

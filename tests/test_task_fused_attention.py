@@ -6,8 +6,8 @@ scores 0 (or, for memory, is charged)."""
 import json
 
 import pytest
+from cheats import run_cheat, run_setting
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "kernel-fused-causal-attention"
@@ -148,35 +148,20 @@ def task():
     return load_task(TASK)
 
 
-def run_cheat(task, text, expect_fail=True):
-    setting = next(s for s in task.spec.settings if s.label == LABEL)
-    (region,) = task.regions
-    result = final_evaluation(
-        task, {(region.file, region.index): text}, {}, seeds=[0], settings=[setting]
-    )
-    (run,) = result.runs
-    if not expect_fail:
-        return run
-    assert run.metrics is None, "the cheat was graded as a valid run"
-    if result.setting_scores:
-        assert result.setting_scores[LABEL] == 0
-    return run.error
-
-
 def test_low_precision_caught(task):
-    err = run_cheat(task, LOW_PRECISION)
+    err = run_cheat(task, LABEL, LOW_PRECISION)
     assert "inexact attention" in err and "max |out - ref|" in err, err
 
 
 @pytest.mark.slow
 def test_dropped_blocks_caught(task):
-    err = run_cheat(task, DROP_BLOCKS)
+    err = run_cheat(task, LABEL, DROP_BLOCKS)
     assert "inexact attention" in err, err
 
 
 @pytest.mark.slow
 def test_exact_only_on_check_inputs_caught(task):
-    err = run_cheat(task, EXACT_ON_CHECKS_ONLY)
+    err = run_cheat(task, LABEL, EXACT_ON_CHECKS_ONLY)
     assert "inexact attention (timed call" in err, err
 
 
@@ -191,19 +176,19 @@ def test_exact_only_on_check_inputs_caught(task):
     ids=["threads", "alias", "modify-inputs"],
 )
 def test_contract_violations_fail(task, text, what):
-    err = run_cheat(task, text)
+    err = run_cheat(task, LABEL, text)
     assert what in err, err
 
 
 @pytest.mark.slow
 def test_file_read_refused(task):
-    err = run_cheat(task, READ_FILE)
+    err = run_cheat(task, LABEL, READ_FILE)
     assert "allows no file I/O" in err or "policy violation" in err, err
 
 
 @pytest.mark.slow
 def test_persistent_buffer_is_charged(task):
-    run = run_cheat(task, PERSISTENT_BUFFER, expect_fail=False)
+    _, run = run_setting(task, LABEL, PERSISTENT_BUFFER)
     assert run.metrics is not None, run.error
     # the (8, 512, 512) score buffer kept between calls is 8x the output, and it is counted
     assert run.metrics["mem_reduction"] < 17.0 / 8.0, run.metrics

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cheats import run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "bio-inverse-folding"
@@ -129,50 +129,37 @@ def task():
     return load_task(TASK)
 
 
-def run_cheat(task, text):
-    setting = next(s for s in task.spec.settings if s.label == LABEL)
-    (region,) = task.regions
-    result = final_evaluation(
-        task, {(region.file, region.index): text}, {}, seeds=[0], settings=[setting]
-    )
-    (run,) = result.runs
-    assert run.metrics is None, "the cheat was graded as a valid run"
-    assert run.error is not None, "the cheating run was not failed"
-    assert result.setting_scores.get(LABEL, 0.0) == 0.0
-    return run.error
-
-
 def test_parameter_cap_fails(task):
-    err = run_cheat(task, TOO_BIG)
+    err = run_cheat(task, LABEL, TOO_BIG)
     assert "parameter cap exceeded" in err, err
 
 
 def test_training_outside_optimizer_fails(task):
-    err = run_cheat(task, SIDE_TRAINING)
+    err = run_cheat(task, LABEL, SIDE_TRAINING)
     assert "changed outside the fixed optimizer" in err, err
 
 
 @pytest.mark.slow
 def test_buffer_counts_against_cap(task):
-    err = run_cheat(task, BIG_BUFFER)
+    err = run_cheat(task, LABEL, BIG_BUFFER)
     assert "parameter cap exceeded" in err, err
 
 
 @pytest.mark.slow
 def test_own_optimizer_fails(task):
-    err = run_cheat(task, OWN_OPTIMIZER)
+    err = run_cheat(task, LABEL, OWN_OPTIMIZER)
     assert "optim" in err and "not allowed" in err, err
 
 
 @pytest.mark.slow
 def test_reading_test_sequences_fails(task):
-    err = run_cheat(task, READS_SEQUENCES)
+    err = run_cheat(task, LABEL, READS_SEQUENCES)
     assert "from_file" in err and "not allowed" in err, err
 
 
 @pytest.mark.slow
 def test_mixing_backbones_of_a_batch_fails(task):
-    err = run_cheat(task, BATCH_MIXING)
+    err = run_cheat(task, LABEL, BATCH_MIXING)
     assert "answered the same backbones differently" in err, err
 
 

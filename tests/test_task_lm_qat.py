@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cheats import run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "lm-quantization-aware-training"
@@ -111,39 +111,25 @@ def task():
     return load_task(TASK)
 
 
-def run_cheat(task, text):
-    setting = next(s for s in task.spec.settings if s.label == LABEL)
-    (region,) = task.regions
-    result = final_evaluation(
-        task, {(region.file, region.index): text}, {}, seeds=[0], settings=[setting]
-    )
-    (run,) = result.runs
-    assert run.metrics is None, "the cheat was graded as a valid run"
-    if result.setting_scores:
-        assert result.setting_scores[LABEL] == 0
-    assert run.error
-    return run.error
-
-
 def test_full_precision_scale_fails(task):
-    err = run_cheat(task, FULL_PRECISION_SCALE)
+    err = run_cheat(task, LABEL, FULL_PRECISION_SCALE)
     assert "scale must have shape" in err and "before training" in err, err
 
 
 def test_more_levels_than_bits_fails(task):
-    err = run_cheat(task, EIGHT_BIT_CODES)
+    err = run_cheat(task, LABEL, EIGHT_BIT_CODES)
     assert "codes must lie in 0..7" in err, err
 
 
 @pytest.mark.slow
 def test_in_place_master_weight_fails(task):
-    err = run_cheat(task, IN_PLACE)
+    err = run_cheat(task, LABEL, IN_PLACE)
     assert "changed outside the fixed optimizer" in err, err
 
 
 @pytest.mark.slow
 def test_patched_child_checks_caught_by_parent(task):
-    err = run_cheat(task, PATCHED_CHILD)
+    err = run_cheat(task, LABEL, PATCHED_CHILD)
     assert "above 7" in err and "levels per group" in err, err
 
 

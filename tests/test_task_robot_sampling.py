@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cheats import run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "diffusion-robot-action-sampling"
@@ -29,7 +29,9 @@ import numpy as np
 """
 
 # 1. one denoiser call too many for a chunk (the refusal is caught, the run goes on)
-EXTRA_CALL = HEAD + """
+EXTRA_CALL = (
+    HEAD
+    + """
 def sample(denoise, shape, nfe, rng):
     x = rng.standard_normal(shape)
     for i in range(nfe + 1):
@@ -39,9 +41,12 @@ def sample(denoise, shape, nfe, rng):
             pass
     return np.clip(x, -1, 1)
 """
+)
 
 # 2. saving the budget up: no call on even chunks, twice the budget on odd ones
-SAVE_UP = HEAD + """
+SAVE_UP = (
+    HEAD
+    + """
 STATE = {"k": 0}
 
 
@@ -55,10 +60,13 @@ def sample(denoise, shape, nfe, rng):
         x = math.cos(0.5 * math.pi * t) * 0 + x - 0.0 * denoise(x, t)
     return np.clip(x, -1, 1)
 """
+)
 
 # 3. more samples per call: two candidates per episode in one call, sent around the proxy's
 #    shape check straight down the pipe
-RAW_BIGGER_BATCH = HEAD + """
+RAW_BIGGER_BATCH = (
+    HEAD
+    + """
 
 def sample(denoise, shape, nfe, rng):
     x = rng.standard_normal((2 * shape[0], shape[1]))
@@ -66,9 +74,12 @@ def sample(denoise, shape, nfe, rng):
     reply = denoise._conn.recv_bytes()
     return np.frombuffer(reply, dtype=np.float64, offset=1)[: shape[0] * shape[1]].reshape(shape)
 """
+)
 
 # 4. extra calls straight down the pipe (the proxy keeps no counter: the parent does)
-RAW_EXTRA_CALLS = HEAD + """
+RAW_EXTRA_CALLS = (
+    HEAD
+    + """
 
 def sample(denoise, shape, nfe, rng):
     x = rng.standard_normal(shape)
@@ -77,20 +88,27 @@ def sample(denoise, shape, nfe, rng):
         denoise._conn.recv_bytes()
     return np.zeros(shape)
 """
+)
 
 # 5. reading the denoiser's weights to evaluate the network for free (np.memmap: the static
 #    policy stops it; the child's audit hook is the backstop for any file access it misses)
-READ_WEIGHTS = HEAD + """
+READ_WEIGHTS = (
+    HEAD
+    + """
 def sample(denoise, shape, nfe, rng):
     w = np.memmap("weights/reach.npz", dtype=np.uint8, mode="r")
     return np.zeros(shape)
 """
+)
 
 # 6. a broken submission: chunks of the wrong shape
-WRONG_SHAPE = HEAD + """
+WRONG_SHAPE = (
+    HEAD
+    + """
 def sample(denoise, shape, nfe, rng):
     return np.zeros((shape[0], shape[1] + 1))
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,49 +116,37 @@ def task():
     return load_task(TASK)
 
 
-def run_cheat(task, text):
-    setting = next(s for s in task.spec.settings if s.label == LABEL)
-    (region,) = task.regions
-    result = final_evaluation(task, {(region.file, region.index): text}, {}, seeds=[0], settings=[setting])
-    (run,) = result.runs
-    assert run.metrics is None, "the cheat was graded as a valid run"
-    if result.setting_scores:
-        assert result.setting_scores[LABEL] == 0
-    assert run.error
-    return run.error
-
-
 def test_extra_call_fails(task):
-    err = run_cheat(task, EXTRA_CALL)
+    err = run_cheat(task, LABEL, EXTRA_CALL)
     assert "NFE budget exceeded" in err and "chunk 1" in err
 
 
 def test_budget_cannot_be_saved_up_across_chunks(task):
-    err = run_cheat(task, SAVE_UP)
+    err = run_cheat(task, LABEL, SAVE_UP)
     assert "NFE budget exceeded" in err and "chunk 2" in err
 
 
 @pytest.mark.slow
 def test_more_samples_per_call_fails(task):
-    err = run_cheat(task, RAW_BIGGER_BATCH)
+    err = run_cheat(task, LABEL, RAW_BIGGER_BATCH)
     assert "protocol error" in err and "message too long" in err
 
 
 @pytest.mark.slow
 def test_calls_behind_the_proxy_are_counted(task):
-    err = run_cheat(task, RAW_EXTRA_CALLS)
+    err = run_cheat(task, LABEL, RAW_EXTRA_CALLS)
     assert "NFE budget exceeded" in err
 
 
 @pytest.mark.slow
 def test_reading_the_weights_is_stopped(task):
-    err = run_cheat(task, READ_WEIGHTS)
+    err = run_cheat(task, LABEL, READ_WEIGHTS)
     assert ("forbidden action" in err and "reach.npz" in err) or "file I/O" in err
 
 
 @pytest.mark.slow
 def test_wrong_shape_fails_clearly(task):
-    err = run_cheat(task, WRONG_SHAPE)
+    err = run_cheat(task, LABEL, WRONG_SHAPE)
     assert "must return an array of shape" in err
 
 
@@ -154,7 +160,7 @@ def _load(path, name):
 
 def test_observations_and_weights_never_enter_the_child():
     src = (REPO / "harness.py").read_text()
-    child = src[src.index("def child_main"): src.index("class _Fail")]
+    child = src[src.index("def child_main") : src.index("class _Fail")]
     for word in ("obs", "model", "inst", "state", "denoiser", "Denoiser", "envs", "problems"):
         assert not re.search(rf"\b{word}\b", child), word
     run = (REPO / "run.py").read_text()
@@ -172,9 +178,19 @@ def test_grader_scores_the_expert_near_one(tmp_path, setting):
     _, acts = envs.rollout_expert(env, inst, side)
     np.save(tmp_path / "actions.npy", acts.astype(np.float64))
     chunks = -(-env.max_steps // env.execute)
-    (tmp_path / "run.json").write_text(json.dumps(dict(
-        problem=spec["name"], seed=0, status="ok", refused_calls=0, nfe_budget=spec["nfe"],
-        calls_per_chunk=[spec["nfe"]] * chunks, salted=False)))
+    (tmp_path / "run.json").write_text(
+        json.dumps(
+            dict(
+                problem=spec["name"],
+                seed=0,
+                status="ok",
+                refused_calls=0,
+                nfe_budget=spec["nfe"],
+                calls_per_chunk=[spec["nfe"]] * chunks,
+                salted=False,
+            )
+        )
+    )
     m = g.grade(setting, 0, tmp_path, TASK_DIR)
     assert m["success"] > 0.97 and m["mode_coverage"] > 0.95
     # the average of the two modes fails: the task is multimodal

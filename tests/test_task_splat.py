@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cheats import run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "splat-densification"
@@ -80,46 +80,33 @@ def task():
     return load_task(TASK)
 
 
-def run_cheat(task, text):
-    setting = next(s for s in task.spec.settings if s.label == LABEL)
-    (region,) = task.regions
-    result = final_evaluation(
-        task, {(region.file, region.index): text}, {}, seeds=[0], settings=[setting]
-    )
-    (run,) = result.runs
-    assert run.metrics is None, "the cheat was graded as a valid run"
-    if result.setting_scores:
-        assert result.setting_scores[LABEL] == 0
-    return run.error
-
-
 def test_forged_cap_in_stats_fails(task):
-    err = run_cheat(task, FORGED_CAP)
+    err = run_cheat(task, LABEL, FORGED_CAP)
     assert "Gaussian cap exceeded" in err and "the cap is 80" in err, err
 
 
 @pytest.mark.slow
 def test_one_over_cap_after_filling_fails(task):
-    err = run_cheat(task, ONE_OVER)
+    err = run_cheat(task, LABEL, ONE_OVER)
     assert "Gaussian cap exceeded" in err and "81 Gaussians" in err, err
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("text", [PHANTOM, NEGATIVE], ids=["past-end", "negative"])
 def test_phantom_indices_fail(task, text):
-    err = run_cheat(task, text)
+    err = run_cheat(task, LABEL, text)
     assert "index out of range" in err, err
 
 
 @pytest.mark.slow
 def test_oversized_answer_fails(task):
-    err = run_cheat(task, HUGE)
+    err = run_cheat(task, LABEL, HUGE)
     assert "indices in one call" in err, err
 
 
 @pytest.mark.slow
 def test_reading_target_image_fails(task):
-    err = run_cheat(task, READ_IMAGE)
+    err = run_cheat(task, LABEL, READ_IMAGE)
     assert ("sandbox violation" in err and "china.npy" in err) or "allows no file I/O" in err, err
 
 
