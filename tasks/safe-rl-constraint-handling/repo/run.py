@@ -1,0 +1,62 @@
+"""Run one setting: python run.py --setting NAME  (or --spec FILE.json).  Fixed file.
+
+Trains PPO (with constraint.ConstraintHandler) in a spawn child against the environment served
+by this process under a fixed budget of env steps, evaluates the final policy with
+deterministic actions on fresh episodes, and writes run.json to MLSBENCH_OUT.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+
+def main() -> int:
+    import harness
+
+    out_dir = harness.out_dir_from_env()
+    ap = argparse.ArgumentParser()
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument("--setting")
+    g.add_argument("--spec")
+    args = ap.parse_args()
+    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
+
+    import numpy as np
+
+    import settings
+
+    # torch is imported by the learner's process and, for the evaluation, by harness.evaluate
+    random.seed(seed)
+    np.random.seed(seed)
+    if args.spec:
+        with open(args.spec) as f:
+            cfg = json.load(f)
+        name = os.path.splitext(os.path.basename(args.spec))[0]
+    else:
+        if args.setting not in settings.SETTINGS:
+            ap.error(f"unknown setting {args.setting!r}; choose from {sorted(settings.SETTINGS)}")
+        cfg, name = settings.SETTINGS[args.setting], args.setting
+    params, record = harness.serve(cfg["layout"], cfg, seed)
+    record.update(setting=name, seed=seed)
+    if record["error"] is None:
+        try:
+            R, C = harness.evaluate(cfg["layout"], cfg, params, seed)
+            record.update(eval_returns=R.tolist(), eval_costs=C.tolist())
+        except Exception as e:  # a broken policy fails the setting
+            record["error"] = f"evaluation failed: {e}"
+    record["status"] = "ok" if record["error"] is None else "failed"
+    harness.write_artifacts(out_dir, record)
+    if record["train_curve_return"]:
+        print("training curve, mean episode return/cost of each rollout: " + " ".join(
+            f"{r:.2f}/{c:.2f}" for r, c in zip(record["train_curve_return"], record["train_curve_cost"])))
+    if record["error"] is None:
+        print(f"[{name}] seed={seed} eval_return={np.mean(R):.3f} eval_cost={np.mean(C):.2f} "
+              f"limit={cfg['cost_limit']} steps={record['env_steps']} wall={record['train_wall_s']}s")
+    else:
+        print(record["error"], file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
