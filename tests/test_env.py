@@ -168,7 +168,24 @@ def test_prompt_and_sandbox_hold_no_trace_of_hidden_settings(make_env, es_task, 
     assert all(s not in obs for s in secrets)
 
 
-@pytest.mark.parametrize("task_id", builtin_task_ids("research"))
+# tasks whose every setting spawns a learner process that imports torch (10-20 s per test run
+# for a crash): in the slow suite; the other research tasks keep the check in the default one
+SLOW_TO_CRASH = {
+    "optimization-gradient-compression",
+    "safe-rl-constraint-handling",
+    "rl-value-visual-control",
+    "security-blackbox-linf-attack",
+    "lm-quantization-aware-training",
+}
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        pytest.param(t, marks=pytest.mark.slow) if t in SLOW_TO_CRASH else t
+        for t in builtin_task_ids("research")
+    ],
+)
 def test_crashing_setting_scores_zero_and_shows_its_log_tail(make_env, task_id):
     env = make_env(task=task_id)
     env.reset(seed=0)
