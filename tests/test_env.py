@@ -173,7 +173,6 @@ def test_prompt_and_sandbox_hold_no_trace_of_hidden_settings(make_env, es_task, 
 SLOW_TO_CRASH = {
     "optimization-gradient-compression",
     "safe-rl-constraint-handling",
-    "rl-value-visual-control",
     "security-blackbox-linf-attack",
     "lm-quantization-aware-training",
 }
