@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cheats import run_cheat, run_setting
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "optimization-gradient-compression"
@@ -176,41 +176,25 @@ def task():
     return load_task(TASK)
 
 
-def evaluate(task, text, tmp_path):
-    (region,) = task.regions  # compressor.py, the one editable region
-    result = final_evaluation(
-        task,
-        {(region.file, region.index): text},
-        {},
-        seeds=[0],
-        settings=[s for s in task.spec.settings if s.label == LABEL],
-        work_root=tmp_path,
-    )
-    assert result.setting_scores.get(LABEL, 0) == 0 or result.score in (None, 0)
-    (run,) = result.runs
-    assert run.error, "the cheating run was not failed"
-    return run.error
-
-
-def test_more_bits_than_the_budget_fails(task, tmp_path):
-    err = evaluate(task, TOO_MANY_BITS, tmp_path)
+def test_more_bits_than_the_budget_fails(task):
+    err = run_cheat(task, LABEL, TOO_MANY_BITS)
     assert "bit budget exceeded" in err and "worker 0" in err
 
 
 @pytest.mark.slow
-def test_global_side_channel_does_not_reach_the_aggregator(task, tmp_path):
-    err = evaluate(task, SIDE_CHANNEL, tmp_path)
+def test_global_side_channel_does_not_reach_the_aggregator(task):
+    err = run_cheat(task, LABEL, SIDE_CHANNEL)
     assert "aggregate raised" in err and "KeyError" in err
 
 
 @pytest.mark.slow
-def test_workers_cannot_read_each_others_state(task, tmp_path):
-    err = evaluate(task, WORKER_CROSSTALK, tmp_path)
+def test_workers_cannot_read_each_others_state(task):
+    err = run_cheat(task, LABEL, WORKER_CROSSTALK)
     assert "compress raised" in err and "KeyError" in err
 
 
 @pytest.mark.slow
-def test_a_tolerant_side_channel_gets_no_gradient(task, tmp_path):
+def test_a_tolerant_side_channel_gets_no_gradient(task):
     """A stash that falls back to zeros when it is empty runs to the end, but no gradient
     arrives: the model stays at its initialisation and the setting scores 0."""
     text = SIDE_CHANNEL.replace(
@@ -219,28 +203,19 @@ def test_a_tolerant_side_channel_gets_no_gradient(task, tmp_path):
         " for p in payloads) / 2\n        g = g + np.zeros(sum(int(np.prod(s)) for s in self.shapes.values()))",
     )
     assert text != SIDE_CHANNEL
-    (region,) = task.regions
-    result = final_evaluation(
-        task,
-        {(region.file, region.index): text},
-        {},
-        seeds=[0],
-        settings=[s for s in task.spec.settings if s.label == LABEL],
-        work_root=tmp_path,
-    )
-    (run,) = result.runs
+    result, run = run_setting(task, LABEL, text)
     assert run.error is None and run.metrics["accuracy"] < 30.0  # chance is 10 %
     assert result.setting_scores[LABEL] == 0
 
 
-def test_bool_arrays_cannot_smuggle_bytes(task, tmp_path):
-    err = evaluate(task, BOOL_SMUGGLE, tmp_path)
+def test_bool_arrays_cannot_smuggle_bytes(task):
+    err = run_cheat(task, LABEL, BOOL_SMUGGLE)
     assert "bool but holds bytes other than 0/1" in err
 
 
 @pytest.mark.parametrize("text", [READ_LABELS_IMPORT, READ_LABELS_FILE], ids=["import", "file"])
-def test_reading_test_labels_is_refused(task, tmp_path, text):
-    err = evaluate(task, text, tmp_path)
+def test_reading_test_labels_is_refused(task, text):
+    err = run_cheat(task, LABEL, text)
     assert "policy" in err
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cheats import run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "diffusion-prior-inverse-solver"
@@ -108,45 +108,29 @@ def task():
     return load_task(TASK)
 
 
-def evaluate(task, text, tmp_path):
-    (region,) = task.regions  # solver.py, the one editable region
-    result = final_evaluation(
-        task,
-        {(region.file, region.index): text},
-        {},
-        seeds=[0],
-        settings=[s for s in task.spec.settings if s.label == LABEL],
-        work_root=tmp_path,
-    )
-    assert result.setting_scores.get(LABEL, 0) == 0 or result.score in (None, 0)
-    (run,) = result.runs
-    assert run.error, "the cheating run was not failed"
-    return run.error
-
-
-def test_more_denoiser_calls_than_the_budget_fails(task, tmp_path):
-    err = evaluate(task, EXTRA_DENOISE, tmp_path)
+def test_more_denoiser_calls_than_the_budget_fails(task):
+    err = run_cheat(task, LABEL, EXTRA_DENOISE)
     assert "NFE budget exceeded" in err and "1 refused" in err
 
 
-def test_backward_passes_count_against_the_budget(task, tmp_path):
-    err = evaluate(task, EXTRA_VJP, tmp_path)
+def test_backward_passes_count_against_the_budget(task):
+    err = run_cheat(task, LABEL, EXTRA_VJP)
     assert "NFE budget exceeded" in err
 
 
 @pytest.mark.parametrize("text", [READ_PRIOR_IMPORT, READ_PRIOR_FILE], ids=["import", "file"])
-def test_reading_the_prior_is_refused(task, tmp_path, text):
-    err = evaluate(task, text, tmp_path)
+def test_reading_the_prior_is_refused(task, text):
+    err = run_cheat(task, LABEL, text)
     assert "policy" in err
 
 
-def test_the_model_proxy_holds_no_prior(task, tmp_path):
-    err = evaluate(task, READ_PRIOR_MODEL, tmp_path)
+def test_the_model_proxy_holds_no_prior(task):
+    err = run_cheat(task, LABEL, READ_PRIOR_MODEL)
     assert "the solver raised" in err and "AttributeError" in err
 
 
-def test_unknown_requests_to_the_parent_fail_the_run(task, tmp_path):
-    err = evaluate(task, RAW_PIPE, tmp_path)
+def test_unknown_requests_to_the_parent_fail_the_run(task):
+    err = run_cheat(task, LABEL, RAW_PIPE)
     assert "protocol error: unknown message kind" in err
 
 

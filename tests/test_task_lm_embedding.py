@@ -11,8 +11,8 @@ model that behaves causally on prefixes but mixes the windows of a batch at eval
 from __future__ import annotations
 
 import pytest
+from cheats import run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "lm-embedding-strategy"
@@ -125,45 +125,36 @@ def task():
     return load_task(TASK)
 
 
-def _run(task, text):
-    setting = next(s for s in task.spec.settings if s.label == LABEL)
-    res = final_evaluation(task, {("embedding.py", 1): text}, {}, seeds=[0], settings=[setting])
-    run = res.runs[0]
-    assert run.error is not None, "the cheating run was not failed"
-    assert res.setting_scores.get(LABEL, 0.0) == 0.0
-    return run.error
-
-
 def test_lookahead_embedding_fails(task):
-    err = _run(task, LOOKAHEAD)
+    err = run_cheat(task, LABEL, LOOKAHEAD)
     assert "non-causal embedding" in err, err
 
 
 @pytest.mark.slow
 def test_state_between_calls_fails(task):
-    err = _run(task, STATEFUL)
+    err = run_cheat(task, LABEL, STATEFUL)
     assert "non-causal embedding" in err and "state kept between calls" in err, err
 
 
 @pytest.mark.slow
 def test_parameter_cap_fails(task):
-    err = _run(task, TOO_BIG)
+    err = run_cheat(task, LABEL, TOO_BIG)
     assert "parameter cap exceeded" in err, err
 
 
 def test_reading_validation_text_fails(task):
-    err = _run(task, READS_VALID)
+    err = run_cheat(task, LABEL, READS_VALID)
     # the environment's policy lists .from_file now; the harness's own check refuses it as well
     assert "from_file" in err and "not allowed" in err, err
 
 
 @pytest.mark.slow
 def test_training_outside_optimizer_fails(task):
-    err = _run(task, SIDE_TRAINING)
+    err = run_cheat(task, LABEL, SIDE_TRAINING)
     assert "changed outside the fixed optimizer" in err, err
 
 
 @pytest.mark.slow
 def test_mixing_windows_of_a_batch_fails(task):
-    err = _run(task, BATCH_MIXING)
+    err = run_cheat(task, LABEL, BATCH_MIXING)
     assert "answered the same windows differently" in err or "non-causal model" in err, err
