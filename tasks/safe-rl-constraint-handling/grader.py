@@ -10,18 +10,22 @@ final policy over the evaluation episodes and d the cost limit,
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
 import numpy as np
 
-# label -> (name in run.json, cost_limit, n_envs, horizon, updates, eval_episodes):
-# must match repo/settings.py and hidden/*.json
-SETTINGS = {
-    "point-goal": ("point-goal", 5.0, 16, 200, 40, 64),
-    "car-goal": ("car-goal", 5.0, 16, 200, 40, 64),
-    "point-goal-dense": ("point-goal-dense", 5.0, 16, 200, 40, 64),
-    "car-goal-cluster": ("car-goal-cluster", 5.0, 16, 200, 40, 64),
-}
+
+def setting_config(setting: str, task_dir: Path) -> dict:
+    """The setting's fixed budget, read from the pristine task: a hidden layout's own file,
+    else the visible table in repo/settings.py (run.json names the setting the same way)."""
+    hidden = Path(task_dir) / "hidden" / f"{setting}.json"
+    if hidden.is_file():
+        return json.loads(hidden.read_text())
+    visible = runpy.run_path(str(Path(task_dir) / "repo" / "settings.py"))["SETTINGS"]
+    if setting not in visible:
+        raise ValueError(f"unknown setting {setting!r}")
+    return visible[setting]
 
 
 def safe_return(ret: float, cost: float, limit: float) -> float:
@@ -31,9 +35,10 @@ def safe_return(ret: float, cost: float, limit: float) -> float:
 
 
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
-    if setting not in SETTINGS:
-        raise ValueError(f"unknown setting {setting!r}")
-    name, limit, n, horizon, updates, n_eval = SETTINGS[setting]
+    cfg = setting_config(setting, task_dir)
+    name, limit = setting, float(cfg["cost_limit"])
+    n, horizon, updates = int(cfg["n_envs"]), int(cfg["horizon"]), int(cfg["updates"])
+    n_eval = int(cfg["eval_episodes"])
     p = Path(out_dir) / "run.json"
     if not p.is_file():
         raise ValueError("no run.json in the output directory: the harness did not finish")
