@@ -13,6 +13,7 @@ import math
 import secrets
 import shutil
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -64,6 +65,10 @@ class SettingRun:
 
 
 _GRADERS: dict[Path, object] = {}
+# Episodes of a pool grade from threads of one process; graders are plain modules that may
+# register helper modules in sys.modules (as dataclasses require) or cache state, so one grades
+# at a time rather than every task's grader having to be thread-safe.
+_GRADING = threading.Lock()
 
 
 def _grader(task: Task):
@@ -79,7 +84,8 @@ def _grader(task: Task):
 def grade(task: Task, label: str, seed: int, out_dir: Path) -> tuple[dict | None, str | None]:
     """Call the trusted grader; (metrics, None) or (None, why the setting failed)."""
     try:
-        metrics = _grader(task).grade(label, seed, Path(out_dir), task.root)
+        with _GRADING:
+            metrics = _grader(task).grade(label, seed, Path(out_dir), task.root)
     except Exception as e:  # the grader's verdict on invalid artifacts, or its own fault
         msg = str(e) or type(e).__name__
         if not isinstance(e, ValueError | RuntimeError | FileNotFoundError | AssertionError):
@@ -302,7 +308,8 @@ def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
             f"{comp.max_submission_mb:g} MB"
         )
     try:
-        return True, str(_grader(task).validate(submission, task.root))
+        with _GRADING:
+            return True, str(_grader(task).validate(submission, task.root))
     except Exception as e:  # the grader's verdict on the format
         return False, f"{comp.submission} is not a valid submission: {e or type(e).__name__}"
 

@@ -3,7 +3,10 @@ vector API, with scripted agents on real tasks in the real local sandbox, agains
 runs of the same agents."""
 
 import asyncio
+import importlib.util
 import json
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ from test_agent_fakes import EDIT_LINE, tiny_task_once
 
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.evaluation import grade
 from mlsbench_env.pool import EnvPool, PoolTimeout, arun_episode
 from mlsbench_env.runner import BaselineAgent, run_episode
 from mlsbench_env.spec import load_task
@@ -235,3 +239,47 @@ def test_pool_8_concurrent_first_task_episodes_match_sequential(tmp_path):
     assert all(r.terminated for r in results)
     assert [r.reward for r in results] == pytest.approx([expected[n] for n in names], abs=1e-9)
     assert Path(results[0].run_dir).is_dir()
+
+
+def test_concurrent_episodes_grade_the_first_task_without_races(tmp_path):
+    """Pool episodes grade from threads of one process. The first task's grader registers its
+    helper module in sys.modules while it loads it; run unguarded from many threads at once,
+    one thread's clean-up removed another's module and a valid run was rejected (seen in CI)."""
+    task = first_task_or_skip()
+    spec = importlib.util.spec_from_file_location(
+        "_pool_test_functions", task.root / "repo" / "functions.py"
+    )
+    functions = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = functions
+    try:
+        spec.loader.exec_module(functions)
+    finally:
+        del sys.modules[spec.name]
+    obj = functions.make_objective("ackley", 30, 0, functions.PUBLIC_KEY, dict(functions.FUNCTIONS))
+    x = (obj.lower + obj.upper) / 2
+    result = {
+        "function": "ackley",
+        "dim": 30,
+        "seed": 0,
+        "instance": "public",
+        "budget": 6000,
+        "n_evals": 1,
+        "best_f": float(obj(x[None, :])[0]),
+        "best_x": x.tolist(),
+    }
+    (tmp_path / "result.json").write_text(json.dumps(result))
+    start, errors = threading.Barrier(8), []
+
+    def worker():
+        start.wait()
+        for _ in range(25):
+            metrics, error = grade(task, "ackley-30d", 0, tmp_path)
+            if error:
+                errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
