@@ -175,6 +175,7 @@ SLOW_TO_CRASH = {
     "safe-rl-constraint-handling",
     "security-blackbox-linf-attack",
     "lm-quantization-aware-training",
+    "rl-value-visual-control",
 }
 
 

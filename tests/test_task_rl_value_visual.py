@@ -1,0 +1,159 @@
+"""Trust tests for tasks/rl-value-visual-control: the value head runs in a spawned child that
+only sees network outputs; the parent owns the environments, the frame counter, the network,
+the optimizer and the evaluation. Each way to cheat the fixed question (a head above the size
+cap to buy capacity, a loss that blows up the training, code that plays the game itself) fails
+the setting with a clear message and scores 0; plus cheap checks of the grader on forged
+records (frames, head size, evaluation episodes).
+
+The cheats are caught at the head's construction, at the first gradient step (after 1000 frames
+of random play) or by the static policy: a few seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cheats import run_cheat
+
+from mlsbench_env.spec import load_task
+
+TASK = "rl-value-visual-control"
+LABEL = "breakout"  # the cheapest visible setting (the fastest game)
+TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
+
+HEAD = """
+
+class ValueHead:
+    def __init__(self, num_actions, gamma):
+        self.gamma = gamma
+        self.atoms = {atoms}
+
+    def q_values(self, out):
+        return out.mean(2)
+
+"""
+
+DQN_LOSS = """    def loss(self, out, actions, rewards, dones, target_next, online_next):
+        q = out.mean(2).gather(1, actions[:, None])[:, 0]
+        with torch.no_grad():
+            y = rewards + self.gamma * (1.0 - dones) * target_next.mean(2).max(1).values
+        return F.smooth_l1_loss(q, y)
+"""
+
+# 1. a huge head: more outputs per action than the cap (extra capacity in the last layer)
+TOO_MANY_ATOMS = HEAD.format(atoms=4096) + DQN_LOSS
+
+# 2. a loss that is not finite (would wreck the fixed network)
+NAN_LOSS = HEAD.format(atoms=1) + """    def loss(self, out, actions, rewards, dones, target_next, online_next):
+        return (out * float("nan")).sum()
+"""
+
+# 3. a head that simulates the game itself (search/planning with the emulator): refused statically
+PLAYS_THE_GAME = """
+import minatar
+""" + HEAD.format(atoms=1) + DQN_LOSS
+
+# 4. Q-values of the wrong shape (e.g. one value per state)
+WRONG_Q_SHAPE = HEAD.format(atoms=1).replace("return out.mean(2)", "return out.mean((1, 2))") + DQN_LOSS
+
+
+# 5. the hidden setting's spec read with a plain open(): refused statically
+READ_HIDDEN_PLAIN = HEAD.format(atoms=1).replace(
+    "        self.atoms = 1\n",
+    "        self.atoms = 1\n        self.spec = open(\"extra_game.json\").read()\n",
+) + DQN_LOSS
+
+# 6. native code through a loader the static policy does not know (torch.ops.load_library calls
+# ctypes): the child's audit hook ends the run when the head is built
+LOADS_NATIVE_CODE = HEAD.format(atoms=1).replace(
+    "        self.atoms = 1\n",
+    "        self.atoms = 1\n        torch.ops.load_library(\"/usr/lib/x86_64-linux-gnu/libm.so.6\")\n",
+) + DQN_LOSS
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task(TASK)
+
+
+def test_head_size_cap_fails(task):
+    err = run_cheat(task, LABEL, TOO_MANY_ATOMS)
+    assert "head size violated" in err, err
+
+
+def test_emulator_import_refused(task):
+    err = run_cheat(task, LABEL, PLAYS_THE_GAME)
+    assert "minatar" in err, err
+
+
+def test_plain_open_of_the_hidden_spec_refused(task):
+    err = run_cheat(task, "hidden", READ_HIDDEN_PLAIN)
+    assert "policy" in err and "open" in err, err
+
+
+def test_native_code_stopped_by_the_audit_hook(task):
+    err = run_cheat(task, LABEL, LOADS_NATIVE_CODE)
+    assert "sandbox violation" in err and "ctypes.dlopen" in err, err
+
+
+@pytest.mark.slow
+def test_nan_loss_fails(task):
+    err = run_cheat(task, LABEL, NAN_LOSS)
+    assert "NaN or inf" in err, err
+
+
+@pytest.mark.slow
+def test_wrong_q_shape_fails(task):
+    err = run_cheat(task, LABEL, WRONG_Q_SHAPE)
+    assert "q_values must return shape" in err, err
+
+
+# ---------------------------------------------------------------- grader on forged records
+
+def _grader():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_rlvv_grader_test", TASK_DIR / "grader.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _record(**kw):
+    g = _grader()
+    spec, name = g.setting_spec("breakout", TASK_DIR)
+    rec = dict(setting=name, game=spec["game"], seed=0, status="ok", error=None,
+               frames=spec["frames"], frames_used=spec["frames"], atoms=51,
+               eval_returns=[1.0] * spec["eval_episodes"])
+    rec.update(kw)
+    return rec
+
+
+def _grade(tmp_path, rec):
+    (tmp_path / "run.json").write_text(json.dumps(rec))
+    return _grader().grade("breakout", 0, tmp_path, TASK_DIR)
+
+
+def test_grader_accepts_valid_record(tmp_path):
+    assert _grade(tmp_path, _record()) == {"mean_return": 1.0}
+
+
+@pytest.mark.parametrize("forged, message", [
+    (dict(frames_used=10 ** 6), "frame budget violated"),
+    (dict(frames=10 ** 6, frames_used=10 ** 6), "frame budget violated"),
+    (dict(atoms=1000), "head size violated"),
+    (dict(eval_returns=[5.0]), "evaluation episodes"),
+    (dict(status="error", error="value_head.py raised: boom"), "the run failed"),
+    (dict(game="freeway"), "expected"),
+    (dict(seed=1), "seed"),
+])
+def test_grader_refuses_forged_records(tmp_path, forged, message):
+    with pytest.raises(ValueError, match=message):
+        _grade(tmp_path, _record(**forged))
+
+
+def test_grader_needs_run_json(tmp_path):
+    with pytest.raises(ValueError, match="no run.json"):
+        _grader().grade("breakout", 0, tmp_path, TASK_DIR)
