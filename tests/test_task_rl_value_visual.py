@@ -72,6 +72,12 @@ LOADS_NATIVE_CODE = HEAD.format(atoms=1).replace(
     "        self.atoms = 1\n        torch.ops.load_library(\"/usr/lib/x86_64-linux-gnu/libm.so.6\")\n",
 ) + DQN_LOSS
 
+# 7. exploration of its own: noise added to the Q-values the agent acts on (the epsilon schedule
+# is fixed); caught by the repeated, shuffled rows of every Q request at the first greedy step
+NOISY_Q_VALUES = HEAD.format(atoms=1).replace(
+    "return out.mean(2)", "return out.mean(2) + 0.1 * torch.randn(out.shape[0], out.shape[1])"
+) + DQN_LOSS
+
 
 @pytest.fixture(scope="module")
 def task():
@@ -96,6 +102,11 @@ def test_plain_open_of_the_hidden_spec_refused(task):
 def test_native_code_stopped_by_the_audit_hook(task):
     err = run_cheat(task, LABEL, LOADS_NATIVE_CODE)
     assert "sandbox violation" in err and "ctypes.dlopen" in err, err
+
+
+def test_noisy_q_values_fail(task):
+    err = run_cheat(task, LABEL, NOISY_Q_VALUES)
+    assert "q_values is not a function of the network outputs" in err, err
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ environment, the replay buffer or the frame counter.
           the replay buffer, the epsilon-greedy schedule, the Adam optimizer, the update and
           target-sync periods and the evaluation episodes (run with a salted seed).
   child   imports value_head.py, builds ValueHead(num_actions, gamma) and answers two requests:
-            act:    the network outputs for some states (n, A, atoms) -> Q-values (n, A)
+            act:    the network outputs for some states (n, A, atoms) -> Q-values (n, A); every
+                    row is sent twice (the copies shuffled) and the two answers must agree
             learn:  a replay batch as network outputs (online on s, target on s', online on s'),
                     actions, rewards, terminals -> the loss and its gradient w.r.t. the online
                     outputs on s (computed in the child with torch.autograd)
@@ -197,6 +198,9 @@ class Child:
         self.proc.start()
         child_conn.close()
         self.A = int(num_actions)
+        # shuffles the repeated rows of every Q request (its own stream: the agent's is untouched)
+        self.probe_rng = np.random.default_rng([seed, 0x9B0BE])
+        self.perm = None
         msg = self._recv(120.0, 1 << 16)  # room for a traceback
         if msg[:1] != b"I" or len(msg) != 5:
             raise RunFailure("protocol error: expected the head's info")
@@ -226,6 +230,12 @@ class Child:
         Q-values first (recv_q), then the loss and gradient (recv_grad)."""
         n = 0 if act_out is None else act_out.shape[0]
         B = 0 if batch is None else batch[0].shape[0]
+        if n:
+            # every row is asked twice, the copies shuffled in: exploration is the harness's, so
+            # Q-values must be a function of the outputs alone (no noise, no row-order tricks)
+            self.perm = self.probe_rng.permutation(n)
+            act_out = np.concatenate([act_out, act_out[self.perm]])
+            n *= 2
         parts = [b"S", struct.pack("<II", n, B)]
         if n:
             parts.append(np.ascontiguousarray(act_out, np.float32).tobytes())
@@ -240,14 +250,19 @@ class Child:
         self.conn.send_bytes(b"".join(parts))
 
     def recv_q(self, n):
-        size = 1 + 4 * n * self.A
+        size = 1 + 8 * n * self.A
         msg = self._recv(CHILD_TIMEOUT_S, max(size, 1 << 16))
         if msg[:1] != b"q" or len(msg) != size:
             raise RunFailure("protocol error: expected the Q-values from the value-head process")
-        q = np.frombuffer(msg, np.float32, n * self.A, 1).reshape(n, self.A)
+        q = np.frombuffer(msg, np.float32, 2 * n * self.A, 1).reshape(2 * n, self.A)
         if not np.all(np.isfinite(q)):
             raise RunFailure("q_values returned NaN or inf")
-        return q
+        if not np.allclose(q[n:], q[:n][self.perm], rtol=1e-5, atol=1e-6):
+            raise RunFailure("q_values is not a function of the network outputs: the same outputs, "
+                             "asked twice in one request, got different Q-values. Exploration is "
+                             "fixed by the harness; q_values must not add noise of its own or "
+                             "depend on a row's position in the batch")
+        return q[:n]
 
     def recv_grad(self, B):
         m = B * self.A * self.K
