@@ -3,9 +3,7 @@ vector API, with scripted agents on real tasks in the real local sandbox, agains
 runs of the same agents."""
 
 import asyncio
-import importlib.util
 import json
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +13,7 @@ from test_agent_fakes import EDIT_LINE, tiny_task_once
 
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.evaluation import grade
+from mlsbench_env.evaluation import _grader, grade
 from mlsbench_env.pool import EnvPool, PoolTimeout, arun_episode
 from mlsbench_env.runner import BaselineAgent, run_episode
 from mlsbench_env.spec import load_task
@@ -246,16 +244,8 @@ def test_concurrent_episodes_grade_the_first_task_without_races(tmp_path):
     helper module in sys.modules while it loads it; run unguarded from many threads at once,
     one thread's clean-up removed another's module and a valid run was rejected (seen in CI)."""
     task = first_task_or_skip()
-    spec = importlib.util.spec_from_file_location(
-        "_pool_test_functions", task.root / "repo" / "functions.py"
-    )
-    functions = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = functions
-    try:
-        spec.loader.exec_module(functions)
-    finally:
-        del sys.modules[spec.name]
-    obj = functions.make_objective("ackley", 30, 0, functions.PUBLIC_KEY, dict(functions.FUNCTIONS))
+    # the objective the grader itself rebuilds for this setting, seed and instance
+    obj = _grader(task)._objective(task.root, "ackley", 30, 0, "public")
     x = (obj.lower + obj.upper) / 2
     result = {
         "function": "ackley",
@@ -273,7 +263,7 @@ def test_concurrent_episodes_grade_the_first_task_without_races(tmp_path):
     def worker():
         start.wait()
         for _ in range(25):
-            metrics, error = grade(task, "ackley-30d", 0, tmp_path)
+            _, error = grade(task, "ackley-30d", 0, tmp_path)
             if error:
                 errors.append(error)
 

@@ -11,9 +11,9 @@ evaluation episodes) and returns the metric:
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
+import runpy
 from pathlib import Path
 
 SETTINGS = {
@@ -24,21 +24,14 @@ SETTINGS = {
 MAX_ATOMS = 128
 
 
-def _load(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def setting_spec(setting: str, task_dir: Path) -> tuple[dict, str]:
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; known: {sorted(SETTINGS)}")
     kind, name = SETTINGS[setting]
     task_dir = Path(task_dir)
     if kind == "game":
-        run = _load(task_dir / "repo" / "run.py", "_rlvv_grader_run")
-        return dict(game=name, **run.GAMES[name]), name
+        games = runpy.run_path(str(task_dir / "repo" / "run.py"))["GAMES"]
+        return dict(game=name, **games[name]), name
     return json.loads((task_dir / "hidden" / name).read_text()), name
 
 

@@ -249,7 +249,9 @@ class Child:
                       np.ascontiguousarray(onext, np.float32).tobytes()]
         self.conn.send_bytes(b"".join(parts))
 
-    def recv_q(self, n):
+    def recv_q(self):
+        """The Q-values of the last request's acting rows, once both copies agree."""
+        n = len(self.perm)
         size = 1 + 8 * n * self.A
         msg = self._recv(CHILD_TIMEOUT_S, max(size, 1 << 16))
         if msg[:1] != b"q" or len(msg) != size:
@@ -307,8 +309,8 @@ def obs(env) -> np.ndarray:
     return np.ascontiguousarray(env.state().transpose(2, 0, 1), dtype=np.uint8)
 
 
-def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int, sticky: float = 0.1,
-                       log=print) -> dict:
+def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
+                       sticky: float = 0.1) -> dict:
     """The whole run; returns the record (raises RunFailure on a violation)."""
     import torch
 
@@ -359,7 +361,7 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int, st
             if greedy or batch is not None:
                 child.send(act_out, batch)
             if greedy:
-                q = child.recv_q(len(greedy))
+                q = child.recv_q()
                 for j, i in enumerate(greedy):
                     actions[i] = int(np.argmax(q[j]))
             for i in range(n_env):
@@ -400,7 +402,7 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int, st
             with torch.no_grad():
                 o = net(x).reshape(len(ids), A, K).numpy()
             child.send(o)
-            q = child.recv_q(len(ids))
+            q = child.recv_q()
             for j, i in enumerate(ids):
                 a = int(erng.integers(A)) if erng.random() < EVAL_EPS else int(np.argmax(q[j]))
                 r, done = envs[i].act(a)
@@ -419,7 +421,7 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int, st
         lo, hi = k * frames // CURVE_POINTS, (k + 1) * frames // CURVE_POINTS
         sel = (ends > lo) & (ends <= hi)
         curve.append(float(rets_tr[sel].mean()) if sel.any() else None)
-    return dict(game=game, frames=int(frames), frames_used=int(frames), atoms=int(K), updates=int(updates),
+    return dict(game=game, frames=int(frames), frames_used=int(t), atoms=int(K), updates=int(updates),
                 eval_episodes=int(eval_episodes), eval_returns=[float(x) for x in rets],
                 eval_lengths=[int(x) for x in lens], eval_frames=int(eval_frames),
                 mean_return=float(rets.mean()), train_episodes=len(ep_returns),
