@@ -29,6 +29,7 @@ from typing import Any
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlsbench_env import hostfs
 from mlsbench_env.errors import MLSBenchError, UnknownNameError
 from mlsbench_env.evaluation import (
     RUN_ENV,
@@ -39,13 +40,13 @@ from mlsbench_env.evaluation import (
     medal_of,
     new_out_dir,
     run_setting,
-    sandbox_config,
     score_runs,
     validate_submission,
 )
 from mlsbench_env.jobs import Slots, TestJob
 from mlsbench_env.prompt import render_prompt
 from mlsbench_env.sandbox import make_sandbox
+from mlsbench_env.sandbox.view import sandbox_config
 from mlsbench_env.spec import Task, load_task
 from mlsbench_env.tools import (
     COMPETITION_TOOLS,
@@ -444,7 +445,7 @@ class ResearchEnv(gym.Env):
                 max_output_bytes=self.config.obs_max_tokens * CHARS_PER_TOKEN * 4,
             )
         self.budget.compute_s -= res.compute_s
-        events = self.workspace.check_integrity(before)
+        events = self.workspace.check_integrity(before, self._sandbox_uid())
         for e in events:
             self._event("fixed_file_restored", e)
         out = _truncate_tokens(res.output, self.config.obs_max_tokens)
@@ -487,7 +488,7 @@ class ResearchEnv(gym.Env):
             runs.append(run)
             if self.progress:
                 self.progress(setting.label, self.task.spec.seeds.dev, run)
-        for e in ws.check_integrity(before):
+        for e in ws.check_integrity(before, self._sandbox_uid()):
             self._event("fixed_file_restored", e)
         text, ok, info = self._test_result(n, runs, ws.region_texts(), ws.created_files())
         return text, ok, info, False
@@ -652,11 +653,13 @@ class ResearchEnv(gym.Env):
         n, ws, c = self._tests_started, self.workspace, self.config
         job_id = max(self._jobs, default=0) + 1
         root = self._episode_dir / "jobs" / f"job{job_id}-{uuid.uuid4().hex[:8]}"
-        # the code as it is now: later edits do not leak into the running test
-        shutil.copytree(
-            ws.root, root / "workspace", symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        # the code as it is now: later edits do not leak into the running test; links are
+        # copied as links, never read
+        hostfs.copy_tree(ws.root, root / "workspace")
         (root / "out").mkdir()
+        # its fixed files are read-only to the job's commands (one setting cannot change them
+        # for the next)
+        fixed = [root / "workspace" / rel for rel in ws.pristine if rel not in ws.ranges]
         settings = {s.label: s for s in self.task.visible_settings}
         ranges, seed = self._editable_ranges(), self.task.spec.seeds.dev
         hidden = (Path(c.runs_dir).resolve(),) if c.runs_dir else ()
@@ -664,7 +667,8 @@ class ResearchEnv(gym.Env):
         job = TestJob(job_id, n, list(settings), ws.region_texts(), ws.created_files())
 
         def make(where: Path):
-            return make_sandbox(c.sandbox, sandbox_config(self.task, where, hidden, c.gpus))
+            config = sandbox_config(self.task, where, hidden, c.gpus, read_only=fixed)
+            return make_sandbox(c.sandbox, config)
 
         def run_one(sandbox, label: str, where: Path) -> SettingRun:
             out = new_out_dir(where, f"test{n}-{label}")
@@ -803,7 +807,7 @@ class ResearchEnv(gym.Env):
         if self._episode_dir is None or self._sandbox is None:
             self.reset()
         self._cancel_jobs()
-        self.workspace.restore(snap.workspace, owner=getattr(self._sandbox, "uid", None))
+        self.workspace.restore(snap.workspace, owner=self._sandbox_uid())
         st = copy.deepcopy(snap.state)
         self.budget = dataclasses.replace(snap.budget)
         self.tests, self.events, self._jobs = st["tests"], st["events"], st["jobs"]
@@ -824,6 +828,9 @@ class ResearchEnv(gym.Env):
         return self._last_obs
 
     # ------------------------------------------------------------------ helpers
+    def _sandbox_uid(self) -> int | None:
+        return getattr(self._sandbox, "uid", None)
+
     def _exhausted(self) -> str | None:
         if self.budget.steps <= 0:
             return "max_steps"

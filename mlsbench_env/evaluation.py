@@ -8,6 +8,7 @@ artifacts the fixed harness wrote into a fresh directory (``MLSBENCH_OUT``).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import math
 import secrets
@@ -19,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlsbench_env import policy
-from mlsbench_env.sandbox import Sandbox, SandboxConfig, make_sandbox
+from mlsbench_env import hostfs, policy
+from mlsbench_env.sandbox import Sandbox, make_sandbox
+from mlsbench_env.sandbox.view import sandbox_config
 from mlsbench_env.scoring import (
     Score,
     combine_settings,
@@ -29,7 +31,7 @@ from mlsbench_env.scoring import (
     seed_mean,
     setting_score,
 )
-from mlsbench_env.spec import Setting, Task, task_copies
+from mlsbench_env.spec import Setting, Task
 from mlsbench_env.workspace import transplant
 
 LOG_TAIL_CHARS = 3000
@@ -109,11 +111,24 @@ def grade(task: Task, label: str, seed: int, out_dir: Path) -> tuple[dict | None
 def check_policy(task: Task, root: Path, ranges: dict[str, list[tuple[int, int]]]) -> list[str]:
     violations = []
     for file, spans in ranges.items():
-        path = root / file
-        if not file.endswith(".py") or not path.is_file():
-            continue
-        violations += policy.check_source(path.read_text(), spans, task.spec.policy, file)
+        source = hostfs.read_text(root, file) if file.endswith(".py") else None
+        if source is not None:
+            violations += policy.check_source(source, spans, task.spec.policy, file)
     return violations
+
+
+def artifacts_problem(root: Path, out_dir: Path) -> str | None:
+    """Why the host must not read the artifacts in ``out_dir`` (under a sandbox's ``root``),
+    or None: the folder must be a real one, with regular files only (a link there would make
+    the grader read a file of the host)."""
+    rel = out_dir.relative_to(root).as_posix()
+    kind = hostfs.kind(root, rel)
+    if kind != "dir":
+        return f"the artifacts folder is {'a link' if kind == 'link' else 'missing'} after the run"
+    odd = hostfs.not_regular(out_dir)
+    if odd:
+        return "artifacts must be regular files; found " + ", ".join(odd[:5])
+    return None
 
 
 def run_setting(
@@ -159,31 +174,11 @@ def run_setting(
         return SettingRun(
             setting.label, seed, None, f"command exited with status {res.returncode}", **common
         )
+    problem = artifacts_problem(sandbox.config.root, out_dir)
+    if problem:
+        return SettingRun(setting.label, seed, None, f"run rejected: {problem}", **common)
     metrics, error = grade(task, setting.label, seed, out_dir)
     return SettingRun(setting.label, seed, metrics, error, **common)
-
-
-def sandbox_config(
-    task: Task, root: Path, hidden_extra: tuple[Path, ...] = (), gpus: int = 0
-) -> SandboxConfig:
-    """What a sandbox for ``root`` may see: not the task definitions, not other episodes."""
-    hidden = {
-        *task_copies(),
-        task.root.resolve().parent,
-        root.parent.resolve(),
-        *task.hidden_sources(),
-        *[p.resolve() for p in hidden_extra],
-    }
-    lim = task.spec.limits
-    return SandboxConfig(
-        root=root,
-        readable=(task.repo.resolve(),),
-        hidden=tuple(sorted(hidden)),
-        memory_mb=lim.memory_mb,
-        processes=lim.processes,
-        gpus=gpus,
-        file_size_mb=lim.file_size_mb,
-    )
 
 
 def new_out_dir(root: Path, name: str) -> Path:
@@ -247,6 +242,49 @@ def score_runs(task: Task, runs: list[SettingRun], anchors: dict | None) -> Fina
     return result
 
 
+def fixed_digests(workspace: Path, ranges: dict[str, list[tuple[int, int]]]) -> dict[str, str]:
+    """sha256 of every fixed file of a run's copy (every file but the editable and created)."""
+    return {
+        rel: hashlib.sha256(hostfs.read_bytes(workspace, rel) or b"").hexdigest()
+        for rel, kind in hostfs.walk(workspace)
+        if kind != "dir" and rel not in ranges
+    }
+
+
+def run_isolated(
+    task: Task,
+    run_dir: Path,
+    setting: Setting,
+    seed: int,
+    ranges: dict[str, list[tuple[int, int]]],
+    digests: dict[str, str],
+    *,
+    backend: str,
+    hidden_extra: tuple[Path, ...] = (),
+    gpus: int = 0,
+) -> SettingRun:
+    """One (setting, seed) run of a final evaluation, on its own: a sandbox that sees only this
+    run's folder (``run_dir/workspace``, the copy, and ``run_dir/out``), whose fixed files are
+    read-only to its commands and match ``digests`` (taken when the copy was made) right before
+    it starts. No other run can see or write any of it."""
+    workspace = run_dir / "workspace"
+    changed = [rel for rel, d in fixed_digests(workspace, ranges).items() if digests.get(rel) != d]
+    changed += [rel for rel in digests if hostfs.kind(workspace, rel) is None]
+    if changed:
+        return SettingRun(
+            setting.label, seed, None, "fixed files changed before the run: " + ", ".join(changed)
+        )
+    read_only = [workspace / rel for rel in digests]
+    config = sandbox_config(task, run_dir, hidden_extra, gpus, read_only=read_only)
+    sandbox = make_sandbox(backend, config)
+    try:
+        return run_setting(
+            task, sandbox, "workspace", setting, seed, new_out_dir(run_dir, "run"), ranges
+        )
+    finally:
+        sandbox.close()
+
+
 def final_evaluation(
     task: Task,
     regions: dict[tuple[str, int], str],
@@ -261,29 +299,35 @@ def final_evaluation(
     progress: Callable[[str, int, SettingRun], None] | None = None,
     gpus: int = 0,
 ) -> FinalResult:
-    """Run every setting x every seed on a pristine copy carrying only the editable regions."""
+    """Run every setting x every seed, each on its own pristine copy carrying only the editable
+    regions (``run_isolated``)."""
     seeds = list(task.spec.seeds.final) if seeds is None else seeds
     settings = list(task.spec.settings) if settings is None else settings
     base = Path(tempfile.mkdtemp(prefix="final-", dir=work_root))
     runs: list[SettingRun] = []
-    sandbox = None
     try:
         with_hidden = any(s.hidden for s in settings)
-        jobs = []
         for seed in seeds:
             for setting in settings:
-                rel = f"eval-{seed}-{setting.label}"
-                ranges = transplant(task, regions, created, base / rel, with_hidden=with_hidden)
-                jobs.append((seed, setting, rel, ranges))
-        sandbox = make_sandbox(backend, sandbox_config(task, base, hidden_extra, gpus))
-        for seed, setting, rel, ranges in jobs:
-            run = run_setting(task, sandbox, rel, setting, seed, new_out_dir(base, rel), ranges)
-            runs.append(run)
-            if progress:
-                progress(setting.label, seed, run)
+                run_dir = base / f"eval-{seed}-{setting.label}"
+                ws = run_dir / "workspace"
+                ranges = transplant(task, regions, created, ws, with_hidden=with_hidden)
+                run = run_isolated(
+                    task,
+                    run_dir,
+                    setting,
+                    seed,
+                    ranges,
+                    fixed_digests(ws, ranges),
+                    backend=backend,
+                    hidden_extra=hidden_extra,
+                    gpus=gpus,
+                )
+                shutil.rmtree(run_dir, ignore_errors=True)
+                runs.append(run)
+                if progress:
+                    progress(setting.label, seed, run)
     finally:
-        if sandbox is not None:
-            sandbox.close()
         shutil.rmtree(base, ignore_errors=True)
     return score_runs(task, runs, task.anchors() if anchors is None else anchors)
 
@@ -296,7 +340,11 @@ def final_evaluation(
 def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
     """The grader's format check of a submission file (no score): (ok, message)."""
     comp = task.spec.competition
-    if not submission.is_file():
+    # the workspace is the agent's: the submission may be a link to a file of the host
+    kind = hostfs.kind(submission.parent, submission.name)
+    if kind in ("link", "special"):
+        return False, f"{comp.submission} must be a regular file, not a {kind}"
+    if kind != "file":
         return False, (
             f"no submission file at {comp.submission}: write your predictions there, in the "
             f"format of {comp.sample_submission}"
@@ -323,7 +371,11 @@ def grade_submission(task: Task, submission: Path, work: Path, seed: int = 0) ->
     for setting in task.spec.settings:
         out = new_out_dir(work, f"grade-{setting.label}")
         out.mkdir(parents=True)
-        shutil.copyfile(submission, out / Path(task.spec.competition.submission).name)
+        data = hostfs.read_bytes(submission.parent, submission.name)
+        if data is None:  # replaced since it was validated: nothing of it is read
+            runs.append(SettingRun(setting.label, seed, None, "the submission file is gone"))
+            continue
+        (out / Path(task.spec.competition.submission).name).write_bytes(data)
         metrics, error = grade(task, setting.label, seed, out)
         runs.append(SettingRun(setting.label, seed, metrics, error))
     return runs
@@ -362,23 +414,24 @@ def pipeline_evaluation(
     seeds = list(task.spec.seeds.final) if seeds is None else seeds
     base = Path(tempfile.mkdtemp(prefix="pipeline-", dir=work_root))
     runs: list[SettingRun] = []
-    sandbox = None
     try:
-        for seed in seeds:  # every copy exists before the sandbox takes ownership of the root
-            dest = base / f"run-{seed}"
+        for seed in seeds:  # each seed's pipeline in a sandbox of its own, over its own copy
+            run_dir = base / f"run-{seed}"
+            dest = run_dir / "workspace"
             shutil.copytree(task.repo, dest, ignore=shutil.ignore_patterns("__pycache__"))
             for name, text in files.items():
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
                 (dest / name).write_text(text)
-        sandbox = make_sandbox(backend, sandbox_config(task, base))
-        for seed in seeds:
-            rel = f"run-{seed}"
             command = comp.run if files else f"cp {comp.sample_submission} {comp.submission}"
-            res = sandbox.exec(
-                f"cd {rel} && {command}",
-                timeout=task.spec.budgets.setting_timeout_s,
-                env={**RUN_ENV, "MLSBENCH_SEED": str(seed)},
-            )
+            sandbox = make_sandbox(backend, sandbox_config(task, run_dir))
+            try:
+                res = sandbox.exec(
+                    f"cd workspace && {command}",
+                    timeout=task.spec.budgets.setting_timeout_s,
+                    env={**RUN_ENV, "MLSBENCH_SEED": str(seed)},
+                )
+            finally:
+                sandbox.close()
             if res.killed or res.returncode != 0:
                 why = f"run stopped: {res.killed}" if res.killed else f"exit {res.returncode}"
                 seed_runs = [
@@ -391,8 +444,14 @@ def pipeline_evaluation(
                     )
                     for s in task.spec.settings
                 ]
+            elif hostfs.kind(run_dir, "workspace") != "dir":
+                seed_runs = [
+                    SettingRun(s.label, seed, None, "the pipeline replaced its workspace folder")
+                    for s in task.spec.settings
+                ]
             else:
-                seed_runs = grade_submission(task, base / rel / comp.submission, base, seed)
+                seed_runs = grade_submission(task, dest / comp.submission, run_dir, seed)
+            shutil.rmtree(run_dir / "workspace", ignore_errors=True)
             timing = dict(wall_s=res.wall_s, compute_s=res.compute_s, cpu_s=res.cpu_s)
             for run in seed_runs:
                 run = dataclasses.replace(run, **timing)
@@ -400,7 +459,5 @@ def pipeline_evaluation(
                 if progress:
                     progress(run.label, seed, run)
     finally:
-        if sandbox is not None:
-            sandbox.close()
         shutil.rmtree(base, ignore_errors=True)
     return score_runs(task, runs, task.anchors() if anchors is None else anchors)

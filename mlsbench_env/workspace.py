@@ -3,6 +3,9 @@
 Ranges move with edits: replacing lines 10-12 of a range 5-20 with five lines makes it 5-22,
 and a later range in the same file shifts by two. Everything outside the ranges is "fixed";
 ``check_integrity`` restores fixed content that something else (a shell command) changed.
+
+Every file operation on the workspace goes through ``hostfs``: the sandbox writes here too, and
+the host never follows a link or opens a special file that a command left in its place.
 """
 
 from __future__ import annotations
@@ -13,11 +16,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlsbench_env import hostfs
 from mlsbench_env.errors import EditError
 from mlsbench_env.spec import Task
-
-# Scaffold files above this size are linked, not copied (read-only data such as datasets).
-LINK_THRESHOLD_BYTES = 1 << 20
 
 
 @dataclass
@@ -44,7 +45,7 @@ class WorkspaceState:
     byte for byte, so later observations are identical."""
 
     files: dict[str, tuple[bytes, int]]  # rel -> (content, mode)
-    links: dict[str, str]  # rel -> symlink target (the linked read-only data)
+    links: dict[str, str]  # rel -> symlink target (links the agent made; never followed)
     dirs: frozenset[str]
     ranges: dict[str, tuple[tuple[int, int], ...]]
     created: frozenset[str]
@@ -82,7 +83,6 @@ class Workspace:
         self.task = task
         self.root = Path(root)
         self.pristine: dict[str, bytes] = {}
-        self.linked: dict[str, Path] = {}
         self.ranges: dict[str, list[Range]] = {}
         self.created: set[str] = set()
         self.history: list[_Snapshot] = []
@@ -100,15 +100,13 @@ class Workspace:
             rel = src.relative_to(self.task.repo).as_posix()
             if "__pycache__" in rel or not src.is_file():
                 continue
+            # copied, never linked: a link would name the task's folder on the host, and the
+            # sandbox sees nothing of it (the largest data file is a few MB)
             dst = self.root / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.stat().st_size > LINK_THRESHOLD_BYTES:
-                os.symlink(src.resolve(), dst)
-                self.linked[rel] = src.resolve()
-            else:
-                data = src.read_bytes()
-                dst.write_bytes(data)
-                self.pristine[rel] = data
+            data = src.read_bytes()
+            dst.write_bytes(data)
+            self.pristine[rel] = data
         for region in self.task.regions:
             self.ranges.setdefault(region.file, []).append(Range(region.start, region.end))
 
@@ -123,12 +121,14 @@ class Workspace:
         return full.relative_to(root).as_posix(), full
 
     def read(self, rel: str) -> str:
-        return (self.root / rel).read_text()
+        text = hostfs.read_text(self.root, rel)
+        if text is None:
+            raise EditError(f"{rel} is not a regular file of the workspace")
+        return text
 
     def is_editable_file(self, rel: str) -> bool:
-        if self.free:  # data files linked from the task stay read-only
-            path = self.root / rel
-            return rel not in self.linked and path.is_file() and not path.is_symlink()
+        if self.free:
+            return hostfs.kind(self.root, rel) == "file"
         return rel in self.ranges or rel in self.created
 
     def editable_ranges(self, rel: str) -> list[Range]:
@@ -154,9 +154,12 @@ class Workspace:
                 if p.name != "__pycache__"
             )
             return f"{rel or '.'}/ (directory)\n" + "\n".join(entries)
-        if not full.is_file():
-            raise EditError(f"no file {rel!r} in the workspace; `view` a directory to list files")
-        lines = full.read_text(errors="replace").splitlines()
+        text = hostfs.read_text(self.root, rel) if rel else None
+        if text is None:
+            raise EditError(
+                f"no regular file {rel!r} in the workspace; `view` a directory to list files"
+            )
+        lines = text.splitlines()
         n = len(lines)
         s = max(1, start or 1)
         e = min(n, end or n)
@@ -175,14 +178,13 @@ class Workspace:
 
     # ---------------------------------------------------------------- editing
     def _snapshot(self, rel: str) -> None:
-        full = self.root / rel
-        text = full.read_text() if full.exists() else None
+        text = hostfs.read_text(self.root, rel)
         self.history.append(
             _Snapshot(rel, text, [Range(r.start, r.end) for r in self.ranges.get(rel, [])])
         )
 
     def _refuse_fixed(self, rel: str, what: str) -> None:
-        if rel in self.linked or rel in self.pristine:
+        if rel in self.pristine:
             raise EditError(
                 f"{rel} is a fixed file (no editable lines); {what} refused, file untouched. "
                 f"Editable: {self._surface()}"
@@ -191,7 +193,7 @@ class Workspace:
 
     def _surface(self) -> str:
         if self.free:
-            return "every file of the workspace but the linked data files; new files anywhere"
+            return "every file of the workspace; new files anywhere"
         parts = [f"{f} lines {self.describe_ranges(f)}" for f in self.ranges]
         parts += [f"{f} (created)" for f in sorted(self.created)]
         if self.task.spec.creatable:
@@ -200,10 +202,10 @@ class Workspace:
 
     def replace(self, path: str, start: int, end: int, text: str) -> str:
         """Replace lines start..end (inclusive) by text; end = start - 1 inserts before start."""
-        rel, full = self.resolve(path)
+        rel, _ = self.resolve(path)
         if not self.is_editable_file(rel):
             self._refuse_fixed(rel, "edit")
-        lines = _lines(full.read_text())
+        lines = _lines(self.read(rel))
         ranges = self.editable_ranges(rel)
         target = next(
             (
@@ -221,7 +223,7 @@ class Workspace:
         new = _lines(_ensure_newline(text))
         self._snapshot(rel)
         lines[start - 1 : end] = new
-        write_text(full, "".join(lines))
+        hostfs.write_text(self.root, rel, "".join(lines))
         delta = len(new) - (end - start + 1)
         if rel in self.ranges:
             for r in self.ranges[rel]:
@@ -238,15 +240,14 @@ class Workspace:
         return self.replace(path, after + 1, after, text)
 
     def create(self, path: str, text: str) -> str:
-        rel, full = self.resolve(path)
-        if full.exists():
+        rel, _ = self.resolve(path)
+        if hostfs.kind(self.root, rel) is not None:
             raise EditError(f"{rel} already exists; use replace/insert to change it")
         if not self.task.may_create(rel):
             allowed = ", ".join(self.task.spec.creatable) or "none in this task"
             raise EditError(f"creating {rel} is not allowed; allowed new files: {allowed}")
         self._snapshot(rel)
-        full.parent.mkdir(parents=True, exist_ok=True)
-        write_text(full, _ensure_newline(text))
+        hostfs.write_text(self.root, rel, _ensure_newline(text))
         self.created.add(rel)
         return self.view(rel)
 
@@ -258,12 +259,11 @@ class Workspace:
         undone = []
         for _ in range(min(n, len(self.history))):
             snap = self.history.pop()
-            full = self.root / snap.path
             if snap.text is None:
-                full.unlink(missing_ok=True)
+                hostfs.remove(self.root, snap.path)
                 self.created.discard(snap.path)
             else:
-                write_text(full, snap.text)
+                hostfs.write_text(self.root, snap.path, snap.text)
                 if snap.path in self.ranges:
                     self.ranges[snap.path] = snap.ranges
             undone.append(snap.path)
@@ -276,28 +276,19 @@ class Workspace:
             self.replace(file, r.start, r.end, text)
 
     # ---------------------------------------------------------------- snapshots
-    def _walk(self):
-        """(rel, path, is_dir) of everything under the root, caches skipped, parents first."""
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            base = Path(dirpath)
-            for name in dirnames:
-                path = base / name
-                yield path.relative_to(self.root).as_posix(), path, not path.is_symlink()
-            for name in sorted(filenames):
-                path = base / name
-                yield path.relative_to(self.root).as_posix(), path, False
-
     def capture(self) -> WorkspaceState:
-        """The workspace's state (see ``WorkspaceState``)."""
+        """The workspace's state (see ``WorkspaceState``); FIFOs and other special files that
+        a command left are not part of it."""
         files, links, dirs = {}, {}, set()
-        for rel, path, is_dir in self._walk():
-            if path.is_symlink():
-                links[rel] = os.readlink(path)
-            elif is_dir:
+        for rel, k in hostfs.walk(self.root):
+            if k == "link":
+                links[rel] = os.readlink(self.root / rel)
+            elif k == "dir":
                 dirs.add(rel)
-            else:
-                files[rel] = (path.read_bytes(), path.stat().st_mode & 0o7777)
+            elif k == "file":
+                data = hostfs.read_bytes(self.root, rel)
+                if data is not None:
+                    files[rel] = (data, os.lstat(self.root / rel).st_mode & 0o7777)
         return WorkspaceState(
             files=files,
             links=links,
@@ -313,40 +304,30 @@ class Workspace:
     def restore(self, state: WorkspaceState, owner: int | None = None) -> None:
         """Make this workspace what ``state`` was: writes only what differs, removes what
         ``state`` did not have. New files and folders go to ``owner`` (the sandbox's uid)."""
-        for rel, path, is_dir in list(self._walk()):
-            if not (path.exists() or path.is_symlink()):
-                continue  # inside a folder removed just before
-            if path.is_symlink():
-                if state.links.get(rel) != os.readlink(path):
-                    path.unlink()
-            elif is_dir:
-                if rel not in state.dirs:
-                    shutil.rmtree(path)
-            elif rel not in state.files:
-                path.unlink()
+        for rel, k in list(hostfs.walk(self.root)):
+            keep = (
+                (k == "link" and state.links.get(rel) == os.readlink(self.root / rel))
+                or (k == "dir" and rel in state.dirs)
+                or (k == "file" and rel in state.files)
+            )
+            if not keep:
+                hostfs.remove(self.root, rel)  # nothing if a removed folder held it
         for rel in sorted(state.dirs):
-            path = self.root / rel
-            if not path.is_dir():
-                path.mkdir(parents=True)
+            if hostfs.kind(self.root, rel) != "dir":
+                hostfs.remove(self.root, rel)
+                parent = self.root / rel
+                parent.mkdir()  # its parents exist: dirs are sorted, parents first
                 if owner is not None:
-                    os.chown(path, owner, owner)
+                    os.chown(parent, owner, owner, follow_symlinks=False)
         for rel, target in state.links.items():
-            path = self.root / rel
-            if not path.is_symlink():
-                os.symlink(target, path)
+            if hostfs.kind(self.root, rel) != "link":
+                os.symlink(target, self.root / rel)
         for rel, (data, mode) in state.files.items():
+            if hostfs.read_bytes(self.root, rel) != data:
+                hostfs.write_bytes(self.root, rel, data, owner)
             path = self.root / rel
-            if path.is_file():
-                if path.read_bytes() != data:
-                    with open(path, "r+b") as f:  # in place: keeps the owner (see write_text)
-                        f.write(data)
-                        f.truncate()
-            else:
-                path.write_bytes(data)
-                if owner is not None:
-                    os.chown(path, owner, owner)
-            if path.stat().st_mode & 0o7777 != mode:
-                os.chmod(path, mode)
+            if os.lstat(path).st_mode & 0o7777 != mode:
+                os.chmod(path, mode, follow_symlinks=False)
         self.ranges = {f: [Range(a, b) for a, b in rs] for f, rs in state.ranges.items()}
         self.created = set(state.created)
         self.history = [
@@ -385,48 +366,43 @@ class Workspace:
         parts.append("".join(lines[pos:]))
         return parts
 
-    def check_integrity(self, known_editable_text: dict[str, str]) -> list[str]:
+    def check_integrity(
+        self, known_editable_text: dict[str, str], owner: int | None = None
+    ) -> list[str]:
         """Restore fixed files a command changed; return one message per event.
 
         ``known_editable_text`` is the content of each file with editable ranges (and each
         created file) before the command: a command that changes those is reverted too,
-        because only the `edit` tool keeps the editable ranges known.
+        because only the `edit` tool keeps the editable ranges known. A link or special file
+        in place of any of them (or of a folder on the way, or of the workspace folder itself)
+        is replaced, never followed. ``owner``: the sandbox's uid, for a rebuilt folder.
         """
-        if self.free:
-            return []
         events = []
+        if hostfs.kind(self.root.parent, self.root.name) != "dir":  # renamed, a link in its place
+            hostfs.remove(self.root.parent, self.root.name)
+            self.root.mkdir()
+            if owner is not None:  # the sandbox's uid, as the folder it replaced
+                os.chown(self.root, owner, owner)
+            for rel, data in self.pristine.items():
+                hostfs.write_bytes(self.root, rel, data)
+            events.append("the workspace folder was replaced and has been rebuilt")
+        if self.free:
+            return events
         for rel, data in self.pristine.items():
-            full = self.root / rel
             if rel in self.ranges:
-                current = full.read_text() if full.is_file() else None
-                if current != known_editable_text[rel]:
-                    full.parent.mkdir(parents=True, exist_ok=True)
-                    write_text(full, known_editable_text[rel])
+                if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
+                    hostfs.write_text(self.root, rel, known_editable_text[rel])
                     events.append(
                         f"{rel} was changed outside the `edit` tool and was restored; "
                         "use `edit` to change editable lines"
                     )
                 continue
-            if full.is_symlink() or not full.is_file() or full.read_bytes() != data:
-                if full.is_dir() and not full.is_symlink():
-                    shutil.rmtree(full)
-                elif full.exists() or full.is_symlink():
-                    full.unlink()
-                full.parent.mkdir(parents=True, exist_ok=True)
-                full.write_bytes(data)
+            if hostfs.read_bytes(self.root, rel) != data:
+                hostfs.write_bytes(self.root, rel, data)
                 events.append(f"fixed file {rel} was changed and has been restored")
-        for rel, target in self.linked.items():
-            full = self.root / rel
-            if not (full.is_symlink() and Path(os.readlink(full)) == target):
-                if full.exists() or full.is_symlink():
-                    full.unlink()
-                os.symlink(target, full)
-                events.append(f"fixed data file {rel} was changed and has been restored")
         for rel in sorted(self.created):
-            full = self.root / rel
-            if not full.is_file() or full.read_text() != known_editable_text[rel]:
-                full.parent.mkdir(parents=True, exist_ok=True)
-                write_text(full, known_editable_text[rel])
+            if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
+                hostfs.write_text(self.root, rel, known_editable_text[rel])
                 events.append(f"{rel} was changed outside the `edit` tool and was restored")
         return events
 

@@ -10,6 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from mlsbench_env.env import ResearchEnv
+from mlsbench_env.evaluation import grade_submission
 from mlsbench_env.report import build_report
 from mlsbench_env.scoring import medal, medal_thresholds
 from mlsbench_env.spec import builtin_task_ids, load_task
@@ -187,9 +188,22 @@ def test_the_workspace_is_the_agents(env):
     assert info["ok"], obs
     env.step(act("shell", command="echo scratch > description.md && mkdir -p a/b && touch a/b/c"))
     assert ws.read("description.md") == "scratch\n" and (ws.root / "a/b/c").exists()
-    for rel in ws.linked:  # large data files are linked read-only from the task
-        obs, *_, info = env.step(act("edit", path=rel, action="replace", start=1, end=1, text="x"))
-        assert not info["ok"]
+
+
+def test_a_submission_linked_to_the_private_labels_is_refused(env):
+    """The host, not the sandbox, reads the submission: a link in its place would make it read
+    the task's private labels (its path is guessable) and grade them against themselves."""
+    comp = env.task.spec.competition
+    labels = env.task.root / "private" / "test_labels.csv"
+    assert labels.is_file()
+    env.step(act("shell", command=f"rm -f {comp.submission}; ln -s {labels} {comp.submission}"))
+    obs, *_, info = env.step(act("validate"))
+    assert not info["ok"] and "outside the workspace" in obs, obs
+    obs, _, terminated, _, info = env.step(act("submit"))
+    assert not info.get("score") and "outside the workspace" in obs, obs
+    # the grading itself reads no link either, whatever the env checked first
+    runs = grade_submission(env.task, env.workspace.root / comp.submission, env.workspace.root)
+    assert all(r.metrics is None and "regular file" in r.error for r in runs), runs
 
 
 def test_medal_thresholds_follow_kaggles_rules():

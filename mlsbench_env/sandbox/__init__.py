@@ -69,13 +69,22 @@ class SandboxConfig:
     writable: tuple[Path, ...] = ()
     """Further directories the commands may write (artifact folders)."""
     readable: tuple[Path, ...] = ()
-    """Directories inside hidden ones that stay readable (read-only task data)."""
+    """Further directories the commands may read but not write."""
+    read_only: tuple[Path, ...] = ()
+    """Files under the root that the commands may read but not change, replace or remove (a
+    final run's fixed files)."""
     hidden: tuple[Path, ...] = ()
-    """Directories the commands must not see (task definitions, run logs, other episodes)."""
+    """Directories covered wherever they lie inside what the sandbox sees (copies of the task
+    definitions in site-packages, a competition's source data). The rest of the host is not in
+    the sandbox at all: ``mlsbench_env.sandbox.view`` lists what is."""
     memory_mb: int = 4096
     processes: int = 256
     file_size_mb: int = 512
     network: bool = False
+    tmp_mb: int = 512
+    """Size of the private /tmp (memory-backed)."""
+    shm_mb: int = 64
+    """Size of the private /dev/shm."""
     env: dict[str, str] = field(default_factory=dict)
     gpus: int = 0
     """GPUs to give the commands (backends that support it: docker); compute is wall x GPUs."""

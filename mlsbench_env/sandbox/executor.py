@@ -7,11 +7,13 @@ captured and capped; on timeout (or when the command exits) the whole process gr
 and when the executor is PID 1 of its namespace, every other process in it too. Keeping one
 executor alive avoids paying namespace/container set-up per command.
 
-Start-up config (argv[1], JSON): {"uid": int|null, "gid": int|null, "hide": [path...],
-"expose": [[path, read_only]...], "private_tmp": bool, "run_as": [uid, gid]|null}. ``hide``
-paths are covered with an empty tmpfs (needs a mount namespace); ``expose`` paths inside them
-are bound back. ``uid`` drops the executor itself to that uid; ``run_as`` keeps it as it is and
-runs only the commands as that uid (they then cannot reach its request channel).
+Start-up config: the first line of stdin (JSON; never argv, so that `ps` inside shows no host
+layout): {"view": {...}|null, "run_as": [uid, gid]|null}. ``view`` (``sandbox/view.py``) lists
+what the sandbox's fresh root holds; the executor builds it, pivots into it and reports in its
+ready line what of the host's interpreter is missing there. ``run_as`` keeps the executor root
+and runs only the commands as that uid; without it the commands share the executor's uid and
+the executor gives up every capability first. Either way the executor is not dumpable and sets
+no_new_privs, so commands can neither read its /proc entries nor write its reply pipe.
 
 Container mode (the `docker` backend) adds ``"attach": true``: after the ready line the executor
 waits for one ``{"attach": {"bind": [[src, dst, read_only]...], "hide": [path...], "unmount":
@@ -33,7 +35,15 @@ import subprocess
 import sys
 import time
 
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC = 1, 32, 4096, 16384
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
+# flags a remount must keep (in a user namespace they are locked on mounts of the host)
+KEEP_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | 1024 | 2048 | 4096  # noatime, nodiratime, relatime
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+CAP_SYS_ADMIN, MNT_DETACH = 21, 2
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS = 4, 24, 28, 38
+# SECBIT_NOROOT, its lock, SECBIT_NO_CAP_AMBIENT_RAISE, its lock: exec never grants capabilities
+NO_ROOT_BITS = 0x01 | 0x02 | 0x40 | 0x80
 
 
 def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
@@ -50,33 +60,99 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
         raise OSError(err, f"mount {source} -> {target}: {os.strerror(err)}")
 
 
-def setup_mounts(hide: list[str], expose: list[tuple[str, bool]], private_tmp: bool) -> None:
-    # Open what we expose before covering its parents, then bind it back through /proc/self/fd.
-    fds = [(os.open(path, os.O_PATH), path, ro) for path, ro in expose if os.path.exists(path)]
-    covered = sorted({*hide, *(["/tmp"] if private_tmp else [])})
-    # a path inside another covered one is already gone once its parent is covered
-    covered = [
-        p
-        for p in covered
-        if os.path.isdir(p) and not any(p.startswith(q.rstrip("/") + "/") for q in covered)
-    ]
-    for path in covered:
-        _mount("tmpfs", path, "tmpfs", 0, "size=64m,mode=1777" if path == "/tmp" else "size=1m")
-    for fd, path, ro in fds:
+def _read_only(path: str) -> None:
+    kept = os.statvfs(path).f_flag & KEEP_FLAGS
+    _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | kept, None)
+
+
+def _mount_point(path: str, is_dir: bool) -> None:
+    if is_dir:
         os.makedirs(path, exist_ok=True)
-        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
-        if ro:
-            _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def build_root(view: dict) -> None:
+    """Pivot into a fresh root that holds only what ``view`` lists (``sandbox/view.py``):
+    ``entries`` (bind, tmpfs, proc, link; parents first), then ``masks`` covered."""
+    # Open every source before anything is covered; bind them through /proc/self/fd.
+    sources = {}
+    for e in view["entries"]:
+        if e[0] == "bind" and os.path.exists(e[1]):
+            sources[e[1]] = os.open(e[1], os.O_PATH | os.O_CLOEXEC)
+    # The new root is a tmpfs over /tmp: a private mount namespace, the host's /tmp is untouched.
+    new = "/tmp"
+    _mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    for e in view["entries"]:
+        kind, path = e[0], e[2] if e[0] == "bind" else e[1]
+        target = new + path
+        if kind == "bind":
+            fd = sources.get(e[1])
+            if fd is None:
+                continue
+            is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+            _mount_point(target, is_dir)
+            _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC, None)
+            if e[3]:
+                _read_only(target)
+        elif kind == "tmpfs":
+            _mount_point(target, True)
+            _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, e[2])
+        elif kind == "proc":
+            _mount_point(target, True)
+            try:  # hidepid: commands see their own processes only, not the executor's
+                _mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+            except OSError:  # a user namespace may not mount a new proc: keep the namespace's
+                _mount("/proc", target, None, MS_BIND | MS_REC, None)
+        elif kind == "link":
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.symlink(e[2], target)
+    for path in view.get("masks", []):
+        if os.path.isdir(new + path):
+            _mount("tmpfs", new + path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+    for fd in sources.values():
         os.close(fd)
-    # a hidden path inside an exposed one (a package's data inside an exposed interpreter tree)
-    # came back with the exposure: cover it again
-    exposed = [path.rstrip("/") + "/" for _, path, _ in fds]
-    for path in sorted(hide):
-        if os.path.isdir(path) and any(path.startswith(e) for e in exposed):
-            _mount("tmpfs", path, "tmpfs", 0, "size=1m")
+    os.mkdir(new + "/.old")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], new.encode(), (new + "/.old").encode()):
+        err = ctypes.get_errno()
+        raise OSError(err, f"pivot_root: {os.strerror(err)}")
+    os.chdir("/")
+    if libc.umount2(b"/.old", MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount old root: {os.strerror(err)}")
+    os.rmdir("/.old")
+    _read_only("/")
 
 
-CAP_SYS_ADMIN, MNT_DETACH = 21, 2
+def missing_runtime(view: dict) -> list[str]:
+    """What of the host's interpreter the built root lacks (nothing, when all is well)."""
+    missing = [p for p in view.get("interpreter", []) if not os.path.isdir(p)]
+    if not os.access(view["python"], os.X_OK):
+        missing.insert(0, view["python"])
+    return missing
+
+
+def harden(keep_caps: bool) -> None:
+    """Nothing a command starts may gain privileges or look into the executor (its /proc
+    entries, its request and reply pipes). ``keep_caps``: the executor stays root to start
+    commands as another uid; otherwise the commands share its uid and it gives up every
+    capability, for itself and for whatever it execs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    if keep_caps:
+        return
+    libc.prctl(PR_SET_SECUREBITS, NO_ROOT_BITS, 0, 0, 0)
+    for cap in range(64):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # past the last capability: EINVAL, ignored
+    header, data = _CapHeader(0x20080522, 0), (_CapData * 2)()
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
 RUN_AS: tuple[int, int] | None = None  # commands' uid/gid when the executor stays root
 
 
@@ -218,9 +294,13 @@ def run(req: dict) -> dict:
     }
     started = time.perf_counter()
     user, cwd = {}, req["cwd"]
-    if RUN_AS:  # enter cwd as the command's user (Popen's own chdir happens before setuid)
-        user = dict(user=RUN_AS[0], group=RUN_AS[1], extra_groups=[], preexec_fn=_chdir(cwd))
-        cwd = None
+    if RUN_AS:
+        user = dict(user=RUN_AS[0], group=RUN_AS[1], extra_groups=[])
+        # Popen's own chdir happens before setuid: where the executor cannot enter cwd (a
+        # container's root without CAP_DAC_OVERRIDE), enter it as the command's user (slower:
+        # a Python callback in the child forces a full fork)
+        if not os.access(cwd, os.X_OK):
+            user["preexec_fn"], cwd = _chdir(cwd), None
     proc = subprocess.Popen(
         ["/bin/bash", "-c", script],
         cwd=cwd,
@@ -301,26 +381,30 @@ def run(req: dict) -> dict:
 
 def main() -> None:
     global RUN_AS
-    config = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    os.closerange(3, 1024)  # the script's descriptor, or anything else the host handed down
+    # The config comes on the first line of stdin, so that `ps` in the sandbox shows no host
+    # path; the docker backend passes only {"attach": true} as an argument.
+    if len(sys.argv) > 1:
+        config = json.loads(sys.argv[1])
+    else:
+        config = json.loads(REQUESTS.next_line() or "{}")
     if config.get("run_as"):  # stay root; run the commands as this uid/gid
         RUN_AS = (int(config["run_as"][0]), int(config["run_as"][1]))
     ready: dict = {"ready": True, "pid1": os.getpid() == 1}
-    try:
-        if config.get("hide") or config.get("expose") or config.get("private_tmp"):
-            setup_mounts(
-                config.get("hide", []),
-                [tuple(e) for e in config.get("expose", [])],
-                config.get("private_tmp", False),
-            )
+    if config.get("view"):
+        try:
+            build_root(config["view"])
             ready["mounts"] = True
-    except OSError as e:
-        ready["mounts"] = False
-        ready["mount_error"] = str(e)
-    if config.get("uid") is not None:
-        # Drop root for good once the mount view is built; commands inherit the sandbox uid.
-        os.setgroups([])
-        os.setgid(config["gid"])
-        os.setuid(config["uid"])
+            ready["missing"] = missing_runtime(config["view"])
+        except OSError as e:
+            ready["mounts"] = False
+            ready["mount_error"] = str(e)
+        try:
+            harden(keep_caps=RUN_AS is not None)
+            ready["hardened"] = True
+        except OSError as e:
+            ready["hardened"] = False
+            ready["harden_error"] = str(e)
     # Children must not inherit the request channel.
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

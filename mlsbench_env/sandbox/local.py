@@ -1,10 +1,11 @@
 """The `local` backend: commands run as subprocesses on this machine, no daemon needed.
 
 Isolation, where the kernel allows it (util-linux ``unshare``): no network, its own PID space,
-its own mount view (task definitions, run logs, other episodes and the home directory covered by
-empty tmpfs; a private /tmp), and, when started as root, a distinct unprivileged uid per sandbox
-so that the process limit counts only its own processes. Where namespaces are unavailable it
-falls back to plain subprocesses with rlimits and says so once.
+its own root holding only what ``view.py`` allows (the OS runtime and the interpreter read-only,
+the workspace, a private /tmp and /dev/shm), and, when started as root, a distinct unprivileged
+uid per sandbox so that the process limit counts only its own processes (without root, commands
+share the executor's uid and it gives up every capability instead). Where namespaces are
+unavailable it falls back to plain subprocesses with rlimits and says so once.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ from pathlib import Path
 
 from mlsbench_env.errors import SandboxError
 from mlsbench_env.sandbox import ExecResult, SandboxConfig
+from mlsbench_env.sandbox.view import local_view
 
 EXECUTOR = Path(__file__).with_name("executor.py")
 SANDBOX_UIDS = (200_000, 265_000)
+# the host's interpreter first (the sandbox checks it is reachable), then the OS's tools
+SANDBOX_PATH = os.pathsep.join(
+    [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+)
 
 
 @cache
@@ -41,21 +47,6 @@ def namespace_prefix() -> tuple[str, ...] | None:
     except (OSError, subprocess.TimeoutExpired):
         ok = False
     return (*base, "--") if ok else None
-
-
-@cache
-def _home_cover() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Cover the home directory, but keep the interpreter and tools on PATH reachable."""
-    home = Path.home().resolve()
-    keep = set()
-    for p in [sys.prefix, sys.base_prefix, *os.environ.get("PATH", "").split(os.pathsep)]:
-        try:
-            rel = Path(p).resolve().relative_to(home)
-        except ValueError:
-            continue
-        if rel.parts:
-            keep.add(str(home / rel.parts[0]))
-    return (str(home),), tuple(sorted(keep))
 
 
 class LocalSandbox:
@@ -77,28 +68,28 @@ class LocalSandbox:
             self.uid = random.randint(*SANDBOX_UIDS)
             for path in (config.root, *config.writable):
                 self._chown_tree(Path(path), self.uid)
-        hide, expose = [str(p) for p in config.hidden], [[str(p), True] for p in config.readable]
-        if prefix and os.geteuid() == 0:
-            home, keep = _home_cover()
-            hide += list(home)
-            expose += [[p, True] for p in keep]
-        expose += [[str(p), False] for p in (config.root, *config.writable)]
         executor_config = {
-            "uid": self.uid,
-            "gid": self.uid,
-            "hide": hide if prefix else [],
-            "expose": expose if prefix else [],
-            "private_tmp": bool(prefix),
+            "run_as": [self.uid, self.uid] if self.uid is not None else None,
+            "view": local_view(config) if prefix else None,
         }
         self.namespaced = bool(prefix)
-        self._proc = subprocess.Popen(
-            [*prefix, sys.executable, "-I", "-S", str(EXECUTOR), json.dumps(executor_config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-        )
+        # the script by descriptor and a bare environment: /proc/1 inside shows no host layout
+        script = os.open(EXECUTOR, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._proc = subprocess.Popen(
+                [*prefix, sys.executable, "-I", "-S", f"/dev/fd/{script}"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+                pass_fds=(script,),
+                env={"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"},
+            )
+        finally:
+            os.close(script)
+        self._proc.stdin.write(json.dumps(executor_config) + "\n")
+        self._proc.stdin.flush()
         self._ready: dict | None = None
 
     @staticmethod
@@ -115,10 +106,24 @@ class LocalSandbox:
                 raise SandboxError("the sandbox executor did not start (see stderr of unshare)")
             self._ready = json.loads(line)
             if self.namespaced and not self._ready.get("mounts"):
-                warnings.warn(
-                    f"mlsbench: sandbox mount view not set up: {self._ready.get('mount_error')}",
-                    RuntimeWarning,
-                    stacklevel=3,
+                self.close()
+                raise SandboxError(
+                    "the local sandbox could not build its root (an allow-list of the OS, the "
+                    f"interpreter and the workspace): {self._ready.get('mount_error')}"
+                )
+            if self.namespaced and not self._ready.get("hardened"):
+                self.close()
+                raise SandboxError(
+                    "the local sandbox could not drop privileges: "
+                    f"{self._ready.get('harden_error')}"
+                )
+            if self._ready.get("missing"):
+                self.close()
+                raise SandboxError(
+                    "the host's interpreter is not reachable inside the sandbox (missing there: "
+                    + ", ".join(self._ready["missing"])
+                    + "); commands would run with another Python. Install the environment where "
+                    "the sandbox can bind it (a folder of the host, not a network mount)."
                 )
         return self._ready
 
@@ -142,13 +147,12 @@ class LocalSandbox:
         max_output_bytes: int = 1 << 20,
     ) -> ExecResult:
         c = self.config
-        path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
         request = {
             "cmd": command,
             "cwd": str(c.root / cwd if cwd else c.root),
             "timeout": timeout,
             "max_output": max_output_bytes,
-            "env": {"PATH": path, **c.env, **(env or {})},
+            "env": {"PATH": SANDBOX_PATH, **c.env, **(env or {})},
             "limits": {
                 "memory_mb": c.memory_mb,
                 "file_size_mb": c.file_size_mb,
