@@ -399,3 +399,369 @@ def test_task_definitions_are_unreadable_from_the_env(env_backend, tmp_path):
             assert label not in obs
     finally:
         env.close()
+
+
+# ---------------------------------------------------------------------------- trust, part 1
+CANARY = "host-canary-7f3a"
+
+
+@pytest.fixture
+def canary(tmp_path):
+    """A file and a folder of the host, outside every workspace, that no step may read or
+    write (the host runs as a user the sandbox is not)."""
+    folder = tmp_path / "host-folder"
+    folder.mkdir()
+    (folder / "run.py").write_text(CANARY)
+    (folder / "optimizer.py").write_text(CANARY)
+    return folder
+
+
+def _env(backend, tmp_path, task=None):
+    from mlsbench_env.env import ResearchEnv
+
+    env = ResearchEnv(
+        task or _first_task(), sandbox=backend, runs_dir=None, work_dir=str(tmp_path / "eps")
+    )
+    env.reset(seed=0)
+    return env
+
+
+def _assert_canary_untouched(canary, *texts):
+    assert sorted(p.name for p in canary.iterdir()) == ["optimizer.py", "run.py"]
+    assert all(p.read_text() == CANARY for p in canary.iterdir())
+    for text in texts:
+        assert CANARY not in str(text)
+
+
+LINKS = {
+    "editable file, absolute": "ln -sf {canary}/optimizer.py optimizer.py",
+    "editable file, relative": (
+        "ln -sf $(realpath --relative-to=. {canary})/optimizer.py optimizer.py"
+    ),
+    "fixed file": "ln -sf {canary}/run.py run.py",
+    "folder of fixed files": "mkdir -p pkg && rm -rf pkg && ln -s {canary} pkg",
+    "workspace folder": "cd .. && mv workspace moved && ln -s {canary} workspace",
+    "scratch folder": (
+        "mkdir -p scratch && ln -sf {canary} scratch/d && ln -sf {canary}/run.py scratch/f"
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(LINKS))
+def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_path, canary, how):
+    """A link planted in place of any file or folder of the workspace: the integrity restore,
+    `view`, `edit`, `test`, snapshot/restore and `submit` never read or write through it."""
+    env = _env(env_backend, tmp_path)
+    try:
+        ws = env.workspace
+        obs, *_ = env.step({"tool": "shell", "args": {"command": LINKS[how].format(canary=canary)}})
+        seen = [obs]
+        for rel in ("optimizer.py", "run.py"):
+            assert not (ws.root / rel).is_symlink() and (ws.root / rel).is_file(), (how, rel, obs)
+        for path in ("optimizer.py", "run.py", "scratch/f", "pkg/run.py"):
+            seen.append(env.step({"tool": "view", "args": {"path": path}})[0])
+        seen.append(
+            env.step(
+                {
+                    "tool": "edit",
+                    "args": {
+                        "path": "optimizer.py",
+                        "action": "insert",
+                        "after": 1,
+                        "text": "# planted\n",
+                    },
+                }
+            )[0]
+        )
+        snap = env.snapshot()
+        assert CANARY.encode() not in b"".join(d for d, _ in snap.workspace.files.values())
+        env.restore(snap)
+        obs, *_, info = env.step({"tool": "test"})
+        seen.append(obs)
+        assert info["ok"] or "FAILED" in obs, obs
+        _assert_canary_untouched(canary, *seen)
+    finally:
+        env.close()
+    _assert_canary_untouched(canary)
+
+
+def test_links_in_the_artifacts_folder_fail_the_run(env_backend, tmp_path, canary):
+    """A run that leaves a link (or a FIFO) among its artifacts fails with a message; the
+    grader never reads what the link names."""
+    from mlsbench_env.evaluation import run_setting
+    from mlsbench_env.sandbox.view import sandbox_config
+    from mlsbench_env.spec import Setting
+
+    env = _env(env_backend, tmp_path)
+    try:
+        task = env.task
+        for plant, word in (
+            (f"ln -s {canary}/run.py $MLSBENCH_OUT/result.json", "link"),
+            (f"ln -s {canary} $MLSBENCH_OUT/sub", "link"),
+            ("mkfifo $MLSBENCH_OUT/result.json", "special"),
+            (f"rm -rf $MLSBENCH_OUT && ln -s {canary} $MLSBENCH_OUT", "a link"),
+        ):
+            setting = Setting(label="plant", command=plant)
+            out = env._episode_dir / "out" / f"plant-{uuid.uuid4().hex[:6]}"
+            run = run_setting(task, env._sandbox, "workspace", setting, 0, out, {})
+            assert run.metrics is None and word in run.error, (plant, run)
+    finally:
+        env.close()
+    _assert_canary_untouched(canary)
+    assert sandbox_config  # the env's own sandbox was used: the same config as every run
+
+
+@pytest.fixture
+def planted_copies(tmp_path):
+    """Copies of the whole project's tasks (hidden/, private/, graders, anchors, baselines) in
+    three places outside any workspace: the home folder, an unrelated folder, the temp folder."""
+    import shutil
+    import tempfile
+
+    from mlsbench_env.spec import builtin_tasks_dir
+
+    src = builtin_tasks_dir()
+    places = [
+        Path.home() / f".mlsbench-copy-{uuid.uuid4().hex[:6]}",
+        tmp_path / "unrelated" / "checkout",
+        Path(tempfile.gettempdir()) / f"mlsbench-copy-{uuid.uuid4().hex[:6]}",
+    ]
+    made = []
+    try:
+        for place in places:
+            try:
+                shutil.copytree(src, place / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+                made.append(place)
+            except OSError:  # a home folder we cannot write (not root): the other two stand
+                continue
+        yield made
+    finally:
+        for place in made:
+            shutil.rmtree(place, ignore_errors=True)
+
+
+def test_planted_project_copies_are_unreadable(box, planted_copies):
+    require(box.backend, namespaces=True)
+    assert len(planted_copies) >= 2
+    probes = []
+    for place in planted_copies:
+        for task in ("comp-caravan-insurance", "opt-evolution-strategy"):
+            probes += [
+                place / "tasks" / task / "grader.py",
+                place / "tasks" / task / "anchors.json",
+            ]
+        probes.append(place / "tasks" / "comp-caravan-insurance" / "private" / "test_labels.csv")
+        probes.append(place / "tasks" / "opt-evolution-strategy" / "hidden" / "instance_key.txt")
+    assert all(p.is_file() for p in probes)
+    r = box.exec(
+        "for f in " + " ".join(map(str, probes)) + "; do head -c 64 $f 2>/dev/null && echo READ; "
+        "done; find / -xdev \\( -name instance_key.txt -o -name test_labels.csv -o -name "
+        "anchors.json \\) 2>/dev/null | head; echo done",
+        timeout=60,
+    )
+    assert r.output.rstrip().endswith("done"), r.output
+    assert r.output.split() == ["done"], r.output
+
+
+SCAN = r"""
+import hashlib, json, os, sys
+want = json.loads(sys.argv[1])
+sizes = {int(s) for s in want}
+found = []
+for top in (sys.argv[2],):
+    for d, dirs, files in os.walk(top):
+        if d in ("/proc", "/sys", "/dev"):
+            dirs[:] = []
+            continue
+        for name in files:
+            p = os.path.join(d, name)
+            try:
+                st = os.lstat(p)
+                if st.st_size in sizes and os.path.isfile(p) and not os.path.islink(p):
+                    h = hashlib.sha256(open(p, "rb").read()).hexdigest()
+                    if h in want[str(st.st_size)]:
+                        found.append(p)
+            except OSError:
+                pass
+print(json.dumps(found))
+"""
+
+
+def test_content_scan_finds_no_secret_file(env_backend, tmp_path):
+    """A whole-filesystem walk from inside an episode's sandbox finds no file whose bytes equal
+    a file under any shipped task's hidden/, private/, baselines/, grader.py or anchors.json
+    (by content hash, not by name)."""
+    import hashlib
+    import json
+
+    from mlsbench_env.spec import builtin_tasks_dir
+
+    want: dict[str, list[str]] = {}
+    public = set()
+    for task in builtin_tasks_dir().iterdir():
+        for p in (task / "repo").rglob("*"):
+            if p.is_file():
+                public.add(hashlib.sha256(p.read_bytes()).hexdigest())
+        secret = [task / "grader.py", task / "anchors.json"]
+        for sub in ("hidden", "private", "baselines"):
+            secret += [p for p in (task / sub).rglob("*") if p.is_file()]
+        for p in secret:
+            data = p.read_bytes() if p.is_file() else b""
+            h = hashlib.sha256(data).hexdigest()
+            # a tiny or public file (an empty __init__.py) says nothing about the task
+            if len(data) >= 64 and h not in public:
+                want.setdefault(str(len(data)), []).append(h)
+    # the scan finds them where they are (a positive control, on the host)
+    host = subprocess.run(
+        [sys.executable, "-c", SCAN, json.dumps(want), str(builtin_tasks_dir())],
+        capture_output=True,
+        text=True,
+    )
+    assert len(json.loads(host.stdout)) >= 20, host
+    env = _env(env_backend, tmp_path)
+    try:
+        (env.workspace.root / "scan.py").write_text(SCAN)
+        r = env._sandbox.exec(
+            f"python scan.py '{json.dumps(want)}' /", timeout=600, cwd="workspace"
+        )
+        assert r.ok, r.output
+        assert json.loads(r.output.strip().splitlines()[-1]) == []
+    finally:
+        env.close()
+
+
+def test_a_venv_under_the_temp_folder_is_the_sandboxes_interpreter(tmp_path):
+    """The sandbox's private /tmp once hid such a venv, and commands silently ran another
+    Python found on PATH; now the venv is bound in and checked at start."""
+    if not NAMESPACES:
+        pytest.skip("no namespaces here: the local backend runs commands on the host as is")
+    import tempfile
+
+    venv = Path(tempfile.mkdtemp(prefix="mlsbench-venv-"))
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True
+        )
+        venv.chmod(0o755)  # as `python -m venv /tmp/venv` makes it (mkdtemp's is private)
+        py = venv / "bin" / "python"
+        code = (
+            "import sys; from pathlib import Path; "
+            "from mlsbench_env.sandbox import SandboxConfig, make_sandbox; "
+            f"sb = make_sandbox('local', SandboxConfig(root=Path({str(tmp_path)!r}))); "
+            "print(sb.exec(\"python -c 'import sys, torch, numpy; print(sys.prefix, "
+            "torch.__version__, numpy.__version__)'\", timeout=120).output); sb.close()"
+        )
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, env=env)
+        import numpy
+        import torch
+
+        assert r.stdout.split() == [str(venv), torch.__version__, numpy.__version__], r
+    finally:
+        import shutil
+
+        shutil.rmtree(venv, ignore_errors=True)
+
+
+def test_a_missing_interpreter_fails_at_start_with_a_message(tmp_path):
+    from mlsbench_env.errors import SandboxError
+
+    if not NAMESPACES:
+        pytest.skip("no namespaces here: the local backend runs commands on the host as is")
+    bin_dir = Path(sys.executable).parent
+    config = SandboxConfig(root=tmp_path, hidden=(bin_dir,))
+    with pytest.raises(SandboxError, match="interpreter is not reachable") as e:
+        make_sandbox("local", config).exec("true", timeout=5)
+    assert sys.executable in str(e.value)
+
+
+def test_shm_and_tmp_are_private_and_gone_after_close(box, shared):
+    require(box.backend, namespaces=True)
+    marker = f"mlsbench-shm-{uuid.uuid4().hex[:8]}"
+    other_root = shared / "episodes" / f"ep-{uuid.uuid4().hex[:8]}"
+    other_root.mkdir()
+    other = make_sandbox(box.backend, SandboxConfig(root=other_root, memory_mb=512))
+    try:
+        box.exec(f"echo {marker} > /dev/shm/{marker}; echo {marker} > /tmp/{marker}", timeout=10)
+        assert marker in box.exec(f"cat /dev/shm/{marker} /tmp/{marker}", timeout=10).output
+        r = other.exec(f"ls /dev/shm /tmp; cat /dev/shm/{marker} /tmp/{marker}", timeout=10)
+        assert marker not in r.output.replace(f"/dev/shm/{marker}", "").replace(
+            f"/tmp/{marker}", ""
+        ), r.output
+    finally:
+        other.close()
+    box.close()
+    assert not Path(f"/dev/shm/{marker}").exists() and not Path(f"/tmp/{marker}").exists()
+
+
+def test_no_host_path_in_ps_cmdline_or_mounts(env_backend, tmp_path):
+    """`ps`, every /proc/*/cmdline and `mount` inside name no host path but the workspace's
+    and the interpreter's (which the sandbox holds on purpose)."""
+    from mlsbench_env.sandbox.view import project_checkout
+
+    if env_backend == "local" and not NAMESPACES:
+        pytest.skip("no namespaces here: the local backend runs commands on the host as is")
+    env = _env(env_backend, tmp_path)
+    try:
+        obs, *_ = env.step(
+            {
+                "tool": "shell",
+                "args": {
+                    "command": (
+                        "ps aux; cat /proc/*/cmdline | tr '\\0' ' '; echo; mount; "
+                        "cat /proc/self/mountinfo; env"
+                    )
+                },
+            }
+        )
+        forbidden = [str(env.task.root), str(tmp_path), str(Path.home() / ".cache")]
+        if project_checkout():
+            forbidden.append(str(project_checkout()))
+        workspace = str(env._episode_dir)
+        for path in forbidden:
+            assert path not in obs.replace(workspace, "<workspace>"), (path, obs)
+    finally:
+        env.close()
+
+
+def test_final_runs_cannot_touch_each_other(tmp_path):
+    """In a final evaluation, code running in one (setting, seed) run changes no byte of
+    another run's files, nor of its own fixed files. Checked for every shipped task the cheap
+    way: a planted writer setting and a checker setting, not a whole evaluation."""
+    from mlsbench_env.evaluation import final_evaluation
+    from mlsbench_env.spec import Setting, builtin_task_ids, load_task
+
+    if not NAMESPACES:
+        pytest.skip("no namespaces here: the local backend runs commands on the host as is")
+    writer = Setting(
+        label="writer",
+        command=(
+            "for f in $(find . -type f); do echo pwned >> $f; done 2>&1 | sort | uniq -c; "
+            "for d in ../../*/workspace ../../*; do touch $d/planted && echo WROTE $d; done "
+            "2>/dev/null; true"
+        ),
+    )
+    checker = Setting(
+        label="checker", command="ls -A ../..; find . -type f | sort | xargs sha256sum"
+    )
+    for task_id in builtin_task_ids():
+        task = load_task(task_id)
+        if task.is_competition:
+            continue
+        result = final_evaluation(
+            task, {}, {}, seeds=[0], settings=[writer, checker], work_root=tmp_path, anchors={}
+        )
+        w, c = result.runs
+        assert "Read-only file system" in w.log_tail, (task_id, w.log_tail)
+        wrote = [ln for ln in w.log_tail.splitlines() if ln.startswith("WROTE")]
+        assert all("eval-0-writer" in ln for ln in wrote), (task_id, wrote)  # its own folder
+        import hashlib
+
+        lines = [ln for ln in c.log_tail.splitlines() if "  ./" in ln]
+        assert lines, (task_id, c.log_tail)
+        for line in lines:
+            digest, rel = line.split("  ./", 1)
+            src = task.repo / rel if (task.repo / rel).is_file() else task.root / "hidden" / rel
+            assert hashlib.sha256(src.read_bytes()).hexdigest() == digest, (task_id, rel)
+        assert "planted" not in c.log_tail, (task_id, c.log_tail)
+        assert c.log_tail.split()[0] == "eval-0-checker", (task_id, c.log_tail)  # nothing else

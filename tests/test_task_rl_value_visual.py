@@ -46,37 +46,55 @@ DQN_LOSS = """    def loss(self, out, actions, rewards, dones, target_next, onli
 TOO_MANY_ATOMS = HEAD.format(atoms=4096) + DQN_LOSS
 
 # 2. a loss that is not finite (would wreck the fixed network)
-NAN_LOSS = HEAD.format(atoms=1) + """    def loss(self, out, actions, rewards, dones, target_next, online_next):
+NAN_LOSS = (
+    HEAD.format(atoms=1)
+    + """    def loss(self, out, actions, rewards, dones, target_next, online_next):
         return (out * float("nan")).sum()
 """
+)
 
 # 3. a head that simulates the game itself (search/planning with the emulator): refused statically
-PLAYS_THE_GAME = """
+PLAYS_THE_GAME = (
+    """
 import minatar
-""" + HEAD.format(atoms=1) + DQN_LOSS
+"""
+    + HEAD.format(atoms=1)
+    + DQN_LOSS
+)
 
 # 4. Q-values of the wrong shape (e.g. one value per state)
-WRONG_Q_SHAPE = HEAD.format(atoms=1).replace("return out.mean(2)", "return out.mean((1, 2))") + DQN_LOSS
+WRONG_Q_SHAPE = (
+    HEAD.format(atoms=1).replace("return out.mean(2)", "return out.mean((1, 2))") + DQN_LOSS
+)
 
 
 # 5. the hidden setting's spec read with a plain open(): refused statically
-READ_HIDDEN_PLAIN = HEAD.format(atoms=1).replace(
-    "        self.atoms = 1\n",
-    "        self.atoms = 1\n        self.spec = open(\"extra_game.json\").read()\n",
-) + DQN_LOSS
+READ_HIDDEN_PLAIN = (
+    HEAD.format(atoms=1).replace(
+        "        self.atoms = 1\n",
+        '        self.atoms = 1\n        self.spec = open("extra_game.json").read()\n',
+    )
+    + DQN_LOSS
+)
 
 # 6. native code through a loader the static policy does not know (torch.ops.load_library calls
 # ctypes): the child's audit hook ends the run when the head is built
-LOADS_NATIVE_CODE = HEAD.format(atoms=1).replace(
-    "        self.atoms = 1\n",
-    "        self.atoms = 1\n        torch.ops.load_library(\"/usr/lib/x86_64-linux-gnu/libm.so.6\")\n",
-) + DQN_LOSS
+LOADS_NATIVE_CODE = (
+    HEAD.format(atoms=1).replace(
+        "        self.atoms = 1\n",
+        '        self.atoms = 1\n        torch.ops.load_library("/usr/lib/x86_64-linux-gnu/libm.so.6")\n',
+    )
+    + DQN_LOSS
+)
 
 # 7. exploration of its own: noise added to the Q-values the agent acts on (the epsilon schedule
 # is fixed); caught by the repeated, shuffled rows of every Q request at the first greedy step
-NOISY_Q_VALUES = HEAD.format(atoms=1).replace(
-    "return out.mean(2)", "return out.mean(2) + 0.1 * torch.randn(out.shape[0], out.shape[1])"
-) + DQN_LOSS
+NOISY_Q_VALUES = (
+    HEAD.format(atoms=1).replace(
+        "return out.mean(2)", "return out.mean(2) + 0.1 * torch.randn(out.shape[0], out.shape[1])"
+    )
+    + DQN_LOSS
+)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +141,7 @@ def test_wrong_q_shape_fails(task):
 
 # ---------------------------------------------------------------- grader on forged records
 
+
 def _grader():
     import importlib.util
 
@@ -135,9 +154,17 @@ def _grader():
 def _record(**kw):
     g = _grader()
     spec, name = g.setting_spec("breakout", TASK_DIR)
-    rec = dict(setting=name, game=spec["game"], seed=0, status="ok", error=None,
-               frames=spec["frames"], frames_used=spec["frames"], atoms=51,
-               eval_returns=[1.0] * spec["eval_episodes"])
+    rec = dict(
+        setting=name,
+        game=spec["game"],
+        seed=0,
+        status="ok",
+        error=None,
+        frames=spec["frames"],
+        frames_used=spec["frames"],
+        atoms=51,
+        eval_returns=[1.0] * spec["eval_episodes"],
+    )
     rec.update(kw)
     return rec
 
@@ -151,15 +178,18 @@ def test_grader_accepts_valid_record(tmp_path):
     assert _grade(tmp_path, _record()) == {"mean_return": 1.0}
 
 
-@pytest.mark.parametrize("forged, message", [
-    (dict(frames_used=10 ** 6), "frame budget violated"),
-    (dict(frames=10 ** 6, frames_used=10 ** 6), "frame budget violated"),
-    (dict(atoms=1000), "head size violated"),
-    (dict(eval_returns=[5.0]), "evaluation episodes"),
-    (dict(status="error", error="value_head.py raised: boom"), "the run failed"),
-    (dict(game="freeway"), "expected"),
-    (dict(seed=1), "seed"),
-])
+@pytest.mark.parametrize(
+    "forged, message",
+    [
+        (dict(frames_used=10**6), "frame budget violated"),
+        (dict(frames=10**6, frames_used=10**6), "frame budget violated"),
+        (dict(atoms=1000), "head size violated"),
+        (dict(eval_returns=[5.0]), "evaluation episodes"),
+        (dict(status="error", error="value_head.py raised: boom"), "the run failed"),
+        (dict(game="freeway"), "expected"),
+        (dict(seed=1), "seed"),
+    ],
+)
 def test_grader_refuses_forged_records(tmp_path, forged, message):
     with pytest.raises(ValueError, match=message):
         _grade(tmp_path, _record(**forged))

@@ -4,11 +4,13 @@ Each sandbox is a container of the image built from sandbox/ (``mlsbench images 
 network, memory/CPU/pids limits, a read-only root filesystem with a size-capped tmpfs /tmp, every
 capability dropped but the few the executor needs, and no-new-privileges. The sandbox's folder
 (``config.root``) and ``writable`` folders are bind-mounted read-write at the same paths as on
-the host (the host reads artifacts and runs the graders there), ``readable`` ones read-only;
-nothing else of the host exists inside, so hidden paths are simply absent.
+the host (the host reads artifacts and runs the graders there), ``readable`` ones read-only,
+``read_only`` files bound read-only at attach; nothing else of the host exists inside, so hidden
+paths are simply absent (``view.py`` says what a sandbox sees, for every backend).
 
 Steps do not pay ``docker exec``: the container's PID 1 is mlsbench's executor (``executor.py``,
-bind-mounted read-only) reached over the container's attached stdio (JSON lines; there is no
+its source passed as an argument, so no mount names the host's checkout) reached over the
+container's attached stdio (JSON lines; there is no
 network to reach it through). It stays root and runs each command as an unprivileged uid, a
 fresh bash process with rlimits, so commands can neither read nor write its channel (the
 trusted metrics channel stays out of reach) nor signal it. When the host process goes away the
@@ -49,7 +51,6 @@ from mlsbench_env.sandbox import ExecResult, SandboxConfig
 from mlsbench_env.sandbox.gpus import GpuAllocator, GpuLease, GpuSampler, announce
 from mlsbench_env.sandbox.local import EXECUTOR, SANDBOX_UIDS
 
-EXECUTOR_IN = "/opt/mlsbench/executor.py"
 STAGE = "/.mlsbench-stage"
 IMAGE_SITE_PACKAGES = (
     f"/opt/mlsbench/venv/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
@@ -240,6 +241,7 @@ class _Shape:
     stage: str | None = None  # pooled: the parent folder of the roots, mounted at STAGE
     root: str | None = None  # cold: the root, mounted in place
     labels: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    read_only_files: bool = False  # files bound read-only at attach (a final run's fixed files)
 
 
 def _inside(path: str, parent: str) -> bool:
@@ -249,7 +251,7 @@ def _inside(path: str, parent: str) -> bool:
 def host_config_args(shape: _Shape) -> dict:
     """The engine's HostConfig for a container of this shape (keyword arguments of the SDK's
     ``create_host_config``)."""
-    binds = {str(EXECUTOR): {"bind": EXECUTOR_IN, "mode": "ro"}}
+    binds = {}
     tmpfs = {"/tmp": f"size={shape.tmp_mb}m,mode=1777"}
     for p in shape.readable:
         binds[p] = {"bind": p, "mode": "ro"}
@@ -279,7 +281,8 @@ def host_config_args(shape: _Shape) -> dict:
         cap_drop=["ALL"],
         # SETUID/SETGID: start commands as the sandbox uid; KILL: stop them; SYS_ADMIN (pooled
         # only): bind the root in at attach, then the executor drops it before any command
-        cap_add=["SETUID", "SETGID", "KILL"] + (["SYS_ADMIN"] if shape.stage else []),
+        cap_add=["SETUID", "SETGID", "KILL"]
+        + (["SYS_ADMIN"] if shape.stage or shape.read_only_files else []),
         security_opt=["no-new-privileges"],
         auto_remove=True,
         device_requests=[
@@ -297,7 +300,9 @@ def _create(shape: _Shape) -> _Container:
     try:
         cid = api.create_container(
             shape.image,
-            ["/usr/bin/python3", "-I", "-S", EXECUTOR_IN, config],
+            # the executor's source as an argument, not a bind of the host's file: nothing in
+            # the container (its mounts, /proc/1/cmdline) names a folder of the host
+            ["/usr/bin/python3", "-I", "-S", "-c", EXECUTOR.read_text(), config],
             stdin_open=True,  # with detach=False: StdinOnce, so our leaving closes its stdin
             detach=False,
             tty=False,
@@ -458,6 +463,7 @@ def shape_of(config: SandboxConfig, options: DockerOptions, gpu_ids: tuple = ())
         shm_mb=options.shm_mb,
         headroom_mb=options.memory_headroom_mb,
         gpu_ids=gpu_ids,
+        read_only_files=bool(config.read_only),
     )
 
 
@@ -529,6 +535,8 @@ class DockerSandbox:
         else:
             labels = (("mlsbench.root", str(root)),)
             container = _create(replace(shape, root=str(root), labels=labels))
+        attach.setdefault("bind", [])
+        attach["bind"] += [[str(p), str(p), True] for p in self.config.read_only]
         try:
             container.channel.send({"attach": attach})
             answer = container.channel.recv(START_TIMEOUT_S)

@@ -127,12 +127,23 @@ def build_root(view: dict) -> None:
     _read_only("/")
 
 
+def _open_to_others(path: str) -> bool:
+    """Every folder on the way to ``path`` and ``path`` itself let other users in (the
+    commands' uid has no group of the files)."""
+    parts = os.path.realpath(path).split("/")
+    for i in range(2, len(parts) + 1):
+        if not os.stat("/".join(parts[:i])).st_mode & 0o001:
+            return False
+    return True
+
+
 def missing_runtime(view: dict) -> list[str]:
-    """What of the host's interpreter the built root lacks (nothing, when all is well)."""
-    missing = [p for p in view.get("interpreter", []) if not os.path.isdir(p)]
-    if not os.access(view["python"], os.X_OK):
-        missing.insert(0, view["python"])
-    return missing
+    """What of the host's interpreter the commands cannot reach in the built root (nothing,
+    when all is well): missing, or closed to the commands' uid under ``RUN_AS``."""
+    paths = [view["python"], *view.get("interpreter", [])]
+    return [
+        p for p in paths if not os.path.exists(p) or (RUN_AS is not None and not _open_to_others(p))
+    ]
 
 
 def harden(keep_caps: bool) -> None:

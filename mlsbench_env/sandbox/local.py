@@ -120,10 +120,12 @@ class LocalSandbox:
             if self._ready.get("missing"):
                 self.close()
                 raise SandboxError(
-                    "the host's interpreter is not reachable inside the sandbox (missing there: "
+                    "the host's interpreter is not reachable inside the sandbox (missing there, "
+                    "or closed to the sandbox's user: "
                     + ", ".join(self._ready["missing"])
-                    + "); commands would run with another Python. Install the environment where "
-                    "the sandbox can bind it (a folder of the host, not a network mount)."
+                    + "); commands would run with another Python. Make those folders readable "
+                    "by other users (a virtual environment made with `mkdtemp` is private), or "
+                    "install the environment in a folder of this host."
                 )
         return self._ready
 
