@@ -24,9 +24,13 @@ import pytest
 
 from mlsbench_env.sandbox import SandboxConfig, make_sandbox
 from mlsbench_env.sandbox.local import EXECUTOR, namespace_prefix
+from mlsbench_env.tools import TOOLS
 
 BACKENDS = [
     pytest.param("local", id="local"),
+    # the local backend as a non-root user runs it (user namespace, no uid of its own, every
+    # capability dropped): MLSBENCH_LOCAL_ROOTLESS=1 takes that path as root too
+    pytest.param("local-rootless", id="local-rootless"),
     pytest.param("docker", id="docker", marks=pytest.mark.docker),
 ]
 KNOWN_FAILURES = {
@@ -34,9 +38,26 @@ KNOWN_FAILURES = {
         "the local backend bounds each process with rlimits but has no cgroup bounding their "
         "sum (the bomb holds 2.4 GB of the host's memory for two seconds)"
     ),
+    ("local-rootless", "test_memory_bomb_over_many_processes"): (
+        "as the local backend: rlimits per process, no cgroup bounding their sum"
+    ),
 }
 NAMESPACES = namespace_prefix() is not None
 ROOT = os.geteuid() == 0
+
+
+def backend_name(backend: str) -> str:
+    """The backend a variant of the suite's parameters runs on."""
+    return "local" if backend == "local-rootless" else backend
+
+
+@pytest.fixture(autouse=True)
+def _rootless_variant(request, monkeypatch):
+    callspec = getattr(request.node, "callspec", None)
+    if callspec and "local-rootless" in callspec.params.values():
+        monkeypatch.setenv("MLSBENCH_LOCAL_ROOTLESS", "1")
+
+
 HIDDEN_WORD = "hidden-setting-label"
 
 
@@ -73,8 +94,10 @@ def require(backend: str, *, namespaces: bool = False, root: bool = False) -> No
             pytest.fail(f"MLSBENCH_REQUIRE_DOCKER is set but {why}")
         if why:
             pytest.skip(why)
-    if backend == "local" and namespaces and not NAMESPACES:
+    if backend.startswith("local") and namespaces and namespace_prefix() is None:
         pytest.skip("no user/net/pid/mount namespaces here (util-linux unshare failed)")
+    if backend == "local-rootless" and root:
+        pytest.skip("a rootless sandbox has no uid of its own (nor a process limit of its own)")
     if backend == "local" and root and not ROOT:
         pytest.skip("the local backend's private uid (and so its process limit) needs root")
 
@@ -116,7 +139,7 @@ def box(request, shared):
         processes=64,
         file_size_mb=1,
     )
-    sb = make_sandbox(backend, config)
+    sb = make_sandbox(backend_name(backend), config)
     sb.backend = backend
     yield sb
     sb.close()
@@ -243,7 +266,7 @@ def test_readable_paths_are_readable_not_writable(box, shared):
 
 
 def test_writes_outside_the_workspace_are_refused(box):
-    require(box.backend, namespaces=True, root=True)
+    require(box.backend, namespaces=True)
     marker = f"mlsbench-escape-{uuid.uuid4().hex[:6]}"
     before = EXECUTOR.read_bytes()
     box.exec(
@@ -259,13 +282,17 @@ def test_writes_outside_the_workspace_are_refused(box):
 
 def test_runs_as_an_unprivileged_user(box):
     require(box.backend, namespaces=True)
+    if box.backend == "local-rootless":  # the user's own uid, with no capability at all
+        r = box.exec("grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status", timeout=5)
+        assert [line.split()[1] for line in r.output.splitlines()] == ["0" * 16] * 4, r.output
+        return
     r = box.exec("id -u", timeout=5)
     assert r.output.strip() != "0"
     assert box.isolation()["user"] or not ROOT
 
 
 def test_commands_cannot_reach_the_executor_channel(box):
-    require(box.backend, namespaces=True, root=True)
+    require(box.backend, namespaces=True)
     forged = '{"rc": 0, "output": "forged", "wall_s": 0}'
     box.exec(f"for f in /proc/$PPID/fd/*; do echo '{forged}' > $f; done 2>/dev/null", timeout=5)
     r = box.exec("echo genuine", timeout=5)
@@ -275,9 +302,9 @@ def test_commands_cannot_reach_the_executor_channel(box):
 def test_isolation_report_and_idempotent_close(box):
     iso = box.isolation()
     assert set(iso) == {"network", "pid", "mounts", "user", "limits"}
-    if box.backend == "local":
-        assert iso["network"] == NAMESPACES
-    if box.backend == "docker" or NAMESPACES:
+    if box.backend.startswith("local"):
+        assert iso["network"] == (namespace_prefix() is not None)
+    if box.backend == "docker" or namespace_prefix() is not None:
         assert iso["network"] and iso["pid"] and iso["mounts"] and iso["limits"]
     box.close()
     box.close()
@@ -323,7 +350,7 @@ def test_cleanup_after_a_crash(box, shared):
     marker = f"mlsbench{uuid.uuid4().hex[:10]}"
     root = shared / "episodes" / f"crash-{uuid.uuid4().hex[:6]}"
     proc = subprocess.Popen(
-        [sys.executable, "-c", CRASHER, box.backend, str(root), marker],
+        [sys.executable, "-c", CRASHER, backend_name(box.backend), str(root), marker],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -337,7 +364,11 @@ def test_cleanup_after_a_crash(box, shared):
 
 
 # ---------------------------------------------------------------------------- through the env
-@pytest.fixture(params=BACKENDS)
+# the host's own file work is the same whichever way the local sandbox runs its commands
+ENV_BACKENDS = [p for p in BACKENDS if p.values[0] != "local-rootless"]
+
+
+@pytest.fixture(params=ENV_BACKENDS)
 def env_backend(request):
     require(request.param)
     known_failure(request, request.param)
@@ -357,7 +388,10 @@ def test_fixed_file_integrity(env_backend, tmp_path):
     from mlsbench_env.env import ResearchEnv
 
     env = ResearchEnv(
-        _first_task(), sandbox=env_backend, runs_dir=None, work_dir=str(tmp_path / "eps")
+        _first_task(),
+        sandbox=backend_name(env_backend),
+        runs_dir=None,
+        work_dir=str(tmp_path / "eps"),
     )
     try:
         env.reset(seed=0)
@@ -373,10 +407,13 @@ def test_fixed_file_integrity(env_backend, tmp_path):
 def test_task_definitions_are_unreadable_from_the_env(env_backend, tmp_path):
     from mlsbench_env.env import ResearchEnv
 
-    if env_backend == "local" and not NAMESPACES:
+    if env_backend.startswith("local") and namespace_prefix() is None:
         pytest.skip("no mount namespace here: the local backend cannot hide paths")
     env = ResearchEnv(
-        _first_task(), sandbox=env_backend, runs_dir=None, work_dir=str(tmp_path / "eps")
+        _first_task(),
+        sandbox=backend_name(env_backend),
+        runs_dir=None,
+        work_dir=str(tmp_path / "eps"),
     )
     try:
         env.reset(seed=0)
@@ -420,7 +457,12 @@ def _env(backend, tmp_path, task=None):
     from mlsbench_env.env import ResearchEnv
 
     env = ResearchEnv(
-        task or _first_task(), sandbox=backend, runs_dir=None, work_dir=str(tmp_path / "eps")
+        task or _first_task(),
+        sandbox=backend_name(backend),
+        runs_dir=None,
+        work_dir=str(tmp_path / "eps"),
+        tools=[*TOOLS, "jobs"],
+        max_jobs=1,
     )
     env.reset(seed=0)
     return env
@@ -447,38 +489,35 @@ LINKS = {
 }
 
 
-@pytest.mark.parametrize("how", list(LINKS))
-def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_path, canary, how):
-    """A link planted in place of any file or folder of the workspace: the integrity restore,
-    `view`, `edit`, `test`, snapshot/restore and `submit` never read or write through it."""
+def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_path, canary):
+    """A link planted in place of any file or folder of the workspace (``LINKS``, one after
+    another in one episode): the integrity restore, `view`, `edit`, snapshot/restore, `test` and
+    a background test never read or write through it."""
     env = _env(env_backend, tmp_path)
     try:
         ws = env.workspace
-        obs, *_ = env.step({"tool": "shell", "args": {"command": LINKS[how].format(canary=canary)}})
-        seen = [obs]
-        for rel in ("optimizer.py", "run.py"):
-            assert not (ws.root / rel).is_symlink() and (ws.root / rel).is_file(), (how, rel, obs)
-        for path in ("optimizer.py", "run.py", "scratch/f", "pkg/run.py"):
-            seen.append(env.step({"tool": "view", "args": {"path": path}})[0])
-        seen.append(
-            env.step(
-                {
-                    "tool": "edit",
-                    "args": {
-                        "path": "optimizer.py",
-                        "action": "insert",
-                        "after": 1,
-                        "text": "# planted\n",
-                    },
-                }
-            )[0]
-        )
+        seen = []
+        for how, command in LINKS.items():
+            obs, *_ = env.step(
+                {"tool": "shell", "args": {"command": command.format(canary=canary)}}
+            )
+            seen.append(obs)
+            for rel in ("optimizer.py", "run.py"):
+                path = ws.root / rel
+                assert not path.is_symlink() and path.is_file(), (how, rel, obs)
+            for path in ("optimizer.py", "run.py", "scratch/f", "pkg/run.py"):
+                seen.append(env.step({"tool": "view", "args": {"path": path}})[0])
+            edit = {"path": "optimizer.py", "action": "insert", "after": 1, "text": "# x\n"}
+            seen.append(env.step({"tool": "edit", "args": edit})[0])
+            _assert_canary_untouched(canary, *seen)
         snap = env.snapshot()
         assert CANARY.encode() not in b"".join(d for d, _ in snap.workspace.files.values())
         env.restore(snap)
         obs, *_, info = env.step({"tool": "test"})
         seen.append(obs)
-        assert info["ok"] or "FAILED" in obs, obs
+        assert info.get("score") is not None, obs  # the settings ran and were graded
+        obs, *_, info = env.step({"tool": "test", "args": {"wait": False}})
+        seen.append(env.step({"tool": "jobs", "args": {"action": "wait", "id": info["job"]}})[0])
         _assert_canary_untouched(canary, *seen)
     finally:
         env.close()
@@ -680,7 +719,7 @@ def test_shm_and_tmp_are_private_and_gone_after_close(box, shared):
     marker = f"mlsbench-shm-{uuid.uuid4().hex[:8]}"
     other_root = shared / "episodes" / f"ep-{uuid.uuid4().hex[:8]}"
     other_root.mkdir()
-    other = make_sandbox(box.backend, SandboxConfig(root=other_root, memory_mb=512))
+    other = make_sandbox(backend_name(box.backend), SandboxConfig(root=other_root, memory_mb=512))
     try:
         box.exec(f"echo {marker} > /dev/shm/{marker}; echo {marker} > /tmp/{marker}", timeout=10)
         assert marker in box.exec(f"cat /dev/shm/{marker} /tmp/{marker}", timeout=10).output
@@ -699,7 +738,7 @@ def test_no_host_path_in_ps_cmdline_or_mounts(env_backend, tmp_path):
     and the interpreter's (which the sandbox holds on purpose)."""
     from mlsbench_env.sandbox.view import project_checkout
 
-    if env_backend == "local" and not NAMESPACES:
+    if env_backend.startswith("local") and namespace_prefix() is None:
         pytest.skip("no namespaces here: the local backend runs commands on the host as is")
     env = _env(env_backend, tmp_path)
     try:

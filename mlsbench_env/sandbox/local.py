@@ -33,14 +33,25 @@ SANDBOX_PATH = os.pathsep.join(
 )
 
 
-@cache
+def rootless() -> bool:
+    """Whether sandboxes run as a non-root user's do: in a user namespace, the commands under
+    the user's own uid. ``MLSBENCH_LOCAL_ROOTLESS=1`` asks for it as root too (to check that
+    path, or to keep every sandbox under one uid)."""
+    return os.geteuid() != 0 or os.environ.get("MLSBENCH_LOCAL_ROOTLESS") == "1"
+
+
 def namespace_prefix() -> tuple[str, ...] | None:
-    """The unshare command that works here, or None (checked once per process)."""
+    """The unshare command that works here, or None (checked once per process and mode)."""
+    return _namespace_prefix(rootless())
+
+
+@cache
+def _namespace_prefix(user_namespace: bool) -> tuple[str, ...] | None:
     unshare = shutil.which("unshare")
     if not unshare:
         return None
     base = [unshare, "--net", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child"]
-    if os.geteuid() != 0:
+    if user_namespace:
         base[1:1] = ["--user", "--map-root-user"]
     try:
         ok = subprocess.run([*base, "--", "true"], capture_output=True, timeout=10).returncode == 0
@@ -64,7 +75,7 @@ class LocalSandbox:
                 stacklevel=2,
             )
             prefix = ()
-        elif os.geteuid() == 0:
+        elif not rootless():
             self.uid = random.randint(*SANDBOX_UIDS)
             for path in (config.root, *config.writable):
                 self._chown_tree(Path(path), self.uid)
