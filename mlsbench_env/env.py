@@ -45,7 +45,7 @@ from mlsbench_env.evaluation import (
 )
 from mlsbench_env.jobs import Slots, TestJob
 from mlsbench_env.prompt import render_prompt
-from mlsbench_env.sandbox import make_sandbox
+from mlsbench_env.sandbox import isolation_level, make_sandbox
 from mlsbench_env.sandbox.view import sandbox_config
 from mlsbench_env.spec import Task, load_task
 from mlsbench_env.tools import (
@@ -231,6 +231,7 @@ class ResearchEnv(gym.Env):
         self._slots = Slots(self.config.max_experiments) if self.config.max_experiments else None
         self._jobs: dict[int, TestJob] = {}
         self.tool_names = names
+        self.isolation: str | None = None  # the sandbox's isolation level (set at reset)
         self.observation_space = FullText(max_length=MAX_OBS_CHARS, min_length=0)
         self.action_space = FullText(max_length=MAX_OBS_CHARS, min_length=0)
         self.progress: Callable[[str, int, SettingRun], None] | None = None
@@ -271,6 +272,8 @@ class ResearchEnv(gym.Env):
         self._sandbox = make_sandbox(
             c.sandbox, sandbox_config(self.task, self._episode_dir, hidden, c.gpus)
         )
+        # waits for the sandbox: a missing interpreter fails the reset, not the first command
+        self.isolation = isolation_level(self._sandbox.isolation())
         obs = render_prompt(self.task, self.workspace, self.tool_names, self._footer())
         info = {
             "tool": None,
@@ -279,8 +282,11 @@ class ResearchEnv(gym.Env):
             "tools": tool_schemas(self.tool_names),
             "task": self.task.id,
             "gym_id": self.task.gym_id,
+            "isolation": self.isolation,
         }
-        self._record({"type": "reset", "seed": seed, "observation": obs})
+        self._record(
+            {"type": "reset", "seed": seed, "observation": obs, "isolation": self.isolation}
+        )
         self._last_obs = obs
         return obs, info
 
@@ -582,6 +588,7 @@ class ResearchEnv(gym.Env):
         for run in runs:
             self._run_events(run)
         info = final_info(result, runs, self.task, seeds=[0], vanilla_score=None)
+        info["isolation"] = self.isolation
         info["medal"] = medal_of(self.task, runs)
         lines = [f"Submitted {comp.submission}. Graded on the private test splits:"]
         for r in runs:
@@ -618,7 +625,9 @@ class ResearchEnv(gym.Env):
         for run in result.runs:
             self._run_events(run)
         vanilla = self.tests[0]["score"] if self.tests else None
-        return final_info(result, result.runs, self.task, seeds=seeds, vanilla_score=vanilla)
+        info = final_info(result, result.runs, self.task, seeds=seeds, vanilla_score=vanilla)
+        info["isolation"] = self.isolation
+        return info
 
     # ------------------------------------------------------------------ background tests
     def _editable_ranges(self) -> dict[str, list[tuple[int, int]]]:

@@ -140,8 +140,10 @@ def run_setting(
     out_dir: Path,
     ranges: dict[str, list[tuple[int, int]]],
     timeout: float | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> SettingRun:
-    """Check, run and grade one setting. ``workdir`` and ``out_dir`` are inside sandbox.root."""
+    """Check, run and grade one setting. ``workdir`` and ``out_dir`` are inside sandbox.root;
+    ``secrets`` reach the setting's command over the secrets channel."""
     violations = check_policy(task, sandbox.config.root / workdir, ranges)
     if violations:
         return SettingRun(
@@ -157,6 +159,7 @@ def run_setting(
         f"mkdir -p {out_rel} && cd {workdir} && {setting.command}",
         timeout=timeout or task.spec.budgets.setting_timeout_s,
         env=env,
+        secrets=secrets,
     )
     tail = res.output[-LOG_TAIL_CHARS:]
     common = dict(
@@ -262,6 +265,7 @@ def run_isolated(
     backend: str,
     hidden_extra: tuple[Path, ...] = (),
     gpus: int = 0,
+    secrets: dict[str, str] | None = None,
 ) -> SettingRun:
     """One (setting, seed) run of a final evaluation, on its own: a sandbox that sees only this
     run's folder (``run_dir/workspace``, the copy, and ``run_dir/out``), whose fixed files are
@@ -278,9 +282,8 @@ def run_isolated(
     config = sandbox_config(task, run_dir, hidden_extra, gpus, read_only=read_only)
     sandbox = make_sandbox(backend, config)
     try:
-        return run_setting(
-            task, sandbox, "workspace", setting, seed, new_out_dir(run_dir, "run"), ranges
-        )
+        out = new_out_dir(run_dir, "run")
+        return run_setting(task, sandbox, "workspace", setting, seed, out, ranges, secrets=secrets)
     finally:
         sandbox.close()
 
@@ -307,6 +310,7 @@ def final_evaluation(
     runs: list[SettingRun] = []
     try:
         with_hidden = any(s.hidden for s in settings)
+        secrets = task.secrets() if with_hidden else None
         for seed in seeds:
             for setting in settings:
                 run_dir = base / f"eval-{seed}-{setting.label}"
@@ -322,6 +326,7 @@ def final_evaluation(
                     backend=backend,
                     hidden_extra=hidden_extra,
                     gpus=gpus,
+                    secrets=secrets,
                 )
                 shutil.rmtree(run_dir, ignore_errors=True)
                 runs.append(run)

@@ -125,6 +125,12 @@ class TaskSpec(_Frozen):
     interface: str = ""
     editable: tuple[EditableRange, ...] = ()
     creatable: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = Field(
+        default=(),
+        description="Files of hidden/ (instance keys, salts) that reach only the harness "
+        "process of a final-evaluation run, over the secrets channel (docs/writing-tasks.md); "
+        "they are never copied into a run's folder.",
+    )
     policy: Policy = Policy()
     settings: tuple[Setting, ...] = Field(min_length=1)
     seeds: Seeds
@@ -260,6 +266,10 @@ class Task:
         if not files:
             raise TaskSpecError(str(folder), "(folder)", "no pipeline files for this baseline")
         return files
+
+    def secrets(self) -> dict[str, str]:
+        """The final evaluation's secrets (``spec.secrets``): name -> content of hidden/name."""
+        return {name: (self.root / "hidden" / name).read_text() for name in self.spec.secrets}
 
     def hidden_sources(self) -> tuple[Path, ...]:
         """The competition's source data on this machine (``competition.hide``), where present."""

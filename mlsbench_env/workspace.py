@@ -447,8 +447,12 @@ def transplant(
     shutil.copytree(task.repo, dest, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
     hidden = task.root / "hidden"
     if with_hidden and hidden.is_dir():
+        # the task's secrets travel on the secrets channel to the harness, never as files
         shutil.copytree(
-            hidden, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+            hidden,
+            dest,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", *task.spec.secrets),
         )
     by_file: dict[str, list] = {}
     for region in task.regions:

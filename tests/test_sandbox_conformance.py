@@ -804,3 +804,54 @@ def test_final_runs_cannot_touch_each_other(tmp_path):
             assert hashlib.sha256(src.read_bytes()).hexdigest() == digest, (task_id, rel)
         assert "planted" not in c.log_tail, (task_id, c.log_tail)
         assert c.log_tail.split()[0] == "eval-0-checker", (task_id, c.log_tail)  # nothing else
+
+
+SECRET_READER = (
+    "python -c \"import hashlib, json, os; fd = os.environ.get('MLSBENCH_SECRETS_FD'); "
+    "print('channel', hashlib.sha256(json.load(os.fdopen(int(fd)))['key'].encode()).hexdigest() "
+    'if fd else None)"'
+)
+
+
+def test_secrets_reach_only_the_command_that_carries_them(box):
+    import hashlib
+
+    key = f"secret-{uuid.uuid4().hex}"
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    r = box.exec(
+        f"{SECRET_READER}; ls -A /tmp /dev/shm .; grep -rl {key} /tmp /dev/shm . 2>/dev/null; true",
+        timeout=60,
+        secrets={"key": key},
+    )
+    assert f"channel {digest}" in r.output, r.output
+    assert key not in r.output  # no file anywhere holds it
+    r = box.exec(f"{SECRET_READER}; env | grep -c MLSBENCH_SECRETS; true", timeout=10)
+    assert "channel None" in r.output and key not in r.output, r.output
+
+
+def test_final_runs_get_their_secrets_over_the_channel_not_as_files(tmp_path):
+    """opt-evolution-strategy's instance key reaches the run's harness, and no file of the
+    run's folder holds it (a hidden setting makes the evaluation use it)."""
+    import hashlib
+
+    from mlsbench_env.evaluation import final_evaluation
+    from mlsbench_env.spec import Setting, load_task
+
+    if namespace_prefix() is None:
+        pytest.skip("no namespaces here: the local backend runs commands on the host as is")
+    task = load_task("opt-evolution-strategy")
+    assert task.spec.secrets == ("instance_key.txt",)
+    key = (task.root / "hidden" / "instance_key.txt").read_text()
+    reader = SECRET_READER.replace("['key']", "['instance_key.txt']")
+    probe = Setting(
+        label="probe",
+        hidden=True,
+        command=f"{reader}; ls -A; grep -rl '{key.strip()}' . /tmp; true",
+    )
+    result = final_evaluation(
+        task, {}, {}, seeds=[0], settings=[probe], work_root=tmp_path, anchors={}
+    )
+    log = result.runs[0].log_tail
+    assert f"channel {hashlib.sha256(key.encode()).hexdigest()}" in log, log
+    assert "instance_key" not in log.replace("channel", "") and key.strip() not in log, log
+    assert "run_hidden.py" in log  # the hidden setting's other files are there as before

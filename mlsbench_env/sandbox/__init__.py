@@ -102,8 +102,11 @@ class Sandbox(Protocol):
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         max_output_bytes: int = 1 << 20,
+        secrets: dict[str, str] | None = None,
     ) -> ExecResult:
         """Run ``command`` with bash in ``cwd`` (relative to ``config.root``, default the root).
+        ``secrets`` reach this command's process only, over the secrets channel (a memory
+        file named by ``MLSBENCH_SECRETS_FD``).
 
         Never raises for the command's own faults: they are in the result."""
         ...
@@ -115,6 +118,14 @@ class Sandbox(Protocol):
     def close(self) -> None:
         """Stop every process and release resources; safe to call twice."""
         ...
+
+
+def isolation_level(isolation: dict[str, bool]) -> str:
+    """One word for a run record: ``full`` (own namespaces and a uid of its own), ``rootless``
+    (own namespaces, the user's uid without any capability), or ``none`` (plain processes)."""
+    if not (isolation.get("mounts") and isolation.get("pid") and isolation.get("network")):
+        return "none"
+    return "full" if isolation.get("user") else "rootless"
 
 
 BACKENDS = {

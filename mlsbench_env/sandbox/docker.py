@@ -571,6 +571,7 @@ class DockerSandbox:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         max_output_bytes: int = 1 << 20,
+        secrets: dict[str, str] | None = None,
     ) -> ExecResult:
         c = self.config
         request = {
@@ -578,6 +579,7 @@ class DockerSandbox:
             "cwd": str(c.root / cwd if cwd else c.root),
             "timeout": timeout,
             "max_output": max_output_bytes,
+            "secrets": secrets or None,
             "env": {"PATH": CONTAINER_PATH, **c.env, **(env or {})},
             "limits": {
                 "memory_mb": c.memory_mb,

@@ -15,6 +15,11 @@ and runs only the commands as that uid; without it the commands share the execut
 the executor gives up every capability first. Either way the executor is not dumpable and sets
 no_new_privs, so commands can neither read its /proc entries nor write its reply pipe.
 
+A request may carry ``"secrets": {name: text}``: the command then inherits a memory file (not a
+path; it never touches a disk or the workspace) holding their JSON, named by the descriptor
+number in ``MLSBENCH_SECRETS_FD``. Nothing else gets it: not later commands, not the shell of
+the episode; a harness reads it once at start and closes it (docs/writing-tasks.md).
+
 Container mode (the `docker` backend) adds ``"attach": true``: after the ready line the executor
 waits for one ``{"attach": {"bind": [[src, dst, read_only]...], "hide": [path...], "unmount":
 [path...], "run_as": [uid, gid]}}`` line, builds the episode's mount view (a pooled container is
@@ -303,6 +308,12 @@ def run(req: dict) -> dict:
         "TMPDIR": "/tmp",
         **(req.get("env") or {}),
     }
+    secrets_fd = None
+    if req.get("secrets"):  # the secrets channel: the command's process alone inherits it
+        secrets_fd = os.memfd_create("mlsbench-secrets")
+        os.write(secrets_fd, json.dumps(req["secrets"]).encode())
+        os.lseek(secrets_fd, 0, os.SEEK_SET)
+        env["MLSBENCH_SECRETS_FD"] = str(secrets_fd)
     started = time.perf_counter()
     user, cwd = {}, req["cwd"]
     if RUN_AS:
@@ -320,8 +331,11 @@ def run(req: dict) -> dict:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        pass_fds=(secrets_fd,) if secrets_fd is not None else (),
         **user,
     )
+    if secrets_fd is not None:
+        os.close(secrets_fd)
     out = _Capped(int(req.get("max_output", 1 << 20)))
     deadline = started + float(req.get("timeout", 60))
     fd = proc.stdout.fileno()

@@ -158,6 +158,7 @@ class LocalSandbox:
         cwd: str | None = None,
         env: dict[str, str] | None = None,
         max_output_bytes: int = 1 << 20,
+        secrets: dict[str, str] | None = None,
     ) -> ExecResult:
         c = self.config
         request = {
@@ -165,6 +166,7 @@ class LocalSandbox:
             "cwd": str(c.root / cwd if cwd else c.root),
             "timeout": timeout,
             "max_output": max_output_bytes,
+            "secrets": secrets or None,
             "env": {"PATH": SANDBOX_PATH, **c.env, **(env or {})},
             "limits": {
                 "memory_mb": c.memory_mb,

@@ -1,13 +1,14 @@
 """The visible problems (fixed file). A problem: an environment, the NFE budget per action chunk,
 the number of closed-loop episodes, and the distribution of their start instances.
 
-Instances are drawn from (base_seed, run seed, salt). At the final evaluation the task adds a file
-`salt.json` (an integer unknown to the sampler's author) so that the evaluated episodes cannot be
-anticipated; without it (during development) the salt is 0.
+Instances are drawn from (base_seed, run seed, salt). At the final evaluation the harness receives
+a salt (an integer unknown to the sampler's author, over the environment's secrets channel, never a
+file) so that the evaluated episodes cannot be anticipated; without it (in development) it is 0.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,23 @@ def load_spec(problem: str | None = None, spec_path: str | None = None) -> dict:
     return dict(json.loads(p.read_text()), name=p.name)
 
 
-def load_salt(path: str | Path = "salt.json") -> int:
-    p = Path(path)
-    return int(json.loads(p.read_text())["salt"]) if p.is_file() else 0
+def read_secret(name: str) -> str | None:
+    """A secret of a final-evaluation run from the environment's secrets channel (a descriptor
+    only this process inherits; read once, then closed), or None in test runs."""
+    fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
+    if fd is None:
+        return None
+    with os.fdopen(int(fd)) as f:
+        return json.load(f).get(name)
+
+
+def load_salt(path: str | Path | None = None) -> int:
+    """The salt: from ``path`` (the grader's copy), else from the secrets channel, else 0."""
+    if path is not None:
+        p = Path(path)
+        return int(json.loads(p.read_text())["salt"]) if p.is_file() else 0
+    text = read_secret("salt.json")
+    return int(json.loads(text)["salt"]) if text else 0
 
 
 def instances(spec: dict, seed: int, salt: int = 0):

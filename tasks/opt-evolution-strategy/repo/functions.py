@@ -10,8 +10,8 @@ with a random optimum `o` in the central 80% of the search box and a random rota
 the optimum nor the coordinate axes carry information an optimizer could exploit.
 
 The instance (o, R) is drawn from sha256(instance key | function | dim | seed). Tests use the
-public key below; the final evaluation supplies a different, secret key (file
-`instance_key.txt`), so no instance seen in a test is reused at the final evaluation.
+public key below; the final evaluation supplies a different, secret key (over the environment's
+secrets channel, never a file), so no instance seen in a test is reused at the final evaluation.
 
 References: Suganthan et al., "Problem definitions and evaluation criteria for the CEC 2005
 special session on real-parameter optimization" (2005); Liang, Qu & Suganthan, CEC 2014

@@ -10,12 +10,14 @@ class of image:
   "strokes"       synthetic images with fine detail: thin anti-aliased line segments, small dots and
                   a patch of high-frequency stripes over a smooth colour gradient (rendered 4x
                   supersampled, box-averaged).
-At the final evaluation the task adds `salt.json` (an integer unknown to the policy's author) that is
-mixed into every seed, so the final images cannot be known in advance; without it the salt is 0.
+At the final evaluation the harness receives a salt (an integer unknown to the policy's author, over
+the environment's secrets channel, never a file) that is mixed into every seed, so the final images
+cannot be known in advance; without it the salt is 0.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +46,23 @@ def load_spec(setting: str | None = None, spec_path: str | Path | None = None) -
     return json.loads(Path(spec_path).read_text())
 
 
-def load_salt(path: str | Path = HERE / "salt.json") -> int:
-    p = Path(path)
-    return int(json.loads(p.read_text())["salt"]) if p.is_file() else 0
+def read_secret(name: str) -> str | None:
+    """A secret of a final-evaluation run from the environment's secrets channel (a descriptor
+    only this process inherits; read once, then closed), or None in test runs."""
+    fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
+    if fd is None:
+        return None
+    with os.fdopen(int(fd)) as f:
+        return json.load(f).get(name)
+
+
+def load_salt(path: str | Path | None = None) -> int:
+    """The salt: from ``path`` (the grader's copy), else from the secrets channel, else 0."""
+    if path is not None:
+        p = Path(path)
+        return int(json.loads(p.read_text())["salt"]) if p.is_file() else 0
+    text = read_secret("salt.json")
+    return int(json.loads(text)["salt"]) if text else 0
 
 
 def _detail(img: np.ndarray) -> float:
