@@ -11,6 +11,7 @@ unavailable it falls back to plain subprocesses with rlimits and says so once.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import random
 import shutil
@@ -99,7 +100,7 @@ class LocalSandbox:
             )
         finally:
             os.close(script)
-        self._proc.stdin.write(json.dumps(executor_config) + "\n")
+        self._proc.stdin.write(marshal.dumps(executor_config).hex() + "\n")
         self._proc.stdin.flush()
         self._ready: dict | None = None
 
@@ -115,7 +116,7 @@ class LocalSandbox:
             line = self._proc.stdout.readline()
             if not line:
                 raise SandboxError("the sandbox executor did not start (see stderr of unshare)")
-            self._ready = json.loads(line)
+            self._ready = marshal.loads(bytes.fromhex(line.strip()))
             if self.namespaced and not self._ready.get("mounts"):
                 self.close()
                 raise SandboxError(
