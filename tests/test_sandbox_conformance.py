@@ -453,13 +453,14 @@ def canary(tmp_path):
     return folder
 
 
-def _env(backend, tmp_path, task=None):
+def _env(backend, tmp_path, task=None, runs_dir=None):
     from mlsbench_env.env import ResearchEnv
 
     env = ResearchEnv(
         task or _first_task(),
         sandbox=backend_name(backend),
-        runs_dir=None,
+        runs_dir=runs_dir,
+        final_seeds=[0],
         work_dir=str(tmp_path / "eps"),
         tools=[*TOOLS, "jobs"],
         max_jobs=1,
@@ -492,8 +493,11 @@ LINKS = {
 def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_path, canary):
     """A link planted in place of any file or folder of the workspace (``LINKS``, one after
     another in one episode): the integrity restore, `view`, `edit`, snapshot/restore, `test` and
-    a background test never read or write through it."""
-    env = _env(env_backend, tmp_path)
+    a background test, `submit`, export and rescore never read or write through it."""
+    from mlsbench_env.export import export
+    from mlsbench_env.rescore import rescore_run
+
+    env = _env(env_backend, tmp_path, runs_dir=str(tmp_path / "runs"))
     try:
         ws = env.workspace
         seen = []
@@ -518,6 +522,14 @@ def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_
         assert info.get("score") is not None, obs  # the settings ran and were graded
         obs, *_, info = env.step({"tool": "test", "args": {"wait": False}})
         seen.append(env.step({"tool": "jobs", "args": {"action": "wait", "id": info["job"]}})[0])
+        obs, _, terminated, _, info = env.step({"tool": "submit"})
+        assert terminated and info.get("score") is not None, obs
+        seen.append(obs)
+        run_dir = env.run_dir
+        env.close()
+        export([run_dir], tmp_path / "export")
+        seen += [p.read_text() for p in (tmp_path / "export").rglob("*") if p.is_file()]
+        seen.append(rescore_run(run_dir, backend=backend_name(env_backend)))
         _assert_canary_untouched(canary, *seen)
     finally:
         env.close()

@@ -101,3 +101,52 @@ def test_diff_against_the_scaffold(ws):
     ws.replace(file, r.start, r.start, "NEW_LINE = 1\n")
     d = ws.diff()
     assert f"b/{file}" in d and "+NEW_LINE = 1" in d
+
+
+def test_links_and_fifos_in_place_of_any_file_are_replaced_never_followed(es_task, tmp_path):
+    """The host restores the workspace without following what a command left in place of a
+    fixed, editable or created file (a link to a host file or folder, a FIFO that would block a
+    reader): the host's files keep their bytes, and each path is a regular file again."""
+    import os
+    import shutil
+
+    from mlsbench_env.spec import load_task
+
+    task_dir = tmp_path / es_task.id
+    shutil.copytree(es_task.root, task_dir)
+    spec = (task_dir / "task.yaml").read_text().replace("creatable: []", "creatable: [notes.py]")
+    (task_dir / "task.yaml").write_text(spec)
+    task = load_task(task_dir)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "secret.txt").write_text("host bytes\n")
+    ws = Workspace(task, tmp_path / "ws")
+    ws.create("notes.py", "x = 1\n")
+    editable = next(iter(ws.ranges))
+    fixed = next(p for p in ws.pristine if p not in ws.ranges)
+    for plant in ("file link", "folder link", "fifo"):
+        snap = ws.editable_snapshot()
+        for rel in (editable, fixed, "notes.py"):
+            path = ws.root / rel
+            path.unlink()
+            if plant == "file link":
+                path.symlink_to(host / "secret.txt")
+            elif plant == "folder link":
+                path.symlink_to(host)
+            else:
+                os.mkfifo(path)
+        events = ws.check_integrity(snap)
+        assert len(events) == 3, (plant, events)
+        for rel in (editable, fixed, "notes.py"):
+            assert (ws.root / rel).is_file() and not (ws.root / rel).is_symlink(), (plant, rel)
+        assert ws.read("notes.py") == "x = 1\n" and ws.read(fixed) == ws.pristine[fixed].decode()
+        assert sorted(p.name for p in host.iterdir()) == ["secret.txt"]
+        assert (host / "secret.txt").read_text() == "host bytes\n"
+    # the whole workspace folder replaced by a link: rebuilt, the host folder untouched
+    shutil.move(ws.root, tmp_path / "moved")
+    ws.root.symlink_to(host)
+    snap = {rel: (tmp_path / "moved" / rel).read_text() for rel in [*ws.ranges, "notes.py"]}
+    events = ws.check_integrity(snap)
+    assert "rebuilt" in events[0] and ws.root.is_dir() and not ws.root.is_symlink()
+    assert ws.read("notes.py") == "x = 1\n"
+    assert sorted(p.name for p in host.iterdir()) == ["secret.txt"]
