@@ -9,6 +9,7 @@ checked; the fixed code around them is trusted.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterable
 
 from mlsbench_env.spec import Policy
@@ -74,6 +75,10 @@ ALLOWED_DUNDERS = {
 }
 
 
+ALLOWED_DUNDER_STRINGS = ALLOWED_DUNDERS | {"__main__"}
+DUNDER = re.compile(r"__[A-Za-z0-9_]+__")
+
+
 def check_source(
     source: str, lines: Iterable[tuple[int, int]], policy: Policy, filename: str = "<editable>"
 ) -> list[str]:
@@ -119,6 +124,12 @@ def check_source(
             root = root.value
         return root.id if isinstance(root, ast.Name) and root.id in modules else None
 
+    # a forbidden builtin may appear as the function of a call (checked there), nowhere else
+    called_by_name = {
+        id(n.func)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
     for node in ast.walk(tree):
         if not editable(node):
             continue
@@ -174,4 +185,20 @@ def check_source(
                 bad(node, rule)
         elif isinstance(node, ast.Name) and node.id in {"__builtins__", "__loader__", "__spec__"}:
             bad(node, f"use of {node.id} is not allowed")
+        elif isinstance(node, ast.Name) and id(node) not in called_by_name:
+            # any other reference to a forbidden builtin binds it to another name (an alias,
+            # a list element, a default argument, staticmethod(exec)) that no call check sees
+            if node.id in FORBIDDEN_CALLS or node.id in NAME_LOOKUPS:
+                bad(
+                    node,
+                    f"a reference to {node.id} is not allowed (it could be called by another name)",
+                )
+            elif node.id in IO_CALLS and not policy.allow_io:
+                bad(node, f"a reference to {node.id} is not allowed: this task allows no file I/O")
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and any(d not in ALLOWED_DUNDER_STRINGS for d in DUNDER.findall(node.value))
+        ):
+            bad(node, "a dunder name in a string is not allowed (no introspection by name)")
     return out

@@ -63,3 +63,29 @@ def test_io_allowed_when_the_task_says_so():
 
 def test_syntax_error_is_reported_with_line():
     assert "syntax error" in violations("return (")[0]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "run = exec\nrun('x = 1')",  # an alias
+        "[exec][0]('x = 1')",  # a list element
+        "def f(run=exec):\n    return run('x = 1')",  # a default argument
+        "class A:\n    run = exec",  # a class attribute
+        "run = staticmethod(exec)",
+        "g = getattr\nreturn g(x, 'shape')",  # an aliased getattr
+        "return (getattr,)[0](x, 'shape')",
+        "load = open",  # no file I/O in this task
+        "return {'k': compile}",
+    ],
+)
+def test_forbidden_builtins_bound_to_another_name_are_violations(body):
+    """A reference to a forbidden builtin (not only a call by its own name) is a violation:
+    aliased, it would be called where no call check sees it."""
+    assert any("a reference to" in v for v in violations(body)), violations(body)
+
+
+@pytest.mark.parametrize("name", ["__class__", "__globals__", "__subclasses__", "__dict__"])
+def test_dunder_names_in_strings_are_violations(name):
+    assert any("dunder name in a string" in v for v in violations(f"key = 'a{name}'"))
+    assert violations("if __name__ == '__main__':\n    pass") == []
