@@ -229,6 +229,10 @@ def test_grader_checks(tmp_path):
         (dict(shape=[1, 8, 256, 64]), "shape"),
         (dict(max_rel_error=2e-4), "inexact attention"),
         (dict(roofline_fraction=float("nan")), "invalid"),
+        # what a global torch mode that outlived the candidate made of the probe (issue found
+        # by an adversarial run: fractions of 2.6-5.1, scored 97.8)
+        (dict(roofline_fraction=2.6), "physically impossible"),
+        (dict(mem_reduction=1e6), "physically impossible"),
     ]:
         with pytest.raises(ValueError, match=msg):
             _grade(tmp_path, **bad)

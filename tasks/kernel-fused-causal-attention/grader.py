@@ -8,6 +8,10 @@ import math
 from pathlib import Path
 
 TOL = 1e-4  # the harness's exactness tolerance: max |out - ref| <= TOL * max|v|
+# the metrics' bounds (task.yaml) and the timing noise allowed above the roofline: a value past
+# them is physically impossible, so the measurement was tampered with (a global torch mode that
+# outlived the candidate once slowed the probe eightfold: fractions of 2.6-5.1)
+ROOFLINE_BOUND, MEM_BOUND, NOISE = 1.0, 100.0, 0.05
 
 # label -> (name in run.json, (B, H, T, D)): must match repo/settings.py and hidden/*.json
 SETTINGS = {
@@ -46,4 +50,10 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
     mem = float(rec.get("mem_reduction", math.nan))
     if not (math.isfinite(frac) and frac > 0 and math.isfinite(mem) and mem > 0):
         raise ValueError("run.json: missing or invalid roofline_fraction / mem_reduction")
+    if frac > ROOFLINE_BOUND * (1 + NOISE) or mem > MEM_BOUND:
+        raise ValueError(
+            f"physically impossible measurement (roofline fraction {frac:.3g}, bound "
+            f"{ROOFLINE_BOUND:g}; memory reduction {mem:.3g}, bound {MEM_BOUND:g}): the probe "
+            "or the reference was disturbed by the candidate"
+        )
     return {"roofline_fraction": frac, "mem_reduction": mem}
