@@ -168,6 +168,31 @@ def test_prompt_and_sandbox_hold_no_trace_of_hidden_settings(make_env, es_task, 
     assert all(s not in obs for s in secrets)
 
 
+@pytest.mark.parametrize("task_id", builtin_task_ids("research"))
+def test_no_observation_info_or_log_names_a_hidden_setting(make_env, task_id, tmp_path):
+    """Before `submit`, no observation, no `info` and no line of the trajectory names a hidden
+    setting (its label, its command) or holds a secret of the final evaluation: a played episode
+    that views every file, edits, and searches the sandbox from the shell."""
+    env = make_env(task=task_id)
+    task = env.task
+    secrets = hidden_strings(task) + [v.strip() for v in task.secrets().values()]
+    seen = list(env.reset(seed=0))
+    for rel in sorted(env.workspace.pristine):
+        seen += env.step(act("view", path=rel))
+    file, r = region_of(env)
+    line = env.workspace.read(file).splitlines()[r.start - 1]
+    seen += env.step(
+        act("edit", path=file, action="replace", start=r.start, end=r.start, text=line)
+    )
+    seen += env.step(act("undo"))
+    seen += env.step(
+        act("shell", command="ls -laR . /tmp; env; cat *.py *.json *.yaml 2>&1 | tail")
+    )
+    text = json.dumps(seen, default=str) + (env.run_dir / "trajectory.jsonl").read_text()
+    for s in secrets:
+        assert s not in text, (task_id, s)
+
+
 # tasks whose every setting spawns a learner process that imports torch (10-20 s per test run
 # for a crash): in the slow suite; the other research tasks keep the check in the default one
 SLOW_TO_CRASH = {
