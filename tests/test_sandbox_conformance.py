@@ -775,14 +775,14 @@ def test_no_host_path_in_ps_cmdline_or_mounts(env_backend, tmp_path):
         env.close()
 
 
-def test_final_runs_cannot_touch_each_other(tmp_path):
+def test_final_runs_cannot_touch_each_other(env_backend, tmp_path):
     """In a final evaluation, code running in one (setting, seed) run changes no byte of
     another run's files, nor of its own fixed files. Checked for every shipped task the cheap
     way: a planted writer setting and a checker setting, not a whole evaluation."""
     from mlsbench_env.evaluation import final_evaluation
     from mlsbench_env.spec import Setting, builtin_task_ids, load_task
 
-    if not NAMESPACES:
+    if env_backend == "local" and namespace_prefix() is None:
         pytest.skip("no namespaces here: the local backend runs commands on the host as is")
     writer = Setting(
         label="writer",
@@ -800,7 +800,14 @@ def test_final_runs_cannot_touch_each_other(tmp_path):
         if task.is_competition:
             continue
         result = final_evaluation(
-            task, {}, {}, seeds=[0], settings=[writer, checker], work_root=tmp_path, anchors={}
+            task,
+            {},
+            {},
+            backend=env_backend,
+            seeds=[0],
+            settings=[writer, checker],
+            work_root=tmp_path,
+            anchors={},
         )
         w, c = result.runs
         assert "Read-only file system" in w.log_tail, (task_id, w.log_tail)
@@ -841,7 +848,7 @@ def test_secrets_reach_only_the_command_that_carries_them(box):
     assert "channel None" in r.output and key not in r.output, r.output
 
 
-def test_final_runs_get_their_secrets_over_the_channel_not_as_files(tmp_path):
+def test_final_runs_get_their_secrets_over_the_channel_not_as_files(env_backend, tmp_path):
     """opt-evolution-strategy's instance key reaches the run's harness, and no file of the
     run's folder holds it (a hidden setting makes the evaluation use it)."""
     import hashlib
@@ -849,7 +856,7 @@ def test_final_runs_get_their_secrets_over_the_channel_not_as_files(tmp_path):
     from mlsbench_env.evaluation import final_evaluation
     from mlsbench_env.spec import Setting, load_task
 
-    if namespace_prefix() is None:
+    if env_backend == "local" and namespace_prefix() is None:
         pytest.skip("no namespaces here: the local backend runs commands on the host as is")
     task = load_task("opt-evolution-strategy")
     assert task.spec.secrets == ("instance_key.txt",)
@@ -861,7 +868,14 @@ def test_final_runs_get_their_secrets_over_the_channel_not_as_files(tmp_path):
         command=f"{reader}; ls -A; grep -rl '{key.strip()}' . /tmp; true",
     )
     result = final_evaluation(
-        task, {}, {}, seeds=[0], settings=[probe], work_root=tmp_path, anchors={}
+        task,
+        {},
+        {},
+        backend=env_backend,
+        seeds=[0],
+        settings=[probe],
+        work_root=tmp_path,
+        anchors={},
     )
     log = result.runs[0].log_tail
     assert f"channel {hashlib.sha256(key.encode()).hexdigest()}" in log, log

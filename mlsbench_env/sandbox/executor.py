@@ -199,7 +199,7 @@ def attach(spec: dict) -> None:
     """Build a container's view of its episode (see the module docstring), then drop mounting."""
     global RUN_AS
     for src, dst, read_only in spec.get("bind", []):
-        os.makedirs(dst, exist_ok=True)
+        _mount_point(dst, os.path.isdir(src))  # a folder, or a file bound onto itself
         _mount(src, dst, None, MS_BIND | MS_REC, None)
         if read_only:
             _mount("none", dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None)
