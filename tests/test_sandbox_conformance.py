@@ -682,6 +682,7 @@ def test_content_scan_finds_no_secret_file(env_backend, tmp_path):
         env.close()
 
 
+@pytest.mark.slow  # 30 s; CI runs it in its own fresh venv under the temporary folder
 def test_a_venv_under_the_temp_folder_is_the_sandboxes_interpreter(tmp_path):
     """The sandbox's private /tmp once hid such a venv, and commands silently ran another
     Python found on PATH; now the venv is bound in and checked at start."""
