@@ -38,8 +38,8 @@ import select
 import sys
 import time
 
-# json, subprocess and signal load after the ready line (importing them, re and enum with
-# them, is most of the executor's start-up time): a reset waits for the ready line, not for them
+# json loads after the ready line (importing it, and re with it, is most of the executor's
+# start-up time): a reset waits for the ready line, not for it
 SIGKILL, SIGXCPU, SIGXFSZ = 9, 24, 25
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -295,16 +295,29 @@ def _kill_all(pgid: int) -> None:
             pass
 
 
-def _chdir(path: str):
-    return lambda: os.chdir(path)
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def become_spawner(run_as: tuple[int, int]) -> None:
+    """Hold ``run_as`` as this process's real ids and root as its effective and saved ones:
+    ``posix_spawn(resetids=True)`` then starts each command as ``run_as`` (a vfork, no Python
+    in the child), while the executor keeps root's rights. Commands still cannot reach it: it
+    is not dumpable, its effective and saved ids are not theirs (no ptrace, no /proc/1/fd), and
+    as PID 1 of its namespace it ignores their signals."""
+    os.setgroups([])
+    os.setresgid(run_as[1], 0, 0)
+    os.setresuid(run_as[0], 0, 0)
 
 
 def run(req: dict) -> dict:
     import json
-    import subprocess
+
     limits = _limits_prefix(req.get("limits") or {})
-    # One bash: set the limits, then run the command in the same shell.
-    script = f"{limits} || exit 126\n{req['cmd']}" if limits else req["cmd"]
+    # One bash: enter the folder as the command's user (a container's root may not), set the
+    # limits, then run the command in the same shell.
+    script = f"cd -- {_quote(req['cwd'])} || exit 126\n"
+    script += f"{limits} || exit 126\n{req['cmd']}" if limits else req["cmd"]
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": req["cwd"],
@@ -317,32 +330,29 @@ def run(req: dict) -> dict:
         secrets_fd = os.memfd_create("mlsbench-secrets")
         os.write(secrets_fd, json.dumps(req["secrets"]).encode())
         os.lseek(secrets_fd, 0, os.SEEK_SET)
+        os.set_inheritable(secrets_fd, True)
         env["MLSBENCH_SECRETS_FD"] = str(secrets_fd)
     started = time.perf_counter()
-    user, cwd = {}, req["cwd"]
-    if RUN_AS:
-        user = dict(user=RUN_AS[0], group=RUN_AS[1], extra_groups=[])
-        # Popen's own chdir happens before setuid: where the executor cannot enter cwd (a
-        # container's root without CAP_DAC_OVERRIDE), enter it as the command's user (slower:
-        # a Python callback in the child forces a full fork)
-        if not os.access(cwd, os.X_OK):
-            user["preexec_fn"], cwd = _chdir(cwd), None
-    proc = subprocess.Popen(
-        ["/bin/bash", "-c", script],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        pass_fds=(secrets_fd,) if secrets_fd is not None else (),
-        **user,
-    )
-    if secrets_fd is not None:
-        os.close(secrets_fd)
+    fd, write_end = os.pipe()  # both close-on-exec; the child gets the write end as 1 and 2
+    try:
+        pid = os.posix_spawn(
+            "/bin/bash",
+            ["/bin/bash", "-c", script],
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                (os.POSIX_SPAWN_DUP2, write_end, 2),
+            ],
+            setsid=True,
+            resetids=RUN_AS is not None,
+        )
+    finally:
+        os.close(write_end)
+        if secrets_fd is not None:
+            os.close(secrets_fd)
     out = _Capped(int(req.get("max_output", 1 << 20)))
     deadline = started + float(req.get("timeout", 60))
-    fd = proc.stdout.fileno()
     status, usage, timed_out, exited_at = None, None, False, None
     while True:
         now = time.perf_counter()
@@ -356,7 +366,7 @@ def run(req: dict) -> dict:
         if 0 in ready:
             REQUESTS.fill()  # the host sends nothing while a command runs, so this is EOF
             if REQUESTS.eof:  # the host is gone: nothing it started may outlive it
-                _kill_all(proc.pid)
+                _kill_all(pid)
                 os._exit(0)
         if fd in ready:
             data = os.read(fd, 65536)
@@ -364,29 +374,28 @@ def run(req: dict) -> dict:
                 break
             out.add(data)
         if status is None:
-            pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
+            done, st, ru = os.wait4(pid, os.WNOHANG)
+            if done:
                 status, usage, exited_at = st, ru, time.perf_counter()
     while status is None and not timed_out:  # output closed first: let the command finish
-        pid, st, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
+        done, st, ru = os.wait4(pid, os.WNOHANG)
+        if done:
             status, usage = st, ru
         elif time.perf_counter() >= deadline:
             timed_out = True
         else:
             time.sleep(0.0005)
-    _kill_all(proc.pid)
+    _kill_all(pid)
     if status is None:
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, usage = os.wait4(pid, 0)
     while os.getpid() == 1:  # reap the orphans we just killed (they were re-parented to us)
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:
             break
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
+    rc = os.waitstatus_to_exitcode(status)
+    os.close(fd)
     wall = time.perf_counter() - started
-    rc = proc.returncode
     killed = None
     if timed_out:
         killed = f"timeout after {req.get('timeout')} s"
@@ -459,6 +468,8 @@ def main() -> None:
         except Exception as e:  # the host gives up on this container
             reply.write(json.dumps({"attached": False, "error": f"{type(e).__name__}: {e}"}) + "\n")
             return
+    if RUN_AS:
+        become_spawner(RUN_AS)
     while (line := REQUESTS.next_line()) is not None:
         if not line.strip():
             continue
