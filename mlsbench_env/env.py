@@ -269,6 +269,10 @@ class ResearchEnv(gym.Env):
         self._done = False
         self._open_log(seed)
         hidden = (Path(c.runs_dir).resolve(),) if c.runs_dir else ()
+        # background tests run (and are graded) while the agent's commands run: their folders
+        # are covered in the episode's sandbox, so no command can touch a test in flight
+        (self._episode_dir / "jobs").mkdir()
+        hidden += (self._episode_dir / "jobs",)
         self._sandbox = make_sandbox(
             c.sandbox, sandbox_config(self.task, self._episode_dir, hidden, c.gpus)
         )

@@ -537,6 +537,26 @@ def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_
     _assert_canary_untouched(canary)
 
 
+def test_a_background_test_is_out_of_reach_of_the_agents_commands(env_backend, tmp_path):
+    """A background test runs and is graded while the agent's commands run: its copy and its
+    artifacts must be invisible to them (else a command could swap an artifact for a link
+    between the host's check and the grader's read)."""
+    env = _env(env_backend, tmp_path)
+    try:
+        obs, *_, info = env.step({"tool": "test", "args": {"wait": False}})
+        assert info.get("job"), obs
+        obs, *_ = env.step(
+            {"tool": "shell", "args": {"command": "ls -A ../jobs; touch ../jobs/x; echo done"}}
+        )
+        listing = obs.split("exit code", 1)[-1]
+        assert "job1-" not in listing and "done" in obs, obs
+        assert not (env._episode_dir / "jobs" / "x").exists()
+        obs, *_, info = env.step({"tool": "jobs", "args": {"action": "wait", "id": 1}})
+        assert "finished" in obs, obs
+    finally:
+        env.close()
+
+
 def test_links_in_the_artifacts_folder_fail_the_run(env_backend, tmp_path, canary):
     """A run that leaves a link (or a FIFO) among its artifacts fails with a message; the
     grader never reads what the link names."""
