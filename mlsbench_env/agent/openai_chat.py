@@ -99,7 +99,9 @@ class OpenAIChat:
             api_key=key, base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
         )
 
-    def request(self, messages: list[dict], tools: list[dict]) -> dict:
+    def request(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> dict:
         cfg = self.cfg
         req: dict = {"model": cfg.name, "messages": to_openai(messages)}
         if tools:
@@ -108,13 +110,16 @@ class OpenAIChat:
             req["temperature"] = cfg.temperature
         # api.openai.com wants max_completion_tokens (reasoning models refuse max_tokens);
         # compatible servers have long known max_tokens
-        req["max_tokens" if cfg.base_url else "max_completion_tokens"] = cfg.max_output_tokens
+        cap = max_output_tokens or cfg.max_output_tokens
+        req["max_tokens" if cfg.base_url else "max_completion_tokens"] = cap
         req.update(cfg.params)
         return req
 
-    def query(self, messages: list[dict], tools: list[dict]) -> ModelResponse:
+    def query(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> ModelResponse:
         sdk = self.sdk
-        req = self.request(messages, tools)
+        req = self.request(messages, tools, max_output_tokens)
         try:
             r = self.client.chat.completions.create(**req)
         except sdk.APIStatusError as e:
