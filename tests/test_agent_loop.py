@@ -254,7 +254,7 @@ def test_an_agent_that_stops_is_scored_on_its_last_tested_code(make_env):
     assert result.episode.score == pytest.approx(100.0) == result.episode.reward
     recs = records_of(result)
     assert [r["type"] for r in recs][-3:] == ["not_submitted", "end", "agent_end"]
-    assert recs[-3] == {"type": "not_submitted", "reason": "model_exhausted", "score": 100.0}
+    assert recs[-3]["reason"] == "model_exhausted" and recs[-3]["type"] == "not_submitted"
     assert recs[-2]["status"] == "not_submitted" and recs[-2]["score"] == pytest.approx(100.0)
     assert result.episode.final_info["not_submitted"] == "model_exhausted"
 

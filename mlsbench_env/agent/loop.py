@@ -146,6 +146,7 @@ class LLMAgent:
             },
         ]
         self.totals, self.steps, self.info, self.reward = Totals(), 0, info, 0.0
+        self.ended = False  # the env ended the episode (submitted or truncated)
         # the context budget: what the server says beats the config (see _fit_context)
         self.window, self.ratio = cfg.context.context_window, 1.0
         status: ExitStatus | None = None
@@ -163,7 +164,7 @@ class LLMAgent:
                 raise
             self._note("the agent loop crashed (traceback in the trajectory); scoring its code")
         try:
-            if self.score_unsubmitted and status not in ("submitted", "truncated"):
+            if self.score_unsubmitted and not self.ended:
                 self.reward, final = env.end_unsubmitted(status)
                 self.info = {**self.info, **final}
         finally:
@@ -235,6 +236,7 @@ class LLMAgent:
                     action if isinstance(action, str) else json.dumps(action)
                 )
                 self.steps += 1
+                self.ended = terminated or truncated
                 if call_id is None:
                     self.messages.append({"role": "user", "content": obs})
                 else:
