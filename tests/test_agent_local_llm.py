@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -64,6 +65,9 @@ class LlamaServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx)]
         cmd += ["--chat_format", chat_format, "--model_alias", "smollm2"]
+        # llama-cpp-python uses half the cores by default; the prompt (~5k tokens) is most of the
+        # time on a small machine
+        cmd += ["--n_threads", str(os.cpu_count() or 1)]
         self.proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

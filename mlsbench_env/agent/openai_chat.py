@@ -105,7 +105,9 @@ class OpenAIChat:
         cfg = self.cfg
         req: dict = {"model": cfg.name, "messages": to_openai(messages)}
         if tools:
-            req["tools"] = openai_tools(tools)
+            # "auto" is what the API assumes when tools are sent; llama-cpp-python's
+            # chatml-function-calling ignores the tools unless it is said
+            req["tools"], req["tool_choice"] = openai_tools(tools), "auto"
         if cfg.temperature is not None:
             req["temperature"] = cfg.temperature
         # api.openai.com wants max_completion_tokens (reasoning models refuse max_tokens);
