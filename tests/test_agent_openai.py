@@ -109,6 +109,11 @@ def test_parallel_tool_calls_run_in_order(tiny, tmp_path):
     msgs = tool_messages(srv.requests[1])
     assert [m["tool_call_id"] for m in msgs] == ["call_0_view", "call_1_edit"]
     assert "Edit applied" in msgs[1]["content"]
+    # the assistant turn is sent back with its tool calls and a string content: llama-cpp-python's
+    # server answers HTTP 500 to a null one
+    (turn,) = [m for m in srv.requests[1]["messages"] if m["role"] == "assistant"]
+    assert turn["content"] == "" and len(turn["tool_calls"]) == 2
+    assert srv.requests[0]["tool_choice"] == "auto"
 
 
 def test_malformed_tool_calls_become_observations(tiny, tmp_path):

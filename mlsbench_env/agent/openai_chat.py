@@ -60,7 +60,8 @@ def to_openai(messages: list[dict]) -> list[dict]:
     out = []
     for m in messages:
         if m["role"] == "assistant":
-            msg = {"role": "assistant", "content": m["content"] or None}
+            # "" rather than null beside tool calls: llama-cpp-python's server refuses null
+            msg = {"role": "assistant", "content": m["content"] or ""}
             if m.get("tool_calls"):
                 msg["tool_calls"] = [
                     {
@@ -70,8 +71,6 @@ def to_openai(messages: list[dict]) -> list[dict]:
                     }
                     for c in m["tool_calls"]
                 ]
-            elif msg["content"] is None:
-                msg["content"] = ""
             out.append(msg)
         elif m["role"] == "tool":
             out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]})
