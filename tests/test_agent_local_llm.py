@@ -142,7 +142,7 @@ def test_smollm2_episode_ends_scored_with_the_servers_usage(tmp_path, action_for
     runs = tmp_path / "runs"
     try:
         # the command (agents/openai-compatible-text.yaml, an 8192 window), with few
-        # short replies so that the test takes a minute
+        # short replies: the ~5k-token task prompt is most of the time (a minute on 2 cores)
         r = CliRunner().invoke(
             app,
             [
@@ -160,9 +160,9 @@ def test_smollm2_episode_ends_scored_with_the_servers_usage(tmp_path, action_for
                 "--set",
                 f"model.action_format={action_format}",
                 "--set",
-                "model.max_output_tokens=200",
+                "model.max_output_tokens=64",
                 "--set",
-                "limits.max_model_calls=4",
+                "limits.max_model_calls=3",
                 "--final-seeds",
                 "0",
                 "--runs-dir",

@@ -310,3 +310,14 @@ def test_cli_run_scores_an_unsubmitted_episode_unless_told_not_to(tiny, tmp_path
     )
     assert r.exit_code == 0, r.output
     assert "Final score" not in r.output and "No final evaluation" in r.output
+
+
+def test_a_budget_run_out_with_submit_on_truncation_scores_the_last_test(make_env):
+    # the same rule as for an agent that stops: the last test's code, not the current code
+    env = make_env(max_steps=3, submit_on_truncation=True)
+    env.reset(seed=0)
+    for action in (GOOD_EDIT, {"tool": "test", "args": {}}):
+        assert not any(env.step(json.dumps(action))[2:4])
+    obs, reward, terminated, truncated, info = env.step(json.dumps(BAD_EDIT))
+    assert truncated and not terminated and "evaluating test 1." in obs
+    assert info["score"] == pytest.approx(100.0) == reward
