@@ -141,6 +141,14 @@ def run(
         str | None,
         typer.Option(help="A run folder: replay its recorded actions, then go on with the model."),
     ] = None,
+    score_unsubmitted: Annotated[
+        bool,
+        typer.Option(
+            help="When the agent stops without submitting (a limit, model or format errors, a "
+            "crash) or a budget runs out, run the final evaluation anyway (of its last test's "
+            "code, else its current code) so the episode has a score."
+        ),
+    ] = True,
 ):
     """Play one whole episode with an agent and print the final score."""
     from mlsbench_env.env import ResearchEnv
@@ -151,13 +159,15 @@ def run(
         overrides += [f"model.name={model}"] if model else []
         overrides += [f"model.base_url={base_url}"] if base_url else []
         seeds = tuple(int(s) for s in final_seeds.split(",")) if final_seeds else None
-        result = _run_llm(task, agent, seed, sandbox, runs_dir, seeds, overrides, resume)
-        if result.terminated or result.truncated:
+        result = _run_llm(
+            task, agent, seed, sandbox, runs_dir, seeds, overrides, resume, score_unsubmitted
+        )
+        scored = "not_submitted" in result.final_info
+        if result.terminated or result.truncated or scored:
             _print_result(result)
-        elif result.run_dir:
-            console.print(
-                f"No final evaluation; continue with: mlsbench run --resume {result.run_dir}"
-            )
+        if not (result.terminated or result.truncated) and result.run_dir:
+            what = "Not submitted" if scored else "No final evaluation"
+            console.print(f"{what}; continue with: mlsbench run --resume {result.run_dir}")
         return
     if not task or not agent:
         console.print("[red]error:[/red] give --task and --agent (or --resume RUN_DIR)")
@@ -165,6 +175,7 @@ def run(
     t = _load(task)
     a = _make_agent(t, agent)
     opts = {"sandbox": sandbox, "runs_dir": runs_dir, "agent_name": a.name}
+    opts["submit_on_truncation"] = score_unsubmitted
     if final_seeds:
         opts["final_seeds"] = tuple(int(s) for s in final_seeds.split(","))
     env = ResearchEnv(t, **opts)
@@ -186,7 +197,7 @@ def run(
     _print_result(result)
 
 
-def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resume):
+def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resume, score=True):
     """`mlsbench run` with an LLM agent (a YAML file), or resuming a saved run."""
     from rich.markup import escape
 
@@ -237,6 +248,8 @@ def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resum
         env_opts["tools"] = cfg.tools
     if final_seeds:
         env_opts["final_seeds"] = final_seeds
+    if score:
+        env_opts["submit_on_truncation"] = True
     env = ResearchEnv(t, **env_opts)
     env.progress = _progress_printer()
 
@@ -244,7 +257,11 @@ def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resum
         console.print(f"[bold]step {i}[/bold] {escape(summarize(action, obs, info, totals))}")
 
     agent_ = LLMAgent(
-        cfg, llm, on_step=on_step, on_note=lambda m: console.print(f"  [dim]{m}[/dim]")
+        cfg,
+        llm,
+        on_step=on_step,
+        on_note=lambda m: console.print(f"  [dim]{escape(m)}[/dim]"),
+        score_unsubmitted=score,
     )
     console.print(f"Running {cfg.name} ({llm.name}) on {t.id} (seed {seed}) ...")
     try:
@@ -267,6 +284,11 @@ def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resum
 
 def _print_result(result) -> None:
     info = result.final_info
+    if info.get("not_submitted"):
+        console.print(
+            f"Not submitted (agent exit status {info['not_submitted']}): the final evaluation "
+            "ran on its last test's code, else its current code"
+        )
     table = Table("setting", "metrics (mean over seeds)", "score", "error")
     for label, m in info.get("metrics", {}).items():
         err = (info.get("errors") or {}).get(label, "")
@@ -477,6 +499,13 @@ def eval_matrix(
     cpus_per_episode: float = 1.0,
     gpus_per_episode: float = 0.0,
     dry_run: Annotated[bool, typer.Option(help="List the cells and stop.")] = False,
+    score_unsubmitted: Annotated[
+        bool,
+        typer.Option(
+            help="Run the final evaluation of episodes that end without a submit (agent limits, "
+            "model or format errors, crashes, budgets), so every cell has a score."
+        ),
+    ] = True,
 ):
     """Run agents x tasks x seeds in parallel into the results store; a rerun resumes."""
     from pydantic import ValidationError
@@ -506,6 +535,7 @@ def eval_matrix(
             overrides=set_ or (),
             cpus_per_episode=cpus_per_episode,
             gpus_per_episode=gpus_per_episode,
+            score_unsubmitted=score_unsubmitted,
         )
         cells, warnings = expand(cfg)
         results = ResultsStore(cfg.store)

@@ -343,23 +343,10 @@ class ResearchEnv(gym.Env):
                 if cancelled:
                     info["cancelled_jobs"] = cancelled
                     text += "\n" + _cancel_note(cancelled)
-                if self.config.submit_on_truncation and self.task.is_competition:
-                    text += " submit_on_truncation is set: grading the submission file."
-                    final_info = self._submit_competition()[2]
+                if self.config.submit_on_truncation:
+                    more, final_info, reward = self._final_unsubmitted()
+                    text += " submit_on_truncation is set: " + more
                     info.update(final_info)
-                    reward = float(final_info.get("score") or 0.0) * self.config.reward_scale
-                    text += f"\nFinal score: {_fmt_score(final_info.get('score'))}"
-                elif self.config.submit_on_truncation:
-                    last = self.tests[-1] if self.tests else None
-                    what = f"test {last['n']}" if last else "the current code"
-                    text += f" submit_on_truncation is set: evaluating {what}."
-                    final_info = self._final(
-                        last["regions"] if last else self.workspace.region_texts(),
-                        last["created"] if last else self.workspace.created_files(),
-                    )
-                    info.update(final_info)
-                    reward = float(final_info.get("score") or 0.0) * self.config.reward_scale
-                    text += f"\nFinal score: {_fmt_score(final_info.get('score'))}"
                 else:
                     text += (
                         " No final evaluation was run (create the env with "
@@ -388,6 +375,36 @@ class ResearchEnv(gym.Env):
             self._finish(reward, "submitted" if terminated else "truncated", info)
         self._last_obs = obs
         return obs, reward, terminated, truncated, info
+
+    def end_unsubmitted(self, reason: str) -> tuple[float, dict]:
+        """End an episode its agent stopped without submitting (``reason``: the agent's exit
+        status) with the final evaluation ``submit_on_truncation`` runs; recorded as status
+        ``not_submitted``. Returns (reward, final info)."""
+        if self._done:
+            raise MLSBenchError("the episode is over; nothing to evaluate")
+        self._cancel_jobs()
+        _, info, reward = self._final_unsubmitted()
+        info.update(budget=self.budget.as_dict(), not_submitted=reason)
+        info["tamper_report"] = list(self.events)
+        self._record({"type": "not_submitted", "reason": reason, "score": info.get("score")})
+        self._finish(reward, "not_submitted", info)
+        return reward, info
+
+    def _final_unsubmitted(self) -> tuple[str, dict, float]:
+        """(what was evaluated and its score, final info, reward) for an episode that ends
+        without submit: the submission file, else the last test's code, else the current code."""
+        if self.task.is_competition:
+            text, info = "grading the submission file.", self._submit_competition()[2]
+        else:
+            last = self.tests[-1] if self.tests else None
+            what = f"test {last['n']}" if last else "the current code"
+            text = f"evaluating {what}."
+            info = self._final(
+                last["regions"] if last else self.workspace.region_texts(),
+                last["created"] if last else self.workspace.created_files(),
+            )
+        text += f"\nFinal score: {_fmt_score(info.get('score'))}"
+        return text, info, float(info.get("score") or 0.0) * self.config.reward_scale
 
     def render(self):
         if self.render_mode == "ansi":

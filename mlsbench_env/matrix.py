@@ -226,6 +226,12 @@ class EvalConfig(BaseModel):
         description="Env options of every episode (final_seeds, test_budget, sandbox, ...).",
     )
     overrides: tuple[str, ...] = Field((), description="--set for every YAML agent.")
+    score_unsubmitted: bool = Field(
+        True,
+        description="An episode its agent leaves without submitting (a limit, model or format "
+        "errors, a crash) or a budget ends still gets the final evaluation, so every cell has a "
+        "score; its exit_status says it was not submitted.",
+    )
     cpus_per_episode: float = Field(1.0, gt=0, description="Ray CPU request per episode.")
     gpus_per_episode: float = Field(0.0, ge=0, description="GPUs per episode.")
 
@@ -264,7 +270,13 @@ def expand(cfg: EvalConfig) -> tuple[list[Cell], list[str]]:
 
 
 # ---------------------------------------------------------------------------------- one cell
-def run_cell(cell: Cell, runs_dir: str, work_dir: str, state: Path | None = None) -> dict:
+def run_cell(
+    cell: Cell,
+    runs_dir: str,
+    work_dir: str,
+    state: Path | None = None,
+    score_unsubmitted: bool = True,
+) -> dict:
     """Play the cell's episode in this process; the store row of its result."""
     from mlsbench_env.env import ResearchEnv
     from mlsbench_env.runner import BaselineAgent, run_episode
@@ -274,6 +286,8 @@ def run_cell(cell: Cell, runs_dir: str, work_dir: str, state: Path | None = None
     task = load_task(cell.task)
     opts = {**cell.options_dict, "runs_dir": runs_dir, "work_dir": work_dir}
     opts["agent_name"] = "".join(c if c.isalnum() or c in "-_." else "-" for c in cell.agent.label)
+    if score_unsubmitted:  # a harness policy, like retries: not part of the cell's key
+        opts.setdefault("submit_on_truncation", True)
     noted: list = []
 
     def note(*_):  # the run folder is known after reset: tell the driver (progress, kills)
@@ -309,7 +323,8 @@ def run_cell(cell: Cell, runs_dir: str, work_dir: str, state: Path | None = None
         llm = make_model(cfg.model)
         model = llm.name
         try:
-            ar = LLMAgent(cfg, llm, on_step=note).run(env, seed=cell.seed)
+            agent = LLMAgent(cfg, llm, on_step=note, score_unsubmitted=score_unsubmitted)
+            ar = agent.run(env, seed=cell.seed)
         finally:
             env.close()
         result, exit_status, totals = ar.episode, ar.status, ar.totals
@@ -440,6 +455,7 @@ class Job:
     runs_dir: str
     work_dir: str
     scratch: Path
+    score_unsubmitted: bool = True
 
     @property
     def name(self) -> str:
@@ -452,6 +468,7 @@ class Job:
             "runs_dir": self.runs_dir,
             "work_dir": self.work_dir,
             "state": str(self.scratch / "running" / self.name),
+            "score_unsubmitted": self.score_unsubmitted,
         }
 
 
@@ -792,7 +809,8 @@ def run_eval(
         while pending or executor.busy:
             while pending and executor.free > 0:
                 cell, attempt = pending.popleft()
-                executor.submit(Job(cell, attempt, runs_dir, work_dir, scratch))
+                job = Job(cell, attempt, runs_dir, work_dir, scratch, cfg.score_unsubmitted)
+                executor.submit(job)
                 emit(Event("start", cell, attempt=attempt))
             for out in executor.poll(0.5):
                 _settle(out, cfg, store, eval_id, executor.name, pending, summary, emit)
@@ -922,7 +940,9 @@ def _worker_main(job_path: str, result_path: str) -> int:
     state.parent.mkdir(parents=True, exist_ok=True)
     _write_json(state, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
     try:
-        row = run_cell(Cell.from_record(job["cell"]), job["runs_dir"], job["work_dir"], state)
+        cell = Cell.from_record(job["cell"])
+        score = job.get("score_unsubmitted", True)
+        row = run_cell(cell, job["runs_dir"], job["work_dir"], state, score)
     except Exception as e:
         _write_json(
             Path(result_path),

@@ -184,12 +184,17 @@ def build_report(
                 per_kind[k] = _domain_entry(agent, mine, cell, domain_of, base, rng)
                 if k == "competition":
                     per_kind[k].update(_medal_rates([e for t in mine for e in cell[(t, agent)]]))
+        played = [e for t in tasks for e in cell[(t, agent)]]
         leaderboard.append(
             {
                 "agent": agent,
                 "kinds": per_kind,
                 "tasks": len(tasks),
-                "episodes": sum(len(cell[(t, agent)]) for t in tasks),
+                "episodes": len(played),
+                # episodes the agent did not submit (limits, errors, budgets): scored on their
+                # last code when the eval ran with score_unsubmitted (the default), else 0
+                "not_submitted": sum(e.get("exit_status") != "submitted" for e in played)
+                / len(played),
                 "cost_usd": sum(e["cost_usd"] or 0.0 for t in tasks for e in cell[(t, agent)]),
                 "domains": per_domain,
             }
@@ -421,7 +426,8 @@ def render_terminal(report: Report, console) -> None:
         console.print("No finished episodes in the store.")
         return
     lb = Table(title="Leaderboard (overall = mean over domains)")
-    for c in ("agent", "domain", "vanilla", "score [95% CI]", "strongest baseline", "tasks"):
+    heads = ("agent", "domain", "vanilla", "score [95% CI]", "strongest baseline", "tasks")
+    for c in (*heads, "not submitted"):
         lb.add_column(c, justify="left" if c in ("agent", "domain") else "right")
     for row in report.leaderboard:
         first = True
@@ -436,13 +442,15 @@ def render_terminal(report: Report, console) -> None:
                 f"[bold]{_f(e['score'])}[/bold] [{_f(e['ci_lo'])}, {_f(e['ci_hi'])}]",
                 _f(e["baseline"]) + ("" if e["baseline_measured"] else "*"),
                 str(e["tasks"]),
+                f"{100 * row['not_submitted']:.0f}%" if first else "",
             )
             first = False
         lb.add_section()
     console.print(lb)
     console.print(
         "vanilla: the agent's first test (visible settings only); *: the strongest baseline "
-        "was not run here: 50 by construction"
+        "was not run here: 50 by construction; not submitted: share of the agent's episodes "
+        "that ended without a submit (scored on their last code)"
     )
     if len(report.kinds) > 1 or "competition" in report.kinds:
         kt = Table(title="By kind: research tasks and competitions side by side")
@@ -632,7 +640,7 @@ def render_html(report: Report, images: list[str]) -> str:
         "final score [95% bootstrap CI] | strongest baseline. Overall = mean over domains."
         "</small></p><table><tr><th>agent</th>"
         + "".join(f"<th>{e(d)}</th>" for d in cols)
-        + "<th>tasks</th><th>episodes</th><th>cost $</th></tr>"
+        + "<th>tasks</th><th>episodes</th><th>not submitted</th><th>cost $</th></tr>"
     )
     for row in report.leaderboard:
         tds = []
@@ -646,7 +654,8 @@ def render_html(report: Report, images: list[str]) -> str:
             )
         parts.append(
             f"<tr><td>{e(row['agent'])}</td>{''.join(tds)}<td>{row['tasks']}</td>"
-            f"<td>{row['episodes']}</td><td>{row['cost_usd']:.2f}</td></tr>"
+            f"<td>{row['episodes']}</td><td>{100 * row['not_submitted']:.0f}%</td>"
+            f"<td>{row['cost_usd']:.2f}</td></tr>"
         )
     parts.append("</table>")
     if len(report.kinds) > 1 or "competition" in report.kinds:

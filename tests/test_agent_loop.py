@@ -70,7 +70,7 @@ class CountingModel:
         self.replies, self.seen = list(replies), []
         self.usage = Usage(input_tokens=1000, output_tokens=100)
 
-    def query(self, messages, tools):
+    def query(self, messages, tools, max_output_tokens=None):
         self.seen.append([dict(m) for m in messages])
         item = self.replies.pop(0)
         if isinstance(item, BaseException):
@@ -168,6 +168,7 @@ def test_history_is_trimmed_to_the_context_window(make_env):
         model={"provider": "scripted", "max_output_tokens": 100},
     )
     model = CountingModel([VIEW] * 8 + [{"tool": "submit", "args": {}}])
+    model.usage = Usage()  # no server counts: the budget stays in our own tokens
     notes = []
     result = LLMAgent(c, model, on_note=notes.append).run(make_env())
     assert result.status == "submitted"
@@ -237,3 +238,86 @@ def test_cli_bad_agent_file_is_a_clear_error(tiny, tmp_path):
     bad.write_text("name: x\nmodel: {provider: openai, nme: gpt}\n")
     r = CliRunner().invoke(app, ["run", "--task", str(tiny.root), "--agent", str(bad)])
     assert r.exit_code == 2 and "model.nme: unknown field" in r.output
+
+
+# --------------------------------------------------------------------------- not submitted
+GOOD_EDIT, BAD_EDIT = PERFECT[1], {**PERFECT[1], "args": {**PERFECT[1]["args"], "text": "    1/0"}}
+
+
+def test_an_agent_that_stops_is_scored_on_its_last_tested_code(make_env):
+    # tests `return x` (100 points), then breaks the code and runs out of replies: the final
+    # evaluation is the one submit_on_truncation runs (the last test's code, not the current)
+    script = [GOOD_EDIT, {"tool": "test", "args": {}}, BAD_EDIT]
+    agent = LLMAgent(cfg(), ScriptedModel(script), score_unsubmitted=True)
+    result = agent.run(make_env())
+    assert result.status == "model_exhausted" and not result.episode.terminated
+    assert result.episode.score == pytest.approx(100.0) == result.episode.reward
+    recs = records_of(result)
+    assert [r["type"] for r in recs][-3:] == ["not_submitted", "end", "agent_end"]
+    assert recs[-3]["reason"] == "model_exhausted" and recs[-3]["type"] == "not_submitted"
+    assert recs[-2]["status"] == "not_submitted" and recs[-2]["score"] == pytest.approx(100.0)
+    assert result.episode.final_info["not_submitted"] == "model_exhausted"
+
+
+def test_a_crashed_loop_is_scored_on_its_current_code_and_not_raised(make_env):
+    agent = LLMAgent(
+        cfg(), CountingModel([GOOD_EDIT, RuntimeError("boom")]), score_unsubmitted=True
+    )
+    result = agent.run(make_env())
+    assert result.status == "crashed" and result.episode.score == pytest.approx(100.0)
+    kinds = [r["type"] for r in records_of(result)]
+    assert "agent_crash" in kinds and kinds[-2:] == ["end", "agent_end"]
+
+
+def test_without_score_unsubmitted_a_stopped_episode_has_no_score(make_env):
+    result = LLMAgent(cfg(), ScriptedModel([GOOD_EDIT])).run(make_env())
+    assert result.status == "model_exhausted" and result.episode.score is None
+
+
+def test_opt_evolution_strategy_not_submitted_gets_the_final_evaluation(tmp_path):
+    """The quickest shipped task, real sandbox and grader: an agent that only looks is scored
+    on the scaffold's code, as status not_submitted."""
+    from mlsbench_env.spec import load_task
+
+    task = load_task("opt-evolution-strategy")
+    env = ResearchEnv(task, runs_dir=str(tmp_path / "runs"), final_seeds=(0,))
+    view = {"tool": "view", "args": {"path": task.regions[0].file}}
+    try:
+        result = LLMAgent(cfg(), ScriptedModel([view]), score_unsubmitted=True).run(env)
+    finally:
+        env.close()
+    assert result.status == "model_exhausted" and result.episode.score is not None
+    info = result.episode.final_info
+    assert info["seeds"] == [0] and set(info["setting_scores"]) == {
+        s.label for s in task.spec.settings
+    }
+    end = [r for r in records_of(result) if r["type"] == "end"]
+    assert end[0]["status"] == "not_submitted" and end[0]["score"] == result.episode.score
+
+
+def test_cli_run_scores_an_unsubmitted_episode_unless_told_not_to(tiny, tmp_path):
+    agent = tmp_path / "short.yaml"
+    agent.write_text(
+        yaml.safe_dump({"name": "short", "model": {"provider": "scripted", "script": [GOOD_EDIT]}})
+    )
+    common = ["run", "--task", str(tiny.root), "--agent", str(agent), "--final-seeds", "0"]
+    r = CliRunner().invoke(app, [*common, "--runs-dir", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "Not submitted (agent exit status model_exhausted)" in r.output
+    assert "Final score: 100.0" in r.output
+    r = CliRunner().invoke(
+        app, [*common, "--runs-dir", str(tmp_path / "b"), "--no-score-unsubmitted"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "Final score" not in r.output and "No final evaluation" in r.output
+
+
+def test_a_budget_run_out_with_submit_on_truncation_scores_the_last_test(make_env):
+    # the same rule as for an agent that stops: the last test's code, not the current code
+    env = make_env(max_steps=3, submit_on_truncation=True)
+    env.reset(seed=0)
+    for action in (GOOD_EDIT, {"tool": "test", "args": {}}):
+        assert not any(env.step(json.dumps(action))[2:4])
+    obs, reward, terminated, truncated, info = env.step(json.dumps(BAD_EDIT))
+    assert truncated and not terminated and "evaluating test 1." in obs
+    assert info["score"] == pytest.approx(100.0) == reward

@@ -109,6 +109,11 @@ def test_parallel_tool_calls_run_in_order(tiny, tmp_path):
     msgs = tool_messages(srv.requests[1])
     assert [m["tool_call_id"] for m in msgs] == ["call_0_view", "call_1_edit"]
     assert "Edit applied" in msgs[1]["content"]
+    # the assistant turn is sent back with its tool calls and a string content: llama-cpp-python's
+    # server answers HTTP 500 to a null one
+    (turn,) = [m for m in srv.requests[1]["messages"] if m["role"] == "assistant"]
+    assert turn["content"] == "" and len(turn["tool_calls"]) == 2
+    assert srv.requests[0]["tool_choice"] == "auto"
 
 
 def test_malformed_tool_calls_become_observations(tiny, tmp_path):
@@ -243,3 +248,79 @@ def test_opt_evolution_strategy_episode_through_openai(tmp_path):
     assert result.episode.score is not None and result.episode.score > 20
     assert result.totals.model_calls == len(actions) == len(srv.requests)
     assert result.totals.cost_usd == pytest.approx(len(actions) * (2000 * 2.0 + 100 * 8.0) / 1e6)
+
+
+# --------------------------------------------------------------------------- real servers' ways
+LLAMA_CPP_PYTHON = (
+    "This model's maximum context length is 6000 tokens. However, you requested {p} tokens "
+    "({p} in the messages, 0 in the completion). Please reduce the length of the messages or "
+    "completion."
+)
+LLAMA_SERVER = "request ({p} tokens) exceeds the available context size (6000 tokens)"
+BIG = {"tool": "shell", "args": {"command": "python -c \"print('x ' * 1500)\""}}  # ~1500 tokens
+
+
+def windowed(url, **context):
+    cfg = config(url)
+    return cfg.model_copy(update={"context": cfg.context.model_copy(update=context)})
+
+
+@pytest.mark.parametrize("message", [LLAMA_CPP_PYTHON, LLAMA_SERVER])
+def test_a_length_refusal_trims_harder_and_resends(tiny, tmp_path, message):
+    # the config believes in a 128k window; the server has 6000 and counts 1.5x our tokens
+    plan = [BIG, BIG, *PERFECT[1:3]]
+    refusal = error_reply(400, message.format(p=7200), kind="invalid_request_error")
+    replies = [as_openai(a) for a in plan] + [refusal, as_openai(PERFECT[3])]
+    with FakeServer(replies) as srv:
+        result, records = play(tiny, tmp_path, config(srv.openai_url))
+    assert result.status == "submitted" and result.episode.score == pytest.approx(100.0)
+    assert not [r for r in records if r["type"] == "model_error"]
+    (refused,) = [r for r in records if r["type"] == "context_refused"]
+    assert refused["server"] == {"window": 6000, "prompt_tokens": 7200}
+    calls = [r for r in records if r["type"] == "model_call"]
+    assert [c["context_refusals"] for c in calls] == [0, 0, 0, 0, 1]
+    sent = calls[-1]["request"]
+    assert sent["window"] == 6000 and sent["elided"] == 1
+    assert sent["ratio"] == pytest.approx(7200 / refused["sent"]["est_tokens"] * 1.02, rel=1e-3)
+    # the resent request, counted the server's way, fits the server's window with its reply
+    assert sent["est_tokens"] * sent["ratio"] + sent["max_output_tokens"] <= 6000
+    request = json.dumps(srv.requests[-1])
+    assert request.count("observation elided") == 1 and "Return a number" in request
+    assert srv.requests[-1]["max_tokens"] == sent["max_output_tokens"] < 4096
+
+
+def test_reported_prompt_tokens_scale_the_budget(tiny, tmp_path):
+    # the server counts 3000 tokens for our first request (about 2x our count): with that ratio
+    # the next request (task prompt + a 1500-token output) is over a 6000 window and is cut
+    first = as_openai(BIG, usage=(3000, 10, 0))
+    with FakeServer([first, as_openai(PERFECT[3])]) as srv:
+        result, records = play(tiny, tmp_path, windowed(srv.openai_url, context_window=6000))
+    assert result.status == "submitted"
+    calls = [r for r in records if r["type"] == "model_call"]
+    sent = calls[1]["request"]
+    assert sent["ratio"] == pytest.approx(3000 / calls[0]["request"]["est_tokens"], rel=1e-3)
+    assert sent["est_tokens"] * sent["ratio"] + sent["max_output_tokens"] <= 6000
+    assert "output truncated" in srv.requests[1]["messages"][-1]["content"]
+
+
+TEXT_FORMAT_NOTE = "No action was run"
+
+
+def test_format_errors_are_capped_and_only_the_latest_reminder_stays(tiny, tmp_path):
+    view = "Let me look.\n```json\n" + json.dumps(PERFECT[0]) + "\n```"
+    replies = [oa_reply(f"thinking {i}") for i in (1, 2)] + [oa_reply(view)]
+    replies += [oa_reply(f"rambling {i}") for i in (3, 4, 5)]
+    with FakeServer(replies) as srv:
+        result, records = play(tiny, tmp_path, config(srv.openai_url, action_format="text"))
+    assert result.status == "format_errors" and len(srv.requests) == 6
+    assert result.episode.steps == 1 and result.totals.model_calls == 6
+
+    def context(i):
+        return json.dumps(srv.requests[i]["messages"])
+
+    assert [context(i).count(TEXT_FORMAT_NOTE) for i in range(6)] == [0, 1, 1, 0, 1, 1]
+    assert "thinking 2" in context(2) and "thinking 1" not in context(2)
+    assert "rambling 4" in context(5) and "rambling 3" not in context(5)
+    errors = [r["in_a_row"] for r in records if r["type"] == "format_error"]
+    assert errors == [1, 2, 1, 2, 3]
+    assert records[-2]["type"] == "agent_end" and records[-2]["status"] == "format_errors"

@@ -235,6 +235,28 @@ def test_local_matrix_runs_records_and_resumes(tmp_path, guess):
     assert len(store.attempts()) == 4
 
 
+@pytest.mark.parametrize("score_unsubmitted", [True, False])
+def test_unsubmitted_episodes_are_scored_and_reported(tmp_path, guess, score_unsubmitted):
+    """An agent that edits to `return x` and runs out of replies: its cell gets the final
+    evaluation (100 points, exit status kept) unless the eval says not to (no score: 0)."""
+    from mlsbench_env.report import build_report
+
+    agent = scripted_agent(tmp_path / "stops.yaml", "stops", PERFECT[:2])
+    cfg = config(tmp_path, [guess], [agent], score_unsubmitted=score_unsubmitted)
+    assert run_eval(cfg).done == 1
+    (row,) = ResultsStore(cfg.store).episodes()
+    assert row["exit_status"] == "model_exhausted" and row["steps"] == 2
+    assert row["score"] == (pytest.approx(100.0) if score_unsubmitted else None)
+    end = [
+        json.loads(line)
+        for line in Path(row["trajectory"], "trajectory.jsonl").read_text().splitlines()
+        if '"type": "end"' in line
+    ]
+    assert end[0]["status"] == ("not_submitted" if score_unsubmitted else "abandoned")
+    (lb,) = build_report([row]).leaderboard
+    assert lb["not_submitted"] == 1.0
+
+
 def test_a_killed_worker_is_retried_and_nothing_is_doubled(tmp_path):
     task = make_guess_task(tmp_path / "tasks", sleep_s=1.5)
     cfg = config(tmp_path, [task], ["baseline:strongest", "baseline:default"], workers=2)

@@ -77,10 +77,13 @@ class AnthropicMessages:
             api_key=key, base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
         )
 
-    def request(self, messages: list[dict], tools: list[dict]) -> dict:
+    def request(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> dict:
         cfg = self.cfg
         system, msgs = to_anthropic(messages)
-        req: dict = {"model": cfg.name, "max_tokens": cfg.max_output_tokens, "messages": msgs}
+        cap = max_output_tokens or cfg.max_output_tokens
+        req: dict = {"model": cfg.name, "max_tokens": cap, "messages": msgs}
         if system:
             req["system"] = system
         if tools:
@@ -90,10 +93,12 @@ class AnthropicMessages:
         req.update(cfg.params)
         return req
 
-    def query(self, messages: list[dict], tools: list[dict]) -> ModelResponse:
+    def query(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> ModelResponse:
         sdk = self.sdk
         try:
-            r = self.client.messages.create(**self.request(messages, tools))
+            r = self.client.messages.create(**self.request(messages, tools, max_output_tokens))
         except sdk.APIStatusError as e:
             raise status_error("Anthropic", e.status_code, e.message, e.response.headers) from None
         except sdk.APITimeoutError:

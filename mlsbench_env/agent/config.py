@@ -107,7 +107,18 @@ class ContextConfig(_Frozen):
     obs_max_tokens: int = Field(4000, ge=100, description="Cap on one command's output.")
     context_window: int = Field(128_000, ge=1000, description="The model's context, in tokens.")
     keep_last: int = Field(
-        6, ge=1, description="Trimming never touches the last this-many messages."
+        6,
+        ge=1,
+        description="Trimming leaves the last this-many messages alone unless the window cannot "
+        "hold them with the rest (then they go too, oldest first, and the newest is cut).",
+    )
+    margin: float = Field(
+        0.05,
+        ge=0,
+        lt=0.5,
+        description="Share of the window kept free for what our token count cannot see (the "
+        "server's tokenizer and chat template); the count is also scaled by the ratio the "
+        "server's reported prompt_tokens show.",
     )
 
 
@@ -134,6 +145,13 @@ class LimitsConfig(_Frozen):
         None, ge=1, description="Model calls per episode (default 2 x the env's max_steps)."
     )
     cost_limit_usd: float | None = Field(None, gt=0, description="Stop when cost passes this.")
+    max_format_errors: int = Field(
+        3,
+        ge=1,
+        description="Replies in a row with no action in them (no tool call, no fenced JSON) "
+        "that end the run with exit status format_errors. An action the env rejects is not "
+        "one: the env answers it and charges a step.",
+    )
 
 
 class AgentConfig(_Frozen):

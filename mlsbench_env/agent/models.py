@@ -80,12 +80,23 @@ class ModelResponse:
 
 class ModelError(MLSBenchError):
     """A failed model call. ``retryable`` errors (rate limits, 5xx, timeouts) are retried with
-    backoff; ``retry_after`` is the server's requested wait, in seconds, when it sent one."""
+    backoff; ``retry_after`` is the server's requested wait, in seconds, when it sent one.
+    ``overflow``: the server refused the request for its length (the loop trims and resends);
+    it holds the numbers the server stated, ``{"window": N, "prompt_tokens": N}`` (either may be
+    None)."""
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        overflow: dict | None = None,
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.overflow = overflow
 
 
 class ModelExhausted(Exception):
@@ -95,9 +106,12 @@ class ModelExhausted(Exception):
 class Model(Protocol):
     name: str
 
-    def query(self, messages: list[dict], tools: list[dict]) -> ModelResponse:
+    def query(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> ModelResponse:
         """One reply to the conversation. ``tools`` are the env's neutral tool schemas (empty in
-        text mode). Raises ModelError on failure (never retries itself)."""
+        text mode); ``max_output_tokens`` caps this reply below the config's cap when the context
+        window leaves less room. Raises ModelError on failure (never retries itself)."""
         ...
 
 
@@ -132,7 +146,9 @@ class ScriptedModel:
         self._format = action_format
         self.calls = 0
 
-    def query(self, messages: list[dict], tools: list[dict]) -> ModelResponse:
+    def query(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> ModelResponse:
         if self.calls >= len(self._script):
             raise ModelExhausted(f"the script's {len(self._script)} replies are used up")
         item = self._script[self.calls]
@@ -186,13 +202,15 @@ class ReplayModel:
                 )
         return cls(responses, then)
 
-    def query(self, messages: list[dict], tools: list[dict]) -> ModelResponse:
+    def query(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> ModelResponse:
         if self.replayed < len(self._responses):
             self.replayed += 1
             return self._responses[self.replayed - 1]
         if self._then is None:
             raise ModelExhausted(f"the trajectory's {len(self._responses)} replies are used up")
-        return self._then.query(messages, tools)
+        return self._then.query(messages, tools, max_output_tokens)
 
 
 PROVIDERS = {

@@ -60,7 +60,8 @@ def to_openai(messages: list[dict]) -> list[dict]:
     out = []
     for m in messages:
         if m["role"] == "assistant":
-            msg = {"role": "assistant", "content": m["content"] or None}
+            # "" rather than null beside tool calls: llama-cpp-python's server refuses null
+            msg = {"role": "assistant", "content": m["content"] or ""}
             if m.get("tool_calls"):
                 msg["tool_calls"] = [
                     {
@@ -70,8 +71,6 @@ def to_openai(messages: list[dict]) -> list[dict]:
                     }
                     for c in m["tool_calls"]
                 ]
-            elif msg["content"] is None:
-                msg["content"] = ""
             out.append(msg)
         elif m["role"] == "tool":
             out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]})
@@ -99,22 +98,29 @@ class OpenAIChat:
             api_key=key, base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
         )
 
-    def request(self, messages: list[dict], tools: list[dict]) -> dict:
+    def request(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> dict:
         cfg = self.cfg
         req: dict = {"model": cfg.name, "messages": to_openai(messages)}
         if tools:
-            req["tools"] = openai_tools(tools)
+            # "auto" is what the API assumes when tools are sent; llama-cpp-python's
+            # chatml-function-calling ignores the tools unless it is said
+            req["tools"], req["tool_choice"] = openai_tools(tools), "auto"
         if cfg.temperature is not None:
             req["temperature"] = cfg.temperature
         # api.openai.com wants max_completion_tokens (reasoning models refuse max_tokens);
         # compatible servers have long known max_tokens
-        req["max_tokens" if cfg.base_url else "max_completion_tokens"] = cfg.max_output_tokens
+        cap = max_output_tokens or cfg.max_output_tokens
+        req["max_tokens" if cfg.base_url else "max_completion_tokens"] = cap
         req.update(cfg.params)
         return req
 
-    def query(self, messages: list[dict], tools: list[dict]) -> ModelResponse:
+    def query(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> ModelResponse:
         sdk = self.sdk
-        req = self.request(messages, tools)
+        req = self.request(messages, tools, max_output_tokens)
         try:
             r = self.client.chat.completions.create(**req)
         except sdk.APIStatusError as e:

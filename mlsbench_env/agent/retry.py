@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -41,12 +42,53 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
+# How servers word a refusal for length (OpenAI, vLLM, llama-cpp-python, llama.cpp's
+# llama-server, Anthropic, Ollama), and where they state the numbers.
+_OVERFLOW = re.compile(
+    r"context.length|maximum context|context (?:window|size)|exceed_context_size|"
+    r"prompt is too long|input is too long|too many tokens|exceeds? (?:the )?token limit",
+    re.I,
+)
+_WINDOW = (
+    r"maximum context length is (\d+)",  # OpenAI, vLLM, llama-cpp-python
+    r"available context size \((\d+)",  # llama-server
+    r"'n_ctx': (\d+)",
+    r"tokens > (\d+) maximum",  # Anthropic
+    r"context window of (\d+)",
+)
+_PROMPT = (
+    r"(\d+) in the messages",  # OpenAI, vLLM, llama-cpp-python
+    r"your (?:messages resulted in|request has) (\d+)",  # OpenAI, newer vLLM
+    r"request \((\d+) tokens\) exceeds",  # llama-server
+    r"'n_prompt_tokens': (\d+)",
+    r"prompt is too long: (\d+)",  # Anthropic
+    r"Requested tokens \((\d+)\)",
+)
+
+
+def context_overflow(status: int, message: str) -> dict | None:
+    """``{"window", "prompt_tokens"}`` (the numbers the server stated, or None) when an HTTP 400
+    or 413 says the request does not fit the model's context; None for any other error."""
+    if status not in (400, 413) or not _OVERFLOW.search(message):
+        return None
+
+    def first(patterns):
+        for p in patterns:
+            m = re.search(p, message, re.I)
+            if m:
+                return int(m.group(1))
+        return None
+
+    return {"window": first(_WINDOW), "prompt_tokens": first(_PROMPT)}
+
+
 def status_error(provider: str, status: int, message: str, headers=None) -> ModelError:
     retryable = status in RETRYABLE_STATUS or status >= 500
     return ModelError(
         f"{provider} API returned HTTP {status}: {message}",
         retryable=retryable,
         retry_after=retry_after(headers) if retryable else None,
+        overflow=context_overflow(status, message),
     )
 
 
