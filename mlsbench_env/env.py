@@ -378,25 +378,27 @@ class ResearchEnv(gym.Env):
 
     def end_unsubmitted(self, reason: str) -> tuple[float, dict]:
         """End an episode its agent stopped without submitting (``reason``: the agent's exit
-        status) with the final evaluation ``submit_on_truncation`` runs; recorded as status
+        status) with the final evaluation of its current code (a competition: its submission
+        file), so that every cell of a comparison has a number; recorded as status
         ``not_submitted``. Returns (reward, final info)."""
         if self._done:
             raise MLSBenchError("the episode is over; nothing to evaluate")
         self._cancel_jobs()
-        _, info, reward = self._final_unsubmitted()
+        _, info, reward = self._final_unsubmitted(current_code=True)
         info.update(budget=self.budget.as_dict(), not_submitted=reason)
         info["tamper_report"] = list(self.events)
         self._record({"type": "not_submitted", "reason": reason, "score": info.get("score")})
         self._finish(reward, "not_submitted", info)
         return reward, info
 
-    def _final_unsubmitted(self) -> tuple[str, dict, float]:
+    def _final_unsubmitted(self, current_code: bool = False) -> tuple[str, dict, float]:
         """(what was evaluated and its score, final info, reward) for an episode that ends
-        without submit: the submission file, else the last test's code, else the current code."""
+        without submit: the submission file, else the last test's code (``current_code``: the
+        code as it is now), else the current code."""
         if self.task.is_competition:
             text, info = "grading the submission file.", self._submit_competition()[2]
         else:
-            last = self.tests[-1] if self.tests else None
+            last = self.tests[-1] if self.tests and not current_code else None
             what = f"test {last['n']}" if last else "the current code"
             text = f"evaluating {what}."
             info = self._final(

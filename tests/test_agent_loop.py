@@ -244,19 +244,22 @@ def test_cli_bad_agent_file_is_a_clear_error(tiny, tmp_path):
 GOOD_EDIT, BAD_EDIT = PERFECT[1], {**PERFECT[1], "args": {**PERFECT[1]["args"], "text": "    1/0"}}
 
 
-def test_an_agent_that_stops_is_scored_on_its_last_tested_code(make_env):
+def test_an_agent_that_stops_is_scored_on_its_current_code(make_env):
     # tests `return x` (100 points), then breaks the code and runs out of replies: the final
-    # evaluation is the one submit_on_truncation runs (the last test's code, not the current)
+    # evaluation is of the code as the agent left it (the broken one), not of its last test
     script = [GOOD_EDIT, {"tool": "test", "args": {}}, BAD_EDIT]
     agent = LLMAgent(cfg(), ScriptedModel(script), score_unsubmitted=True)
     result = agent.run(make_env())
     assert result.status == "model_exhausted" and not result.episode.terminated
-    assert result.episode.score == pytest.approx(100.0) == result.episode.reward
+    assert result.episode.score == pytest.approx(0.0) == result.episode.reward
     recs = records_of(result)
     assert [r["type"] for r in recs][-3:] == ["not_submitted", "end", "agent_end"]
     assert recs[-3]["reason"] == "model_exhausted" and recs[-3]["type"] == "not_submitted"
-    assert recs[-2]["status"] == "not_submitted" and recs[-2]["score"] == pytest.approx(100.0)
+    assert recs[-2]["status"] == "not_submitted" and recs[-2]["score"] == pytest.approx(0.0)
     assert result.episode.final_info["not_submitted"] == "model_exhausted"
+    # without the breaking edit the same agent is scored on the good code
+    agent = LLMAgent(cfg(), ScriptedModel(script[:2]), score_unsubmitted=True)
+    assert agent.run(make_env()).episode.score == pytest.approx(100.0)
 
 
 def test_a_crashed_loop_is_scored_on_its_current_code_and_not_raised(make_env):
