@@ -81,3 +81,19 @@ def test_an_episode_cut_by_inspect_scores_zero_and_leaves_nothing(tiny, tmp_path
     for s in log.samples:
         score = s.scores["mlsbench_scorer"]
         assert score.value == 0.0 and "never submitted" in score.explanation
+
+
+def test_the_sandbox_is_registered_through_inspects_entry_point():
+    """inspect finds the `mlsbench` sandbox type from the package metadata alone."""
+    import shutil
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+
+    if "mlsbench" not in {e.name for e in entry_points(group="inspect_ai")}:
+        pytest.skip("the entry point is installed with the package: pip install -e .")
+    cli = shutil.which("inspect", path=str(Path(sys.executable).parent)) or shutil.which("inspect")
+    ok = subprocess.run([cli, "sandbox", "cleanup", "mlsbench"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([cli, "sandbox", "cleanup", "nosuch"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "not recognized" in bad.stderr
