@@ -190,16 +190,17 @@ def view_ms(step, repeats: int, action: dict) -> float:
 def overheads(task, servers: dict, repeats: int, tmp: Path, plan) -> dict:
     from openenv.core.generic_client import GenericEnvClient
 
-    local = ResearchEnv(task, runs_dir=None, work_dir=str(tmp / "eps-one"))
+    steps = {"max_steps": repeats + 10}  # never truncated while timed
+    local = ResearchEnv(task, runs_dir=None, work_dir=str(tmp / "eps-one"), **steps)
     local.reset(seed=0)
     base = view_ms(lambda a: local.step(json.dumps(a)), repeats, plan[0])
     local.close()
-    remote = RemoteEnv(task.id, servers["mlsbench"].url)
+    remote = RemoteEnv(task.id, servers["mlsbench"].url, **steps)
     remote.reset(seed=0)
     serve = view_ms(remote.step, repeats, plan[0])
     remote.close()
     with GenericEnvClient(base_url=servers["openenv"].url).sync() as c:
-        c.reset(task=task.id, seed=0)
+        c.reset(task=task.id, seed=0, **steps)
         oe = view_ms(c.step, repeats, plan[0])
     return {"in-process": base, "mlsbench serve": serve, "openenv": oe}
 

@@ -83,8 +83,9 @@ def test_an_episode_cut_by_inspect_scores_zero_and_leaves_nothing(tiny, tmp_path
         assert score.value == 0.0 and "never submitted" in score.explanation
 
 
-def test_the_sandbox_is_registered_through_inspects_entry_point():
-    """inspect finds the `mlsbench` sandbox type from the package metadata alone."""
+def test_inspect_cli_finds_the_task_and_sandbox_through_the_entry_point(tiny, tmp_path):
+    """`inspect eval mlsbench_env/mlsbench` and the `mlsbench` sandbox type, from the package
+    metadata alone."""
     import shutil
     import subprocess
     import sys
@@ -97,3 +98,9 @@ def test_the_sandbox_is_registered_through_inspects_entry_point():
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run([cli, "sandbox", "cleanup", "nosuch"], capture_output=True, text=True)
     assert bad.returncode != 0 and "not recognized" in bad.stderr
+    run = [cli, "eval", "mlsbench_env/mlsbench", "--model", MODEL, "--log-dir", str(tmp_path)]
+    run += ["-T", f"task={tiny.root}", "-T", "message_limit=2", "-T", f"work_dir={tmp_path}/eps"]
+    run += ["-T", f"runs_dir={tmp_path}/runs", "--display", "plain"]
+    out = subprocess.run(run, capture_output=True, text=True)
+    assert out.returncode == 0 and "mlsbench_scorer" in out.stdout, out.stdout + out.stderr
+    assert list(tmp_path.glob("*.eval")) and not list(tmp_path.glob("eps/ep-*"))

@@ -237,6 +237,15 @@ class MlsSandbox(SandboxEnvironment):
                 pass  # not root: the files are ours already
 
 
+def _episode() -> MlsSandbox:
+    """The sample's mlsbench sandbox. Checked by shape, not class: ``inspect eval FILE`` loads
+    this module a second time under another name, next to the entry point's copy."""
+    sb = sandbox().as_type(SandboxEnvironment)  # the sandbox itself, not inspect's proxy
+    if not (hasattr(sb, "step") and hasattr(sb, "env")):
+        raise TypeError(f"the sample's sandbox is {type(sb).__name__}, not mlsbench's")
+    return sb
+
+
 def _task_files(env) -> set[str]:
     root = Path(env.unwrapped.task.root) / "repo"
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
@@ -268,7 +277,7 @@ def mlsbench_tools(schemas: list[dict]) -> list:
         name = schema["name"]
 
         async def call(**args) -> str:
-            sb = sandbox().as_type(MlsSandbox)
+            sb = _episode()
             return (await sb.step(name, args))[0]
 
         params = ToolParams.model_validate(schema["parameters"])
@@ -281,7 +290,7 @@ def mlsbench_tools(schemas: list[dict]) -> list:
 
 async def _continue(state: AgentState) -> bool | str:
     """Stop when the episode has ended; urge a model that answered without a tool call."""
-    if sandbox().as_type(MlsSandbox).done:
+    if _episode().done:
         return False
     if not state.output.message.tool_calls:
         return "Act with one of the tools; `submit` ends the episode with its final score."
@@ -293,7 +302,7 @@ def mlsbench_agent():
     """The episode's prompt as the user message, then inspect's ``react`` with our tools."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        sb = sandbox().as_type(MlsSandbox)
+        sb = _episode()
         state.messages = [ChatMessageUser(content=sb.prompt)]
         agent = react(prompt=None, tools=mlsbench_tools(sb.tools), on_continue=_continue)
         from inspect_ai.agent import as_solver
@@ -308,7 +317,7 @@ def mlsbench_scorer():
     """The final score (0..100); per-setting scores, tamper report, isolation in metadata."""
 
     async def score(state: TaskState, target: Target) -> Score:
-        sb = sandbox().as_type(MlsSandbox)
+        sb = _episode()
         final = sb.final
         if final is None or final.get("score") is None:
             why = (final or {}).get("reason") or (
