@@ -56,11 +56,11 @@ SCRATCH = ".inspect"  # exec's stdin/stdout/stderr files, inside the workspace, 
 class MlsSandbox(SandboxEnvironment):
     """One mlsbench episode as an inspect sandbox (see the module docstring)."""
 
-    def __init__(self, env, observation: str, info: dict):
+    def __init__(self, env, observation: str, info: dict, isolation: dict | None = None):
         super().__init__()
         self.env = env
         self.prompt, self.tools = observation, info["tools"]
-        self.isolation = isolation_of(env)
+        self.isolation = isolation
         self.final: dict | None = None  # the terminal step's slim info
         self.done = False
         self._lock = asyncio.Lock()  # one step at a time (inspect may call tools in parallel)
@@ -97,7 +97,8 @@ class MlsSandbox(SandboxEnvironment):
             await asyncio.to_thread(env.close)
             raise
         mark_harness(env, "inspect_ai", "inspect-ai")
-        return {"default": cls(env, obs, info)}
+        isolation = await asyncio.to_thread(isolation_of, env)  # waits for the sandbox to start
+        return {"default": cls(env, obs, info, isolation)}
 
     @classmethod
     async def sample_cleanup(cls, task_name, config, environments, interrupted) -> None:

@@ -55,7 +55,8 @@ log = logging.getLogger("mlsbench.openenv")
 DEFAULT_TASK = "opt-evolution-strategy"
 NO_EPISODE = (
     "No episode: send `reset` first, over the WebSocket route /ws (OpenEnv's HTTP /reset and "
-    "/step make a fresh environment per request, so they cannot carry an episode)."
+    "/step make a fresh environment per request, so they cannot carry an episode); an episode "
+    "idle longer than the server's --idle-timeout is closed."
 )
 
 
@@ -122,8 +123,11 @@ class MlsOpenEnv(Environment[MlsAction, MlsObservation, MlsState]):
             await self._close_episode()
             raise
         mark_harness(s.env, "openenv")
-        self._isolation = isolation_of(s.env)
-        meta = {**slim_info(info), "tools": info["tools"], "isolation": self._isolation}
+        # asked in a thread, not on the event loop: the answer waits for the sandbox to be ready
+        # (every session's reset would queue behind it); and before any step, as the sandbox
+        # answers one caller at a time
+        self._isolation = await asyncio.to_thread(isolation_of, s.env)
+        meta = {**slim_info(info), "tools": info["tools"]}
         return MlsObservation(text=obs, reward=0.0, done=False, metadata=meta)
 
     async def step_async(self, action: MlsAction, timeout_s=None, **kwargs) -> MlsObservation:
@@ -205,13 +209,30 @@ def create_openenv_app(cfg: ServerConfig | None = None):
         state_cls=MlsState,
     )
     app.state.mlsbench = state
+    sweeper: list[asyncio.Task] = []
+
+    async def sweep_forever():
+        # a WebSocket kept open but unused must not hold a sandbox forever (OpenEnv reaps only
+        # its HTTP sessions): its episode closes after --idle-timeout, as in `mlsbench serve`
+        while True:
+            await asyncio.sleep(max(0.2, min(30.0, cfg.idle_timeout_s / 4)))
+            try:
+                await state.sweep()
+            except Exception:
+                log.exception("session sweep failed")
+
+    async def startup():
+        sweeper.append(asyncio.create_task(sweep_forever()))
 
     async def shutdown():
+        for t in sweeper:
+            t.cancel()
         for sid in list(state.sessions):
             with contextlib.suppress(Exception):
                 await state.close(sid)
         await state.pool.aclose()
 
+    app.router.on_startup.append(startup)
     app.router.on_shutdown.append(shutdown)
     app.add_middleware(_WSGuard, token=cfg.token, max_body=cfg.max_body_bytes)
     return app

@@ -68,13 +68,11 @@ class MlsSkyRLEnv(BaseTextEnv):
             self.env = ResearchEnv(self.task, **options)
         self.done = False
         self.final: dict[str, Any] = {}
-        self._isolation = None
 
     def init(self, prompt: list[dict]) -> tuple[list[dict], dict[str, Any]]:
         """The row's prompt, then the task prompt and how to act (one fenced JSON action)."""
         obs, info = self.env.reset(seed=self.seed)
         mark_harness(self.env, "skyrl", "skyrl-gym")
-        self._isolation = isolation_of(self.env)
         names = [t["name"] for t in info["tools"]]
         how = fill(TEXT_FORMAT, tools=usage(names))
         messages = [*(prompt or []), {"role": "user", "content": f"{obs}\n\n{how}"}]
@@ -95,7 +93,8 @@ class MlsSkyRLEnv(BaseTextEnv):
         else:
             text, reward, term, trunc, info = self.env.step(parsed)
             done = term or trunc
-            meta = {**slim_info(info, self._isolation), "terminated": term, "truncated": trunc}
+            isolation = isolation_of(self.env) if done else None  # before the sandbox closes
+            meta = {**slim_info(info, isolation), "terminated": term, "truncated": trunc}
         if not done and self.turns >= self.max_turns:
             done, meta["cut"] = True, f"SkyRL's max_turns ({self.max_turns})"
         if done:

@@ -48,7 +48,6 @@ class MlsTRLEnv:
         self.done = True
         self.reward = 0.0
         self.metadata: dict[str, Any] = {}
-        self._isolation: dict | None = None
 
     def reset(self, **row) -> str:
         """Start the row's episode (columns ``task``, ``seed``); returns the task prompt."""
@@ -59,7 +58,6 @@ class MlsTRLEnv:
         self._env = self._make(task)
         obs, _ = self._env.reset(seed=row.get("seed"))
         mark_harness(self._env, "trl")
-        self._isolation = isolation_of(self._env)
         self.done, self.reward, self.metadata = False, 0.0, {}
         return obs
 
@@ -86,7 +84,8 @@ class MlsTRLEnv:
             obs, reward, term, trunc, info = self._env.step({"tool": tool, "args": args})
             if term or trunc:
                 self.done, self.reward = True, float(reward)
-                self.metadata = slim_info(info, self._isolation)
+                # asked now, not at reset: it waits for the sandbox to be ready (None remotely)
+                self.metadata = slim_info(info, isolation_of(self._env))
             return obs
 
     async def _step(self, tool: str, args: dict) -> str:
