@@ -96,3 +96,90 @@ def test_rollouts_cut_by_the_trainer_leave_no_sandbox_on_a_server(tiny, tmp_path
         assert env.get_reward() == 0.0  # cut before submit: no score, and the episode ends
         assert server.state.sessions == {} and server.state.pool.stats.live == 0
     assert not any(Path(tmp_path / "eps").glob("ep-*"))
+
+
+def test_grpo_trainer_plays_episodes_through_the_class(tiny, tmp_path, monkeypatch):
+    """TRL's own GRPOTrainer (one step on CPU) drives the class: it renders the tools, parses
+    the model's tool calls, calls our async tools and takes get_reward() as a reward column.
+    The model is a tiny random Qwen3 (no download) whose generate replies with the next
+    scripted tool call, the way a fake LLM server would."""
+    import json
+
+    import torch
+    from datasets import Dataset
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.chat_template_utils import qwen3_chat_template
+
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    # a byte-level tokenizer built in memory, with Qwen3's chat template (TRL's copy)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    bpe = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    specials = ["<|im_start|>", "<tool_call>", "</tool_call>", "<think>", "</think>"]
+    tok.add_special_tokens({"additional_special_tokens": [*specials, "<tool_response>"]})
+    tok.chat_template = qwen3_chat_template
+
+    class Scripted(Qwen3ForCausalLM):
+        def generate(self, input_ids, attention_mask=None, generation_config=None, **kwargs):
+            rows = []
+            for ids in input_ids:
+                n = tok.decode(ids).count("<tool_response>")  # tool results so far
+                if n < len(PERFECT):
+                    call = {"name": PERFECT[n]["tool"], "arguments": PERFECT[n]["args"]}
+                    text = f"<tool_call>\n{json.dumps(call)}\n</tool_call><|im_end|>"
+                else:
+                    text = "Done.<|im_end|>"
+                new = torch.tensor(tok.encode(text, add_special_tokens=False))
+                rows.append(torch.cat([ids, new]))
+            width = max(len(r) for r in rows)
+            pad = tok.pad_token_id
+            return torch.stack([torch.cat([r, r.new_full((width - len(r),), pad)]) for r in rows])
+
+    torch.manual_seed(0)
+    model = Scripted(
+        Qwen3Config(
+            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+            num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+            max_position_embeddings=8192, eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )  # fmt: skip
+    Env = trl_environment(
+        str(tiny.root),
+        final_seeds=[0],
+        runs_dir=str(tmp_path / "runs"),
+        work_dir=str(tmp_path / "eps"),
+    )
+    rows = [{"prompt": [{"role": "user", "content": "Solve it."}], "seed": s} for s in range(2)]
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=1,
+        num_generations=2,
+        per_device_train_batch_size=2,
+        max_completion_length=3000,
+        max_tool_calling_iterations=6,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        save_strategy="no",
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        processing_class=tok,
+        train_dataset=Dataset.from_list(rows),
+        environment_factory=Env,
+        args=args,
+    )
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    assert logged["tools/call_frequency"] == 4 and logged["tools/failure_frequency"] == 0
+    assert logged["rewards/MlsbenchEnv/mean"] == pytest.approx(1.0)  # score 100 / 100
+    assert not any((tmp_path / "eps").glob("ep-*"))
+    assert len(list((tmp_path / "runs").glob("*/trajectory.jsonl"))) == 2

@@ -32,7 +32,7 @@ from mlsbench_env.integrations import isolation_of, mark_harness, require, slim_
 require("inspect_ai", "inspect")
 
 from inspect_ai import Task, task  # noqa: E402
-from inspect_ai.agent import AgentState, react  # noqa: E402
+from inspect_ai.agent import AgentState, as_solver, react  # noqa: E402
 from inspect_ai.dataset import Sample  # noqa: E402
 from inspect_ai.model import ChatMessageUser  # noqa: E402
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr  # noqa: E402
@@ -103,8 +103,9 @@ class MlsSandbox(SandboxEnvironment):
     @classmethod
     async def sample_cleanup(cls, task_name, config, environments, interrupted) -> None:
         for sb in environments.values():
-            if isinstance(sb, MlsSandbox):
-                await asyncio.to_thread(sb.env.close)  # the sandbox and workspace go
+            env = getattr(sb, "env", None)  # by shape: see _episode
+            if env is not None:
+                await asyncio.to_thread(env.close)  # the sandbox and workspace go
 
     # ------------------------------------------------------------------ SandboxEnvironment
     async def exec(
@@ -306,8 +307,6 @@ def mlsbench_agent():
         sb = _episode()
         state.messages = [ChatMessageUser(content=sb.prompt)]
         agent = react(prompt=None, tools=mlsbench_tools(sb.tools), on_continue=_continue)
-        from inspect_ai.agent import as_solver
-
         return await as_solver(agent)(state, generate)
 
     return solve
