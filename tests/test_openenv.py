@@ -277,6 +277,10 @@ def test_mlsbench_serve_openenv_passes_openenv_validate(tiny, tmp_path):
         assert report["mode"] == "simulation"
         with GenericEnvClient(base_url=url).sync() as env:
             assert "Research task" in env.reset(task=tiny.id, seed=0).observation["text"]
+        deadline = time.monotonic() + 30
+        while any((tmp_path / "eps").glob("ep-*")):  # the closed session's sandbox goes
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
     finally:
         proc.terminate()
         proc.wait(30)
