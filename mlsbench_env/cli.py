@@ -743,7 +743,9 @@ def serve(
         console.print(f"mlsbench env server ({protocol}) on http://{host}:{port} (API docs: /docs)")
         serve(cfg)
     except MLSBenchError as e:
-        console.print(f"[red]error:[/red] {e}")
+        from rich.markup import escape  # the message names extras in brackets
+
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
 
 
