@@ -732,12 +732,23 @@ def serve(
     ] = None,
     ramp_per_s: Annotated[float, typer.Option(help="Episode starts per second (ramp).")] = 4.0,
     max_body_bytes: int = 2 << 20,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="mlsbench: this package's JSON API (RemoteEnv); openenv: an OpenEnv server "
+            "(WebSocket /ws; pip install 'mlsbench-env[openenv]'), see docs/openenv.md.",
+        ),
+    ] = "mlsbench",
 ):
     """Serve episodes over HTTP (create/reset/step/close; OpenAPI at /docs) for remote trainers;
     mlsbench_env.client.RemoteEnv is the matching gymnasium env."""
     import secrets
 
     from mlsbench_env.server import ServerConfig, needs_token, serve, task_folders
+
+    if protocol not in ("mlsbench", "openenv"):
+        console.print(f"[red]error:[/red] unknown protocol {protocol!r}; known: mlsbench, openenv")
+        raise typer.Exit(2)
 
     if needs_token(host) and not token:
         token = secrets.token_urlsafe(24)
@@ -757,10 +768,14 @@ def serve(
             max_experiments=max_experiments,
             ramp_per_s=ramp_per_s or None,
         )
-        console.print(f"mlsbench env server on http://{host}:{port} (API docs: /docs)")
+        if protocol == "openenv":
+            from mlsbench_env.integrations.openenv_server import serve
+        console.print(f"mlsbench env server ({protocol}) on http://{host}:{port} (API docs: /docs)")
         serve(cfg)
     except MLSBenchError as e:
-        console.print(f"[red]error:[/red] {e}")
+        from rich.markup import escape  # the message names extras in brackets
+
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
 
 

@@ -169,6 +169,16 @@ class State:
             max_live=cfg.max_live, max_experiments=cfg.max_experiments, ramp_per_s=cfg.ramp_per_s
         )
         self.expired = 0
+        self.loaded: dict[str, Any] = {}  # task id -> Task, loaded once per server
+
+    def task(self, tid: str):
+        """A served task, loaded on first use only: loading (~40 ms of YAML and checks) runs
+        on the event loop, and 64 sessions of one task must not pay it 64 times."""
+        if tid not in self.loaded:
+            from mlsbench_env.spec import load_task
+
+            self.loaded[tid] = load_task(self.tasks[tid])
+        return self.loaded[tid]
 
     def session(self, sid: str) -> Session:
         s = self.sessions.get(sid)
@@ -200,7 +210,7 @@ class State:
         if "agent_name" not in options:
             options["agent_name"] = "remote"
         try:
-            env = self.pool.make(self.tasks[req.task], **options)
+            env = self.pool.make(self.task(req.task), **options)
         except ValidationError as e:
             raise HTTPError(422, "bad options: " + _pydantic_problems(e)) from None
         except (MLSBenchError, TypeError, ValueError) as e:
