@@ -46,14 +46,21 @@ def generate(settings: dict, label: str, seed: int, salt: int | None):
     return generator(np.random.default_rng(data_seed(label, seed, salt)), **kwargs)
 
 
+_SECRETS: dict | None = None
+
+
 def read_secret(name: str) -> str | None:
-    """A secret of a final-evaluation run from the environment's secrets channel (a descriptor
-    only this process inherits; read once, then closed), or None in test runs."""
-    fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
-    if fd is None:
-        return None
-    with os.fdopen(int(fd)) as f:
-        return json.load(f).get(name)
+    """A secret of a final-evaluation run (a key, a salt, a hidden setting's spec) from the
+    environment's secrets channel: a descriptor only this process inherits, read once and
+    closed. None in test runs, where the channel is absent."""
+    global _SECRETS
+    if _SECRETS is None:
+        fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
+        _SECRETS = {}
+        if fd is not None:
+            with os.fdopen(int(fd)) as f:
+                _SECRETS = json.load(f)
+    return _SECRETS.get(name)
 
 
 def read_salt() -> int | None:

@@ -43,17 +43,26 @@ def load_spec(setting: str | None = None, spec_path: str | Path | None = None) -
         if setting not in SETTINGS:
             raise KeyError(f"unknown setting {setting!r}; known: {sorted(SETTINGS)}")
         return dict(SETTINGS[setting])
-    return json.loads(Path(spec_path).read_text())
+    # a hidden setting's spec comes over the secrets channel at the final evaluation
+    text = read_secret(Path(spec_path).name)
+    return json.loads(Path(spec_path).read_text() if text is None else text)
+
+
+_SECRETS: dict | None = None
 
 
 def read_secret(name: str) -> str | None:
-    """A secret of a final-evaluation run from the environment's secrets channel (a descriptor
-    only this process inherits; read once, then closed), or None in test runs."""
-    fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
-    if fd is None:
-        return None
-    with os.fdopen(int(fd)) as f:
-        return json.load(f).get(name)
+    """A secret of a final-evaluation run (a key, a salt, a hidden setting's spec) from the
+    environment's secrets channel: a descriptor only this process inherits, read once and
+    closed. None in test runs, where the channel is absent."""
+    global _SECRETS
+    if _SECRETS is None:
+        fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
+        _SECRETS = {}
+        if fd is not None:
+            with os.fdopen(int(fd)) as f:
+                _SECRETS = json.load(f)
+    return _SECRETS.get(name)
 
 
 def load_salt(path: str | Path | None = None) -> int:
