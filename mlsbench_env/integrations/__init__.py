@@ -57,8 +57,11 @@ def isolation_of(env) -> dict[str, bool] | None:
 
 def slim_info(info: dict, isolation: dict | None = None) -> dict[str, Any]:
     """What a framework gets of a step's info: all but the tool schemas and the final runs,
-    plus the sandbox's isolation on the terminal step (next to the tamper report)."""
+    plus the sandbox's isolation on the terminal step (next to the tamper report): each
+    protection under ``isolation``, the env's one-word level under ``isolation_level``."""
     out = {k: v for k, v in info.items() if k not in _HEAVY}
+    if isinstance(out.get("isolation"), str):  # the env's one-word level (full, rootless, none)
+        out["isolation_level"] = out.pop("isolation")
     if "tamper_report" in out and isolation is not None:
         out["isolation"] = isolation
     return out
