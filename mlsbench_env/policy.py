@@ -89,6 +89,7 @@ def check_source(
     except SyntaxError as e:
         return [f"{filename}:{e.lineno}: syntax error: {e.msg}"]
     allowed = set(policy.imports)
+    forbidden = {name: g.reason for g in policy.forbidden_names for name in g.names}
     out = []
 
     def editable(node: ast.AST) -> bool:
@@ -133,6 +134,18 @@ def check_source(
     for node in ast.walk(tree):
         if not editable(node):
             continue
+        used = (
+            [node.attr]
+            if isinstance(node, ast.Attribute)
+            else [node.id]
+            if isinstance(node, ast.Name)
+            else node.name.split(".")
+            if isinstance(node, ast.alias)
+            else []
+        )
+        for name in used:
+            if name in forbidden:
+                bad(node, f"{name!r} is not allowed in this task ({forbidden[name]})")
         targets = (
             node.targets
             if isinstance(node, ast.Assign | ast.Delete)

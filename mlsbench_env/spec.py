@@ -38,11 +38,25 @@ class EditableRange(_Frozen):
         return self
 
 
+class ForbiddenNames(_Frozen):
+    names: tuple[str, ...] = Field(
+        min_length=1,
+        description="Names editable code may not use: as an attribute, a variable or a part "
+        "of an imported name (e.g. register_hook, optim).",
+    )
+    reason: str = Field(min_length=1, description="Why, as the agent reads it in the refusal.")
+
+
 class Policy(_Frozen):
     imports: tuple[str, ...] = Field(
         default=("math", "numpy"), description="Top-level modules editable code may import."
     )
     allow_io: bool = Field(default=False, description="Allow file I/O in editable code.")
+    forbidden_names: tuple[ForbiddenNames, ...] = Field(
+        default=(),
+        description="The task's own forbidden names, each group with its reason (training "
+        "outside the fixed optimizer, a task's extra file readers...).",
+    )
 
 
 class Setting(_Frozen):

@@ -89,3 +89,26 @@ def test_forbidden_builtins_bound_to_another_name_are_violations(body):
 def test_dunder_names_in_strings_are_violations(name):
     assert any("dunder name in a string" in v for v in violations(f"key = 'a{name}'"))
     assert violations("if __name__ == '__main__':\n    pass") == []
+
+
+def test_a_tasks_forbidden_names_are_violations_with_their_reason():
+    from mlsbench_env.spec import ForbiddenNames
+
+    policy = Policy(
+        imports=("numpy", "math", "torch"),
+        forbidden_names=(
+            ForbiddenNames(names=("optim", "register_hook"), reason="no training outside"),
+        ),
+    )
+    for body in (
+        "opt = torch.optim.SGD([], lr=0.1)",
+        "from torch import optim",
+        "import torch.optim",
+        "h = x.register_hook",
+        "optim = 3",
+    ):
+        found = violations(body, policy)
+        assert any("'optim'" in v or "'register_hook'" in v for v in found), (body, found)
+        assert any("no training outside" in v for v in found), found
+    assert violations("y = torch.no_grad", policy) == []  # only the names themselves
+    assert violations("y = torch.zeros(3)", policy) == []

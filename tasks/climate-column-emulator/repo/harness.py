@@ -24,7 +24,6 @@ Protocol: raw bytes over multiprocessing Pipes; the parent never unpickles anyth
 """
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
@@ -38,44 +37,11 @@ import numpy as np
 
 import settings as S
 
-FORBIDDEN_ATTRIBUTES = {
-    # file readers the generic policy does not list
-    "from_file", "cpp_extension", "load_inline", "load_library", "hub", "classes", "fromfile",
-    # training outside the fixed optimizer / changing gradients
-    "register_hook", "register_backward_hook", "register_full_backward_hook",
-    "register_full_backward_pre_hook", "register_forward_hook", "register_forward_pre_hook",
-    "register_post_accumulate_grad_hook", "register_module_forward_hook",
-    "register_module_backward_hook", "register_module_full_backward_hook", "optim", "grad",
-    "backward", "autograd", "multiprocessing", "distributed", "set_num_threads",
-    "load_state_dict", "register_load_state_dict_post_hook", "_register_load_state_dict_pre_hook",
-}  # fmt: skip
-MARKER = "# ---- editable region starts here"
 STATE_RTOL = 1e-5
 
 
 class RunFailure(Exception):
     pass
-
-
-def static_check(path: str = "model.py") -> None:
-    src = Path(path).read_text()
-    start = src.find(MARKER)
-    if start < 0:
-        raise RunFailure("model.py: the editable-region marker is missing")
-    offset = src[:start].count("\n")
-    tree = ast.parse(src[start:])
-    for node in ast.walk(tree):
-        name = None
-        if isinstance(node, ast.Attribute):
-            name = node.attr
-        elif isinstance(node, ast.Name):
-            name = node.id
-        elif isinstance(node, ast.alias):
-            name = node.name.split(".")[-1]
-        if name in FORBIDDEN_ATTRIBUTES:
-            raise RunFailure(
-                f"model.py:{offset + getattr(node, 'lineno', 1)}: '{name}' is not allowed in this "
-                "task (no file access, no gradient hooks, no training outside the fixed optimizer)")
 
 
 class Config:
@@ -303,7 +269,6 @@ def run(label: str, epochs: int, test_x_path: str, seed: int, out_dir: Path, eva
     pred = None
     t0 = time.time()
     try:
-        static_check()
         Xtr, Ytr = load_x(S.TRAIN_X), load_x(S.TRAIN_Y)
         Xte = load_x(test_x_path)
         n_in, n_out = Xtr.shape[1], Ytr.shape[1]

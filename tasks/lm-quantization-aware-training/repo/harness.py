@@ -22,7 +22,6 @@ b"C" + uint8 codes, b"S" + float16 scales then zero points, b"X" + utf-8 text (f
 """
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
@@ -35,17 +34,6 @@ import numpy as np
 
 import settings as S
 
-FORBIDDEN_ATTRIBUTES = {
-    # file readers the generic policy does not list
-    "from_file", "cpp_extension", "load_inline", "load_library", "hub", "classes",
-    # training outside the fixed optimizer / changing gradients
-    "register_hook", "register_backward_hook", "register_full_backward_hook",
-    "register_full_backward_pre_hook", "register_forward_hook", "register_forward_pre_hook",
-    "register_post_accumulate_grad_hook", "register_module_forward_hook",
-    "register_module_backward_hook", "register_module_full_backward_hook", "optim", "grad",
-    "backward", "autograd", "multiprocessing", "distributed", "set_num_threads",
-}  # fmt: skip
-MARKER = "# ---- editable region starts here"
 QUANTIZER_PARAM_FACTOR = 2   # a matrix's quantizer may hold at most 2x the matrix's size in parameters
 BETAS = (0.9, 0.95)
 CLIP = 1.0
@@ -53,27 +41,6 @@ CLIP = 1.0
 
 class RunFailure(Exception):
     pass
-
-
-def static_check(path: str = "quantizer.py") -> None:
-    src = Path(path).read_text()
-    start = src.find(MARKER)
-    if start < 0:
-        raise RunFailure("quantizer.py: the editable-region marker is missing")
-    offset = src[:start].count("\n")
-    tree = ast.parse(src[start:])
-    for node in ast.walk(tree):
-        name = None
-        if isinstance(node, ast.Attribute):
-            name = node.attr
-        elif isinstance(node, ast.Name):
-            name = node.id
-        elif isinstance(node, ast.alias):
-            name = node.name.split(".")[-1]
-        if name in FORBIDDEN_ATTRIBUTES:
-            raise RunFailure(
-                f"quantizer.py:{offset + getattr(node, 'lineno', 1)}: '{name}' is not allowed in this "
-                "task (no file access, no gradient hooks, no training outside the fixed optimizer)")
 
 
 def model_config(spec: dict) -> dict:
@@ -394,7 +361,6 @@ def run(label: str, spec: dict, train_text: bytes, eval_text: bytes, seed: int, 
     arrays = None
     t0 = time.time()
     try:
-        static_check()
         import gpt
 
         gcfg = gpt.Config(**cfg)
