@@ -198,11 +198,31 @@ def as_anthropic(action: dict, usage=(100, 10, 0)) -> Reply:
     return an_reply(calls=[(action["tool"], action["args"])], usage=usage)
 
 
+def _sse(completion: dict) -> bytes:
+    """A chat.completion as the server-sent events of ``"stream": true`` (a proxy in front of a
+    trainer's model, as verifiers' interception server, streams): the message as one delta,
+    then the finish reason and usage, then ``[DONE]``."""
+    msg = completion["choices"][0]["message"]
+    delta = {"role": "assistant", "content": msg.get("content") or ""}
+    if msg.get("tool_calls"):
+        delta["tool_calls"] = [dict(c, index=i) for i, c in enumerate(msg["tool_calls"])]
+    head = {k: completion[k] for k in ("id", "created", "model")}
+    head["object"] = "chat.completion.chunk"
+    finish = completion["choices"][0]["finish_reason"]
+    chunks = [
+        dict(head, choices=[{"index": 0, "delta": delta, "finish_reason": None}]),
+        dict(head, choices=[{"index": 0, "delta": {}, "finish_reason": finish}]),
+        dict(head, choices=[], usage=completion["usage"]),
+    ]
+    return b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+
+
 class FakeServer:
     """An HTTP server on 127.0.0.1 that answers POST /v1/chat/completions and /v1/messages with
-    the queued replies, in order, and keeps every request body it received."""
+    the queued replies, in order, and keeps every request body it received (``port`` 0: a free
+    one)."""
 
-    def __init__(self, replies=()):
+    def __init__(self, replies=(), port: int = 0):
         self.replies: deque[Reply] = deque(replies)
         self.requests: list[dict] = []
         self.paths: list[str] = []
@@ -221,12 +241,16 @@ class FakeServer:
                 )
                 if reply.delay:
                     time.sleep(reply.delay)
-                data = (
-                    reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
-                ).encode()
+                kind = "application/json"
+                if body.get("stream") and isinstance(reply.body, dict) and "choices" in reply.body:
+                    data, kind = _sse(reply.body), "text/event-stream"
+                else:
+                    data = (
+                        reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
+                    ).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", kind)
                     self.send_header("content-length", str(len(data)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
@@ -244,7 +268,7 @@ class FakeServer:
             def handle_error(self, request, client_address):
                 pass
 
-        self.httpd = Server(("127.0.0.1", 0), Handler)
+        self.httpd = Server(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -282,6 +306,20 @@ def test_fake_server_answers_in_order_and_keeps_requests():
         assert srv.requests == [{"model": "m"}, {"model": "m"}]
     with socket.socket() as s:  # the port is closed after the with block
         assert s.connect_ex(("127.0.0.1", srv.port)) != 0
+
+
+def test_fake_server_streams_when_asked():
+    import pytest
+
+    openai = pytest.importorskip("openai")
+    with FakeServer([oa_reply("hi", calls=[("view", {"path": "."})])]) as srv:
+        client = openai.OpenAI(base_url=srv.openai_url, api_key="x")
+        stream = client.chat.completions.create(model="m", messages=[], stream=True)
+        chunks = list(stream)
+    delta = chunks[0].choices[0].delta
+    assert delta.content == "hi" and delta.tool_calls[0].function.name == "view"
+    assert chunks[1].choices[0].finish_reason == "tool_calls"
+    assert chunks[2].usage.completion_tokens == 10
 
 
 _TINY: dict = {}
