@@ -11,6 +11,7 @@ a missing engine or image an error instead of a skip, as CI does).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -525,6 +526,7 @@ def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_
         seen.append(env.step({"tool": "jobs", "args": {"action": "wait", "id": info["job"]}})[0])
         obs, _, terminated, _, info = env.step({"tool": "submit"})
         assert terminated and info.get("score") is not None, obs
+        assert info["isolation"] == env.isolation  # the run record says which isolation
         seen.append(obs)
         run_dir = env.run_dir
         env.close()
@@ -908,3 +910,25 @@ def test_final_runs_get_their_secrets_over_the_channel_not_as_files(env_backend,
     assert f"channel {hashlib.sha256(key.encode()).hexdigest()}" in log, log
     assert "instance_key" not in log.replace("channel", "") and key.strip() not in log, log
     assert "run_hidden.py" in log  # the hidden setting's other files are there as before
+
+
+def test_the_isolation_level_is_in_reset_info_and_the_record(env_backend, tmp_path):
+    from mlsbench_env.env import ResearchEnv
+    from mlsbench_env.sandbox import isolation_level
+
+    env = ResearchEnv(
+        _first_task(),
+        sandbox=backend_name(env_backend),
+        runs_dir=str(tmp_path / "runs"),
+        work_dir=str(tmp_path / "eps"),
+    )
+    try:
+        _, info = env.reset(seed=0)
+        expected = isolation_level(env._sandbox.isolation())
+        assert info["isolation"] == expected == env.isolation
+        if env_backend == "docker" or ROOT:
+            assert expected == "full"
+        reset = json.loads((env.run_dir / "trajectory.jsonl").read_text().splitlines()[1])
+        assert reset["type"] == "reset" and reset["isolation"] == expected
+    finally:
+        env.close()
