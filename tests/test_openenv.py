@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ pytest.importorskip("openenv", reason="needs the [openenv] extra")
 uvicorn = pytest.importorskip("uvicorn")
 
 from openenv.core.generic_client import GenericEnvClient  # noqa: E402
+from test_server import Server, free_port  # noqa: E402
 
 from mlsbench_env.env import ResearchEnv  # noqa: E402
 from mlsbench_env.integrations.openenv_server import create_openenv_app  # noqa: E402
@@ -33,40 +33,11 @@ def same_text(a: str, b: str) -> bool:
 BAD_ARGS = {"tool": "edit", "args": {"path": "guess.py", "bogus": 1}}
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Loopback:
-    """The OpenEnv app on uvicorn in a thread, on a free port of 127.0.0.1."""
+class Loopback(Server):
+    """The OpenEnv app on uvicorn in a thread, on a free port (the server tests' harness)."""
 
     def __init__(self, cfg: ServerConfig):
-        cfg.port = free_port()
-        self.cfg, self.app = cfg, create_openenv_app(cfg)
-        self.url = f"http://127.0.0.1:{cfg.port}"
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=cfg.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(30)
-
-    @property
-    def state(self):
-        return self.app.state.mlsbench
+        super().__init__(cfg, create_openenv_app)
 
     def wait_no_sessions(self, timeout=60.0):
         """Zero live sandboxes: no session, no pool slot, no episode folder left."""

@@ -30,11 +30,12 @@ def free_port() -> int:
 
 
 class Server:
-    """The app on uvicorn in a thread, on a free port of 127.0.0.1."""
+    """The app (``make_app(cfg)``: ours, or the OpenEnv one) on uvicorn in a thread, on a free
+    port of 127.0.0.1."""
 
-    def __init__(self, cfg: ServerConfig):
+    def __init__(self, cfg: ServerConfig, make_app=create_app):
         cfg.port = free_port()
-        self.cfg, self.app = cfg, create_app(cfg)
+        self.cfg, self.app = cfg, make_app(cfg)
         self.url = f"http://127.0.0.1:{cfg.port}"
         config = uvicorn.Config(self.app, host="127.0.0.1", port=cfg.port, log_level="warning")
         self.server = uvicorn.Server(config)
