@@ -36,6 +36,18 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(samples)
 
 
+def run_directly(task, setting, seed: int, work: Path, out: Path) -> None:
+    """The baseline of the test and final figures: one setting's command run in ``work`` with
+    no sandbox, into a fresh ``out``, then graded."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    env = {**os.environ, **RUN_ENV, "MLSBENCH_SEED": str(seed), "MLSBENCH_OUT": str(out)}
+    subprocess.run(
+        ["bash", "-c", setting.command], cwd=work, env=env, capture_output=True, check=True
+    )
+    grade(task, setting.label, seed, out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--task", default="opt-evolution-strategy")
@@ -100,18 +112,7 @@ def main() -> None:
                 shutil.rmtree(work)
             shutil.copytree(task.repo, work)
             for s in task.visible_settings:
-                out = tmp / f"out-{s.label}"
-                out.mkdir(exist_ok=True)
-                envv = {
-                    **os.environ,
-                    **RUN_ENV,
-                    "MLSBENCH_SEED": str(task.spec.seeds.dev),
-                    "MLSBENCH_OUT": str(out),
-                }
-                subprocess.run(
-                    ["bash", "-c", s.command], cwd=work, env=envv, capture_output=True, check=True
-                )
-                grade(task, s.label, task.spec.seeds.dev, out)
+                run_directly(task, s, task.spec.seeds.dev, work, tmp / f"out-{s.label}")
 
         # alternate the two and keep each one's best of 3: load from other processes only adds
         test_ms, direct_ms = float("inf"), float("inf")
@@ -142,19 +143,7 @@ def main() -> None:
                 shutil.copytree(task.repo, work)
                 if (task.root / "hidden").is_dir():
                     shutil.copytree(task.root / "hidden", work, dirs_exist_ok=True)
-                out = tmp / f"final-out-{s.label}"
-                shutil.rmtree(out, ignore_errors=True)
-                out.mkdir()
-                envv = {
-                    **os.environ,
-                    **RUN_ENV,
-                    "MLSBENCH_SEED": str(seed),
-                    "MLSBENCH_OUT": str(out),
-                }
-                subprocess.run(
-                    ["bash", "-c", s.command], cwd=work, env=envv, capture_output=True, check=True
-                )
-                grade(task, s.label, seed, out)
+                run_directly(task, s, seed, work, tmp / f"final-out-{s.label}")
 
         final_ms, final_direct_ms = float("inf"), float("inf")
         for _ in range(3):
