@@ -315,9 +315,23 @@ class Task:
         except json.JSONDecodeError as e:
             raise TaskSpecError(str(path), "(file)", f"not valid JSON: {e}") from e
 
+    def scaffold_files(self) -> dict[str, Path]:
+        """Every file a workspace of this task starts with (relative path -> source): repo/
+        and, for a research task, the trusted task kit as the fixed package ``taskkit/``,
+        taken from the installed package (never from a workspace)."""
+        files = {
+            p.relative_to(self.repo).as_posix(): p
+            for p in sorted(self.repo.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts
+        }
+        if not self.is_competition:
+            files.update(kit_files())
+        return files
+
     @cache  # noqa: B019 (tasks are few and live for the process)
     def content_hash(self, *parts: str) -> str:
-        """sha256 over the task's files (or only the named top-level parts), for records."""
+        """sha256 over the task's files (or only the named top-level parts), for records. The
+        task kit counts as part of repo/: a kit change shows like any change of the task."""
         h = hashlib.sha256()
         names = parts or ("task.yaml", "repo", "hidden", "baselines", "grader.py", "private")
         for name in names:
@@ -328,7 +342,20 @@ class Task:
                     continue
                 h.update(str(p.relative_to(self.root)).encode())
                 h.update(p.read_bytes())
+            if name == "repo" and not self.is_competition:
+                for rel, p in kit_files().items():
+                    h.update(rel.encode())
+                    h.update(p.read_bytes())
         return h.hexdigest()[:16]
+
+
+KIT_PACKAGE = "taskkit"  # the task kit's name inside a workspace
+
+
+def kit_files() -> dict[str, Path]:
+    """The trusted task kit's files, as a workspace holds them (``taskkit/<module>.py``)."""
+    kit = Path(__file__).parent / "taskkit"
+    return {f"{KIT_PACKAGE}/{p.name}": p for p in sorted(kit.glob("*.py"))}
 
 
 def _format_validation_error(e: ValidationError) -> tuple[str, str]:
@@ -368,6 +395,11 @@ def load_task_dir(root: Path) -> Task:
         )
     task = Task(spec=spec, root=root)
     _check_regions(task, str(path))
+    if not task.is_competition and (task.repo / KIT_PACKAGE).exists():
+        raise TaskSpecError(
+            str(path), "(folder)", f"repo/{KIT_PACKAGE} is where the task kit goes in a "
+            "workspace; rename that folder (the kit comes from the installed package)"
+        )
     return task
 
 

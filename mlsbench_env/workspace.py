@@ -96,10 +96,7 @@ class Workspace:
         if self.root.exists():
             shutil.rmtree(self.root)
         self.root.mkdir(parents=True)
-        for src in sorted(self.task.repo.rglob("*")):
-            rel = src.relative_to(self.task.repo).as_posix()
-            if "__pycache__" in rel or not src.is_file():
-                continue
+        for rel, src in self.task.scaffold_files().items():
             # copied, never linked: a link would name the task's folder on the host, and the
             # sandbox sees nothing of it (the largest data file is a few MB)
             dst = self.root / rel
@@ -444,7 +441,9 @@ def transplant(
     """
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(task.repo, dest, symlinks=False, ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, src in task.scaffold_files().items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest / rel)
     hidden = task.root / "hidden"
     if with_hidden and hidden.is_dir():
         # the task's secrets travel on the secrets channel to the harness, never as files

@@ -5,9 +5,9 @@ sends a batch of points to the harness parent process and returns their objectiv
 parent owns the objective and counts evaluations; this process never holds the objective, its
 optimum or its rotation.
 
-Wire format (raw bytes, no pickling): a request is the float64 batch (n * dim values); a reply
-is one status byte, then float64 values (b"F") or a UTF-8 message (b"B": budget exhausted,
-b"E": invalid request).
+Wire format (raw bytes, no pickling): a request is b"Q" and the float64 batch (n * dim
+values), b"D" says the optimizer is done; a reply is one status byte, then float64 values
+(b"F") or a UTF-8 message (b"B": budget exhausted, b"E": invalid request).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Problem:
         if X.ndim != 2 or X.shape[1] != self.dim or X.shape[0] < 1:
             raise ValueError(f"evaluate expects shape (n, {self.dim}) or ({self.dim},) with "
                              f"n >= 1, got {np.shape(X)}")
-        self._conn.send_bytes(np.ascontiguousarray(X, dtype="<f8").tobytes())
+        self._conn.send_bytes(b"Q" + np.ascontiguousarray(X, dtype="<f8").tobytes())
         reply = self._conn.recv_bytes()
         status, body = reply[:1], reply[1:]
         if status == b"F":
@@ -78,7 +78,8 @@ class Problem:
 
 
 def child_main(conn, dim, lower, upper, budget, seed):
-    """Entry point of the child process: run the optimizer against the remote problem."""
+    """Entry point of the child process (started by the task kit, which has dropped this
+    process's privileges): run the optimizer against the remote problem."""
     problem = Problem(conn, dim, lower, upper, budget)
     rng = np.random.default_rng(seed)
     import optimizer  # imported here so that only the child process runs the editable code
@@ -87,5 +88,4 @@ def child_main(conn, dim, lower, upper, budget, seed):
         optimizer.optimize(problem, rng)
     except BudgetExhausted as e:
         print(f"[harness] optimize() stopped by BudgetExhausted: {e}", file=sys.stderr)
-    finally:
-        conn.close()
+    conn.send_bytes(b"D")

@@ -1,0 +1,18 @@
+"""The trusted task kit: what every task's harness shares, in one place.
+
+A harness (fixed, trusted code in a task's workspace) runs agent code through the kit: in a
+``Child`` process that drops its privileges before it imports agent code, behind a pipe of raw
+byte frames; it counts resources with ``Budget`` in the parent, reads secrets with
+``read_secret`` and writes results with ``write_artifacts`` after every child has exited.
+Standard library only (numpy and torch imported where used); it never imports the rest of
+``mlsbench_env``, so it enters each workspace as the fixed package ``taskkit``.
+"""
+
+from .artifacts import out_dir_from_env, write_artifacts
+from .budget import Budget
+from .child import Child, RunFailure, close_all, send_failure
+from .privilege import landlock_abi
+from .secrets import read_secret
+
+__all__ = ["Budget", "Child", "RunFailure", "close_all", "landlock_abi", "out_dir_from_env",
+           "read_secret", "send_failure", "write_artifacts"]

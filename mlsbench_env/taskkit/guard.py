@@ -1,0 +1,61 @@
+"""The second layer in agent code's process: an audit hook that names what agent code tried.
+
+The boundary is ``privilege.drop`` (the kernel refuses); this hook runs first and turns the
+attempt into a message the parent reports ("agent code opened ... for writing"), then ends the
+process. It blocks what no agent code of a task needs: files of the task folder beyond those it
+may import, writes outside its scratch folder, processes, native libraries, sockets, signals
+and the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+BLOCKED_EVENTS = (
+    "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
+    "os.forkpty", "os.kill", "os.killpg", "os.pidfd", "ctypes.dlopen", "ctypes.dlsym",
+    "ctypes.cdata", "ctypes.call_function", "socket.", "os.putenv", "os.unsetenv",
+    "os.chdir", "os.symlink", "os.link", "sys.setprofile", "sys.settrace", "sys.addaudithook",
+)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_WRITABLE = ("/dev/null", "/dev/zero")
+
+
+def install(conn, task_dir: str, may_read: list[str], scratch: str) -> None:
+    """From now on, report and end the process on anything of BLOCKED_EVENTS, on opening a file
+    of ``task_dir`` other than ``may_read`` and on writing outside ``scratch``."""
+    task_dir = os.path.realpath(task_dir) + os.sep
+    scratch = os.path.realpath(scratch) + os.sep
+    allowed = tuple(os.path.realpath(p) for p in may_read)
+    busy = []
+
+    def breach(what: str) -> None:
+        busy.append(True)
+        try:
+            conn.send_bytes(b"V" + what.encode("utf-8", "replace")[:2000])
+        finally:
+            os._exit(3)
+
+    def hook(event: str, args: tuple) -> None:
+        if busy:
+            return
+        if event == "open":
+            path, mode, flags = args
+            if path is None or isinstance(path, int):
+                return
+            p = os.path.realpath(os.fsdecode(path))
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS)
+            if writes and not (p + os.sep).startswith(scratch) and p not in _WRITABLE:
+                breach(f"agent code opened {p!r} for writing: it may write only in its "
+                       "scratch folder (its working folder)")
+            if p.startswith(task_dir) and not p.endswith(".pyc") and not any(
+                    p == a or p.startswith(a + os.sep) for a in allowed):
+                breach(f"agent code opened {p!r}: it may read only the modules the task lets "
+                       "it import")
+        elif event.startswith(BLOCKED_EVENTS):
+            breach(f"agent code raised the forbidden event {event!r}: processes, native "
+                   "libraries, sockets, signals, tracing and the environment are off limits")
+
+    sys.addaudithook(hook)
