@@ -14,7 +14,9 @@ from mlsbench_env.evaluation import FinalResult, SettingRun, final_evaluation
 from mlsbench_env.spec import Task
 
 
-def run_setting(task: Task, label: str, text: str, *, lint: bool = True) -> tuple[FinalResult, SettingRun]:
+def run_setting(
+    task: Task, label: str, text: str, *, lint: bool = True
+) -> tuple[FinalResult, SettingRun]:
     setting = next(s for s in task.spec.settings if s.label == label)
     (region,) = task.regions
     no_lint = mock.patch("mlsbench_env.evaluation.check_policy", return_value=[])

@@ -14,5 +14,14 @@ from .child import Child, RunFailure, close_all, send_failure
 from .privilege import landlock_abi
 from .secrets import read_secret
 
-__all__ = ["Budget", "Child", "RunFailure", "close_all", "landlock_abi", "out_dir_from_env",
-           "read_secret", "send_failure", "write_artifacts"]
+__all__ = [
+    "Budget",
+    "Child",
+    "RunFailure",
+    "close_all",
+    "landlock_abi",
+    "out_dir_from_env",
+    "read_secret",
+    "send_failure",
+    "write_artifacts",
+]

@@ -17,8 +17,9 @@ def out_dir_from_env() -> Path:
     return Path(out) if out else Path("out")
 
 
-def write_artifacts(out_dir: Path, record: dict, arrays: dict | None = None,
-                    record_name: str = "result.json") -> None:
+def write_artifacts(
+    out_dir: Path, record: dict, arrays: dict | None = None, record_name: str = "result.json"
+) -> None:
     """End every child still running, empty ``out_dir`` (nothing a child left there survives),
     then write ``record`` as JSON and each array as ``<name>.npy`` (no pickles)."""
     close_all()

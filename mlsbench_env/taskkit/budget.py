@@ -17,11 +17,13 @@ class Budget:
         """Spend ``n`` units; returns None, or the refusal's message (nothing is spent)."""
         if n < 0 or n > self.left:
             self.refused += 1
-            return (f"{self.name} budget exhausted: requested {n}, {self.left} of {self.limit} "
-                    "left")
+            return f"{self.name} budget exhausted: requested {n}, {self.left} of {self.limit} left"
         self.used += n
         return None
 
     def record(self) -> dict[str, int]:
-        return {f"{self.name}_budget": self.limit, f"{self.name}_used": self.used,
-                f"{self.name}_refused": self.refused}
+        return {
+            f"{self.name}_budget": self.limit,
+            f"{self.name}_used": self.used,
+            f"{self.name}_refused": self.refused,
+        }

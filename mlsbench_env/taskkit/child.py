@@ -40,19 +40,35 @@ class Child:
     ``function(conn, *args)``, with read access to the ``may_read`` files of the task folder
     only. ``isolation`` says what the privilege drop reached ("landlock", "uid" or "none")."""
 
-    def __init__(self, target: str, *args, may_read: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None, timeout_s: float = CALL_TIMEOUT_S,
-                 name: str = "agent code"):
+    def __init__(
+        self,
+        target: str,
+        *args,
+        may_read: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        timeout_s: float = CALL_TIMEOUT_S,
+        name: str = "agent code",
+    ):
         self.name, self.timeout_s = name, timeout_s
         self.scratch = tempfile.mkdtemp(prefix="scratch-")
         mine, theirs = socket.socketpair()
         self.conn = Connection(mine.detach())
-        config = dict(target=target, may_read=[os.path.abspath(p) for p in may_read],
-                      task_dir=os.getcwd(), scratch=self.scratch,
-                      sys_path=[p for p in sys.path if p], args=args,
-                      require=os.environ.get(REQUIRE_ISOLATION) == "1")
-        child_env = {**os.environ, **(env or {}), "TMPDIR": self.scratch, "HOME": self.scratch,
-                     "PYTHONDONTWRITEBYTECODE": "1"}
+        config = dict(
+            target=target,
+            may_read=[os.path.abspath(p) for p in may_read],
+            task_dir=os.getcwd(),
+            scratch=self.scratch,
+            sys_path=[p for p in sys.path if p],
+            args=args,
+            require=os.environ.get(REQUIRE_ISOLATION) == "1",
+        )
+        child_env = {
+            **os.environ,
+            **(env or {}),
+            "TMPDIR": self.scratch,
+            "HOME": self.scratch,
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         for key in ("MLSBENCH_OUT", "MLSBENCH_SECRETS_FD"):
             child_env.pop(key, None)
         package = __name__.rpartition(".")[0]
@@ -61,8 +77,12 @@ class Child:
             root = os.path.dirname(root)
         boot = f"import sys; sys.path.insert(0, {root!r}); from {package}.child import main; main()"
         fd = theirs.fileno()
-        self.proc = subprocess.Popen([sys.executable, "-c", boot, str(fd)], pass_fds=(fd,),
-                                     env=child_env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", boot, str(fd)],
+            pass_fds=(fd,),
+            env=child_env,
+            start_new_session=True,
+        )
         theirs.close()
         self.pid = self.proc.pid
         _live.append(self)
@@ -73,9 +93,12 @@ class Child:
         self.isolation = hello[1:].decode()
         if self.isolation != "landlock" and self.isolation not in _warned:
             _warned.append(self.isolation)
-            print(f"[taskkit] agent code runs with isolation {self.isolation!r}: the kernel "
-                  "offers no Landlock here, so its file access is limited by the sandbox only",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[taskkit] agent code runs with isolation {self.isolation!r}: the kernel "
+                "offers no Landlock here, so its file access is limited by the sandbox only",
+                file=sys.stderr,
+                flush=True,
+            )
 
     # ------------------------------------------------------------------ frames
     def send(self, kind: bytes, payload: bytes = b"") -> None:
@@ -93,23 +116,31 @@ class Child:
             if self.proc.poll() is not None and not self.conn.poll(0.05):
                 raise RunFailure(self._gone("without answering"))
             if time.monotonic() > deadline:
-                raise RunFailure(f"the {self.name} process did not answer within "
-                                 f"{self.timeout_s if timeout_s is None else timeout_s:.0f} s")
+                raise RunFailure(
+                    f"the {self.name} process did not answer within "
+                    f"{self.timeout_s if timeout_s is None else timeout_s:.0f} s"
+                )
         try:
             msg = self.conn.recv_bytes(maxlength)
         except EOFError:
             raise RunFailure(self._gone("without answering")) from None
         except OSError as e:
-            raise RunFailure(f"the {self.name} process sent a message over {maxlength} "
-                             f"bytes ({e})") from None
+            raise RunFailure(
+                f"the {self.name} process sent a message over {maxlength} bytes ({e})"
+            ) from None
         if msg[:1] == b"X":
             raise RunFailure(msg[1:].decode("utf-8", "replace"))
         if msg[:1] == b"V":
             raise RunFailure("policy violation: " + msg[1:].decode("utf-8", "replace"))
         return msg
 
-    def expect(self, kind: bytes, maxlength: int = 1 << 20, size: int | None = None,
-               timeout_s: float | None = None) -> bytes:
+    def expect(
+        self,
+        kind: bytes,
+        maxlength: int = 1 << 20,
+        size: int | None = None,
+        timeout_s: float | None = None,
+    ) -> bytes:
         """The next frame, which must be of ``kind`` (and ``size`` bytes of payload, if given);
         returns its payload."""
         msg = self.recv((maxlength if size is None else size) + 1, timeout_s)
@@ -194,12 +225,17 @@ def main() -> None:
     try:
         target = getattr(__import__(module, fromlist=[function]), function)
         # its own code and the target's module stay readable: tracebacks quote them
-        may_read = [*config["may_read"], os.path.dirname(os.path.abspath(__file__)),
-                    os.path.abspath(sys.modules[module].__file__)]
+        may_read = [
+            *config["may_read"],
+            os.path.dirname(os.path.abspath(__file__)),
+            os.path.abspath(sys.modules[module].__file__),
+        ]
         level = privilege.drop(may_read, [config["scratch"]], list_only=[config["task_dir"]])
         if config["require"] and level != "landlock":
-            raise RunFailure(f"agent code would run with isolation {level!r}, and "
-                             f"{REQUIRE_ISOLATION}=1 requires Landlock")
+            raise RunFailure(
+                f"agent code would run with isolation {level!r}, and "
+                f"{REQUIRE_ISOLATION}=1 requires Landlock"
+            )
         os.chdir(config["scratch"])
         sys.dont_write_bytecode = True
         guard.install(conn, config["task_dir"], may_read, config["scratch"])
@@ -211,4 +247,3 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-

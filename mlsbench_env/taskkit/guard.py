@@ -13,10 +13,29 @@ import os
 import sys
 
 BLOCKED_EVENTS = (
-    "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
-    "os.forkpty", "os.kill", "os.killpg", "os.pidfd", "ctypes.dlopen", "ctypes.dlsym",
-    "ctypes.cdata", "ctypes.call_function", "socket.", "os.putenv", "os.unsetenv",
-    "os.chdir", "os.symlink", "os.link", "sys.setprofile", "sys.settrace", "sys.addaudithook",
+    "subprocess.Popen",
+    "os.system",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.forkpty",
+    "os.kill",
+    "os.killpg",
+    "os.pidfd",
+    "ctypes.dlopen",
+    "ctypes.dlsym",
+    "ctypes.cdata",
+    "ctypes.call_function",
+    "socket.",
+    "os.putenv",
+    "os.unsetenv",
+    "os.chdir",
+    "os.symlink",
+    "os.link",
+    "sys.setprofile",
+    "sys.settrace",
+    "sys.addaudithook",
 )
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _WRITABLE = ("/dev/null", "/dev/zero")
@@ -46,16 +65,25 @@ def install(conn, task_dir: str, may_read: list[str], scratch: str) -> None:
                 return
             p = os.path.realpath(os.fsdecode(path))
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS)
+                mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS
+            )
             if writes and not (p + os.sep).startswith(scratch) and p not in _WRITABLE:
-                breach(f"agent code opened {p!r} for writing: it may write only in its "
-                       "scratch folder (its working folder)")
-            if p.startswith(task_dir) and not p.endswith(".pyc") and not any(
-                    p == a or p.startswith(a + os.sep) for a in allowed):
-                breach(f"agent code opened {p!r}: it may read only the modules the task lets "
-                       "it import")
+                breach(
+                    f"agent code opened {p!r} for writing: it may write only in its "
+                    "scratch folder (its working folder)"
+                )
+            if (
+                p.startswith(task_dir)
+                and not p.endswith(".pyc")
+                and not any(p == a or p.startswith(a + os.sep) for a in allowed)
+            ):
+                breach(
+                    f"agent code opened {p!r}: it may read only the modules the task lets it import"
+                )
         elif event.startswith(BLOCKED_EVENTS):
-            breach(f"agent code raised the forbidden event {event!r}: processes, native "
-                   "libraries, sockets, signals, tracing and the environment are off limits")
+            breach(
+                f"agent code raised the forbidden event {event!r}: processes, native "
+                "libraries, sockets, signals, tracing and the environment are off limits"
+            )
 
     sys.addaudithook(hook)

@@ -26,23 +26,44 @@ _REMOVE_DIR, _REMOVE_FILE, _MAKE_CHAR, _MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 
 _MAKE_REG, _MAKE_SOCK, _MAKE_FIFO, _MAKE_BLOCK = 1 << 8, 1 << 9, 1 << 10, 1 << 11
 _MAKE_SYM, _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 12, 1 << 13, 1 << 14, 1 << 15
 _FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 5: (1 << 16) - 1}
-_FILE_ONLY = _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV  # rights a file rule may hold
+_FILE_ONLY = (
+    _EXECUTE | _WRITE_FILE | _READ_FILE | _TRUNCATE | _IOCTL_DEV
+)  # rights a file rule may hold
 _READ = _EXECUTE | _READ_FILE | _READ_DIR
-_WRITE = _READ | _WRITE_FILE | _TRUNCATE | _REMOVE_DIR | _REMOVE_FILE | _MAKE_DIR | _MAKE_REG | _MAKE_SYM
+_WRITE = (
+    _READ | _WRITE_FILE | _TRUNCATE | _REMOVE_DIR | _REMOVE_FILE | _MAKE_DIR | _MAKE_REG | _MAKE_SYM
+)
 _NET_TCP = (1 << 0) | (1 << 1)  # bind, connect (ABI 4)
 _SCOPES = (1 << 0) | (1 << 1)  # abstract unix sockets, signals (ABI 6)
 
 NOBODY = 65534
 
 # what every process reads: the OS runtime, device nodes a library opens, CPU facts
-SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/opt", "/sys",
-               "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/dev/urandom", "/dev/random")
+SYSTEM_READ = (
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc",
+    "/opt",
+    "/sys",
+    "/proc/cpuinfo",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/dev/urandom",
+    "/dev/random",
+)
 SYSTEM_WRITE = ("/dev/null", "/dev/zero")
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneath(ctypes.Structure):
@@ -69,7 +90,12 @@ def interpreter_paths() -> list[str]:
     cwd = os.getcwd()
     out = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
     for p in sys.path:
-        if p and os.path.isabs(p) and os.path.exists(p) and os.path.realpath(p) != os.path.realpath(cwd):
+        if (
+            p
+            and os.path.isabs(p)
+            and os.path.exists(p)
+            and os.path.realpath(p) != os.path.realpath(cwd)
+        ):
             out.add(p)
     return sorted(out)
 
@@ -136,8 +162,11 @@ class _CapHeader(ctypes.Structure):
 
 
 class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def _drop_root(write: list[str]) -> str:
@@ -156,7 +185,9 @@ def _drop_root(write: list[str]) -> str:
             break
     libc.prctl(28, 0x2F, 0, 0, 0)  # PR_SET_SECUREBITS: NOROOT, NO_SETUID_FIXUP, locked
     data = (_CapData * 2)()
-    if libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), data) != 0:  # _LINUX_CAPABILITY_VERSION_3
+    if (
+        libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), data) != 0
+    ):  # _LINUX_CAPABILITY_VERSION_3
         raise OSError(ctypes.get_errno(), "capset: could not drop the capabilities of root")
     return "nocaps"
 

@@ -53,7 +53,7 @@ def load_state_bytes(model, data: bytes) -> None:
     with torch.no_grad():
         i = 0
         for _, v in state:
-            v.copy_(torch.from_numpy(flat[i: i + v.numel()].copy()).view_as(v))
+            v.copy_(torch.from_numpy(flat[i : i + v.numel()].copy()).view_as(v))
             i += v.numel()
 
 
@@ -65,4 +65,5 @@ def unchanged(model, before: list) -> bool:
     """Whether the floating-point state equals ``before`` (a ``snapshot``)."""
     import torch
 
-    return all(torch.equal(v.detach(), s) for (_, v), s in zip(state_tensors(model), before))
+    pairs = zip(state_tensors(model), before, strict=True)
+    return all(torch.equal(v.detach(), s) for (_, v), s in pairs)
