@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,7 @@ from mlsbench_env.evaluation import (
 )
 from mlsbench_env.jobs import Slots, TestJob
 from mlsbench_env.prompt import render_prompt
-from mlsbench_env.sandbox import isolation_level, make_sandbox
+from mlsbench_env.sandbox import agent_code_isolation, isolation_level, make_sandbox
 from mlsbench_env.sandbox.view import sandbox_config
 from mlsbench_env.spec import Task, load_task
 from mlsbench_env.tools import (
@@ -95,6 +97,11 @@ class EnvConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sandbox: str = Field("local", description="Sandbox backend: local | docker.")
+    require_isolation: bool = Field(
+        False,
+        description="Refuse to reset where agent code cannot run under Landlock (the kernel "
+        "lacks it, or a seccomp filter hides it) instead of running with the sandbox alone.",
+    )
     gpus: int = Field(
         0, ge=0, description="GPUs per episode (docker backend); compute is charged wall x GPUs."
     )
@@ -232,6 +239,7 @@ class ResearchEnv(gym.Env):
         self._jobs: dict[int, TestJob] = {}
         self.tool_names = names
         self.isolation: str | None = None  # the sandbox's isolation level (set at reset)
+        self.agent_isolation: str | None = None  # what the task kit's child gets (at reset)
         self.observation_space = FullText(max_length=MAX_OBS_CHARS, min_length=0)
         self.action_space = FullText(max_length=MAX_OBS_CHARS, min_length=0)
         self.progress: Callable[[str, int, SettingRun], None] | None = None
@@ -277,7 +285,19 @@ class ResearchEnv(gym.Env):
             c.sandbox, sandbox_config(self.task, self._episode_dir, hidden, c.gpus)
         )
         # waits for the sandbox: a missing interpreter fails the reset, not the first command
-        self.isolation = isolation_level(self._sandbox.isolation())
+        iso = self._sandbox.isolation()
+        self.isolation = isolation_level(iso)
+        self.agent_isolation = agent_code_isolation(iso)
+        if self.agent_isolation != "landlock" and not self.task.is_competition:
+            why = (
+                f"agent code of this task runs with isolation {self.agent_isolation!r}: the "
+                f"{c.sandbox} sandbox offers no Landlock, so the task kit's child is contained "
+                "by the sandbox alone"
+            )
+            if c.require_isolation:
+                self._teardown(wait=False)
+                raise MLSBenchError(why + "; require_isolation=True refuses to run so")
+            _warn_once(why)
         obs = render_prompt(self.task, self.workspace, self.tool_names, self._footer())
         info = {
             "tool": None,
@@ -287,9 +307,16 @@ class ResearchEnv(gym.Env):
             "task": self.task.id,
             "gym_id": self.task.gym_id,
             "isolation": self.isolation,
+            "agent_isolation": self.agent_isolation,
         }
         self._record(
-            {"type": "reset", "seed": seed, "observation": obs, "isolation": self.isolation}
+            {
+                "type": "reset",
+                "seed": seed,
+                "observation": obs,
+                "isolation": self.isolation,
+                "agent_isolation": self.agent_isolation,
+            }
         )
         self._last_obs = obs
         return obs, info
@@ -612,6 +639,7 @@ class ResearchEnv(gym.Env):
             self._run_events(run)
         info = final_info(result, runs, self.task, seeds=[0], vanilla_score=None)
         info["isolation"] = self.isolation
+        info["agent_isolation"] = self.agent_isolation
         info["medal"] = medal_of(self.task, runs)
         lines = [f"Submitted {comp.submission}. Graded on the private test splits:"]
         for r in runs:
@@ -650,6 +678,7 @@ class ResearchEnv(gym.Env):
         vanilla = self.tests[0]["score"] if self.tests else None
         info = final_info(result, result.runs, self.task, seeds=seeds, vanilla_score=vanilla)
         info["isolation"] = self.isolation
+        info["agent_isolation"] = self.agent_isolation
         return info
 
     # ------------------------------------------------------------------ background tests
@@ -995,6 +1024,12 @@ class ResearchEnv(gym.Env):
             self._teardown()
         except Exception:
             pass
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """Say it once per process: every reset of every env would repeat it."""
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _cancel_note(ids: list[int]) -> str:

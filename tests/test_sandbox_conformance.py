@@ -25,6 +25,7 @@ import pytest
 
 from mlsbench_env.sandbox import SandboxConfig, make_sandbox
 from mlsbench_env.sandbox.local import EXECUTOR, namespace_prefix
+from mlsbench_env.taskkit.privilege import landlock_abi
 from mlsbench_env.tools import TOOLS
 
 BACKENDS = [
@@ -303,9 +304,11 @@ def test_commands_cannot_reach_the_executor_channel(box):
 
 def test_isolation_report_and_idempotent_close(box):
     iso = box.isolation()
-    assert set(iso) == {"network", "pid", "mounts", "user", "limits"}
+    assert set(iso) == {"network", "pid", "mounts", "user", "limits", "landlock"}
     if box.backend.startswith("local"):
         assert iso["network"] == (namespace_prefix() is not None)
+        # the sandbox's commands get the Landlock of this kernel (no filter in between)
+        assert iso["landlock"] == (landlock_abi() > 0)
     if box.backend == "docker" or namespace_prefix() is not None:
         assert iso["network"] and iso["pid"] and iso["mounts"] and iso["limits"]
     box.close()

@@ -112,7 +112,8 @@ class Sandbox(Protocol):
         ...
 
     def isolation(self) -> dict[str, bool]:
-        """Which protections are in force (network, pid, mounts, user, limits)."""
+        """Which protections are in force (network, pid, mounts, user, limits, landlock: the
+        kernel lets the task kit's children drop their file access)."""
         ...
 
     def close(self) -> None:
@@ -126,6 +127,16 @@ def isolation_level(isolation: dict[str, bool]) -> str:
     if not (isolation.get("mounts") and isolation.get("pid") and isolation.get("network")):
         return "none"
     return "full" if isolation.get("user") else "rootless"
+
+
+def agent_code_isolation(isolation: dict[str, bool]) -> str:
+    """One word for what the task kit's child gets around agent code: ``landlock`` (file
+    access cut to what it may import and its scratch folder, no TCP, its signals and abstract
+    sockets scoped), ``uid`` (no Landlock; commands run as root and the child becomes a uid of
+    its own) or ``none`` (the sandbox alone)."""
+    if isolation.get("landlock"):
+        return "landlock"
+    return "none" if isolation.get("user") else "uid"
 
 
 BACKENDS = {

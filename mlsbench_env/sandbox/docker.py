@@ -211,6 +211,7 @@ class _Channel:
 class _Container:
     id: str
     channel: _Channel
+    landlock: int = 0  # the Landlock ABI the executor found in the container
 
     def remove(self) -> None:
         self.channel.close()
@@ -321,6 +322,7 @@ def _create(shape: _Shape) -> _Container:
         ready = container.channel.recv(START_TIMEOUT_S)
         if not ready.get("ready"):
             raise SandboxError(f"unexpected first line from the executor: {ready}")
+        container.landlock = int(ready.get("landlock") or 0)
     except (DockerException, OSError, EOFError, TimeoutError, ValueError) as e:
         err = bytes(container.channel.stderr).decode(errors="replace") if container else ""
         _remove_quietly(cid, container)
@@ -561,6 +563,7 @@ class DockerSandbox:
             "mounts": True,
             "user": self.uid != 0,
             "limits": True,
+            "landlock": bool(self._container and self._container.landlock),
         }
 
     def exec(

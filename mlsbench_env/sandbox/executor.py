@@ -299,6 +299,13 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "'\\''") + "'"
 
 
+def landlock_abi() -> int:
+    """The Landlock ABI the kernel (and any seccomp filter around this process) offers the
+    sandbox's commands; 0 for none. The task kit's children drop their file access with it."""
+    abi = ctypes.CDLL(None, use_errno=True).syscall(444, None, ctypes.c_size_t(0), 1)
+    return max(int(abi), 0)
+
+
 def become_spawner(run_as: tuple[int, int]) -> None:
     """Hold ``run_as`` as this process's real ids and root as its effective and saved ones:
     ``posix_spawn(resetids=True)`` then starts each command as ``run_as`` (a vfork, no Python
@@ -452,6 +459,7 @@ def main() -> None:
         except OSError as e:
             ready["hardened"] = False
             ready["harden_error"] = str(e)
+    ready["landlock"] = landlock_abi()
     # Children must not inherit the request channel.
     reply = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)

@@ -149,6 +149,7 @@ class LocalSandbox:
             "mounts": bool(ready.get("mounts")),
             "user": self.uid is not None,
             "limits": True,
+            "landlock": bool(ready.get("landlock")),
         }
 
     def exec(

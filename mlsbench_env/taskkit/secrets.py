@@ -1,4 +1,4 @@
-"""A final-evaluation run's secrets (an instance key, a salt, a hidden setting's spec).
+"""A final-evaluation run's secrets (an instance key, a salt, the spec of a setting kept back).
 
 The environment hands them to the harness process over a descriptor named by
 ``MLSBENCH_SECRETS_FD``: inherited by that process only, read once and closed, never a file of
