@@ -353,6 +353,7 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
     records = read_log(Path(result.run_dir) / "trajectory.jsonl") if result.run_dir else []
     header = next((r for r in records if r.get("type") == "header"), {})
     end = next((r for r in records if r.get("type") == "end"), {})
+    reset = next((r for r in records if r.get("type") == "reset"), {})
     steps = [r for r in records if r.get("type") == "step"]
     curve = [
         [s["step"], s["info"]["score"]]
@@ -409,6 +410,8 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
         "task_hash": header.get("task_hash") or task.content_hash(),
         "anchors_hash": header.get("anchors_hash"),
         "sandbox": cell.options_dict.get("sandbox", "local"),
+        "isolation": reset.get("isolation"),
+        "agent_isolation": reset.get("agent_isolation"),
         "image_digest": image,
         "versions": header.get("versions"),
         "git_revision": header.get("git_revision"),

@@ -378,10 +378,12 @@ def fingerprint(eps: list[dict], today: dict[str, dict] | None = None) -> dict:
                 ("task_hashes", "task_hash"),
                 ("anchors_hashes", "anchors_hash"),
                 ("image_digests", "image_digest"),
+                ("isolation", "isolation"),
+                ("agent_isolation", "agent_isolation"),
             )
         }
         w = []
-        for k in ("versions", "task_hashes", "anchors_hashes"):
+        for k in ("versions", "task_hashes", "anchors_hashes", "isolation", "agent_isolation"):
             if len(f[k]) > 1:
                 w.append(f"rows mix {k.replace('_', ' ')} {f[k]}: not all comparable")
         now = (today or {}).get(task)

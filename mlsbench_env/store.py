@@ -25,7 +25,7 @@ from typing import Any
 
 from mlsbench_env.errors import MLSBenchError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_PATH = "runs/results.sqlite"
 
 # (name, SQL type); JSON columns hold dicts/lists and are decoded on read
@@ -71,6 +71,8 @@ EPISODE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("task_hash", "TEXT"),
     ("anchors_hash", "TEXT"),
     ("sandbox", "TEXT"),
+    ("isolation", "TEXT"),  # the sandbox's: full | rootless | none
+    ("agent_isolation", "TEXT"),  # around agent code in the task kit's child: landlock | uid | none
     ("image_digest", "TEXT"),
     ("versions", "JSON"),
     ("git_revision", "TEXT"),
@@ -305,7 +307,14 @@ def _add_kind_and_medal(db) -> None:
             db.execute(f"ALTER TABLE episodes ADD COLUMN {name} TEXT")
 
 
-_MIGRATIONS: dict[int, Any] = {2: _add_kind_and_medal}
+def _add_isolation(db) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(episodes)")}
+    for name in ("isolation", "agent_isolation"):
+        if name not in have:
+            db.execute(f"ALTER TABLE episodes ADD COLUMN {name} TEXT")
+
+
+_MIGRATIONS: dict[int, Any] = {2: _add_kind_and_medal, 3: _add_isolation}
 
 
 def _encode(name: str, value: Any) -> Any:

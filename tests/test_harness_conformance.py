@@ -152,15 +152,22 @@ def targets(task) -> list[str]:
     """The files of a final-evaluation run's copy that agent code must not read: the hidden
     settings' files and every data file (not a Python module) of the scaffold."""
     hidden = task.root / "hidden"
-    names = [
-        p.relative_to(hidden).as_posix()
-        for p in sorted(hidden.rglob("*"))
-        if p.is_file() and p.name not in task.spec.secrets and "__pycache__" not in p.parts
-    ] if hidden.is_dir() else []
+    names = (
+        [
+            p.relative_to(hidden).as_posix()
+            for p in sorted(hidden.rglob("*"))
+            if p.is_file() and p.name not in task.spec.secrets and "__pycache__" not in p.parts
+        ]
+        if hidden.is_dir()
+        else []
+    )
     names += [rel for rel in task.scaffold_files() if not rel.endswith(".py")]
     editable = {r.file for r in task.regions}
-    names += [rel for rel in task.scaffold_files() if rel.endswith(("harness.py", "run.py"))
-              and rel not in editable]
+    names += [
+        rel
+        for rel in task.scaffold_files()
+        if rel.endswith(("harness.py", "run.py")) and rel not in editable
+    ]
     return names
 
 
@@ -168,8 +175,8 @@ def cheat_region(task, bodies: list[str]) -> str:
     """The editable region's own text with the cheat in front, indented like the region."""
     (region,) = task.regions[:1]
     lines = (task.repo / region.file).read_text().splitlines(keepends=True)
-    text = "".join(lines[region.start - 1: region.end])
-    first = next((line for line in lines[region.start - 1: region.end] if line.strip()), "")
+    text = "".join(lines[region.start - 1 : region.end])
+    first = next((line for line in lines[region.start - 1 : region.end] if line.strip()), "")
     indent = first[: len(first) - len(first.lstrip())]
     body = "".join(textwrap.indent(textwrap.dedent(b), "    ") for b in bodies)
     cheat = (
@@ -223,7 +230,7 @@ def test_the_lint_refuses_aliases_of_forbidden_builtins(task_id, alias):
     task = load_task(task_id)
     (region,) = task.regions
     lines = (task.repo / region.file).read_text().splitlines(keepends=True)
-    text = ALIASES[alias] + "".join(lines[region.start - 1: region.end])
+    text = ALIASES[alias] + "".join(lines[region.start - 1 : region.end])
     _, run = run_setting(task, hidden_label(task), text)
     assert run.policy_violations, run.error
     assert "policy" in run.error

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from . import guard, privilege
 
 CALL_TIMEOUT_S = 600.0
+START_TIMEOUT_S = 120.0  # importing the target module (torch, a model) before the drop
 REQUIRE_ISOLATION = "MLSBENCH_REQUIRE_ISOLATION"  # "1": refuse to run agent code without Landlock
 _live: list[Child] = []
 _warned: list[str] = []
@@ -87,7 +88,7 @@ class Child:
         self.pid = self.proc.pid
         _live.append(self)
         self.conn.send_bytes(pickle.dumps(config))
-        hello = self.recv(maxlength=4096)
+        hello = self.recv(maxlength=4096, timeout_s=max(self.timeout_s, START_TIMEOUT_S))
         if hello[:1] != b"H":
             raise RunFailure(f"the {name} process did not start (protocol: {hello[:20]!r})")
         self.isolation = hello[1:].decode()
@@ -116,6 +117,7 @@ class Child:
             if self.proc.poll() is not None and not self.conn.poll(0.05):
                 raise RunFailure(self._gone("without answering"))
             if time.monotonic() > deadline:
+                self.close(grace_s=0)  # nothing more will come of it
                 raise RunFailure(
                     f"the {self.name} process did not answer within "
                     f"{self.timeout_s if timeout_s is None else timeout_s:.0f} s"

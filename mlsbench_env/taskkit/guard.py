@@ -72,6 +72,9 @@ def install(conn, task_dir: str, may_read: list[str], scratch: str) -> None:
                     f"agent code opened {p!r} for writing: it may write only in its "
                     "scratch folder (its working folder)"
                 )
+            pid = p.split("/")[2] if p.startswith("/proc/") else ""
+            if pid.isdigit() and int(pid) != os.getpid():
+                breach(f"agent code opened {p!r}: other processes are off limits")
             if (
                 p.startswith(task_dir)
                 and not p.endswith(".pyc")
