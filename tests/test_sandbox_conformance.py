@@ -933,5 +933,29 @@ def test_the_isolation_level_is_in_reset_info_and_the_record(env_backend, tmp_pa
             assert expected == "full"
         reset = json.loads((env.run_dir / "trajectory.jsonl").read_text().splitlines()[1])
         assert reset["type"] == "reset" and reset["isolation"] == expected
+        # what agent code gets in the task kit's child: Landlock wherever this kernel has it
+        # (the docker engine's seccomp profile lets it through)
+        agent = "landlock" if landlock_abi() else ("none" if expected == "full" else "uid")
+        assert info["agent_isolation"] == reset["agent_isolation"] == agent
     finally:
         env.close()
+
+
+def test_require_isolation_refuses_a_sandbox_without_landlock(tmp_path, monkeypatch):
+    """The refusal itself (the sandbox's report is replaced: this kernel has Landlock)."""
+    from mlsbench_env.env import ResearchEnv
+    from mlsbench_env.errors import MLSBenchError
+    from mlsbench_env.sandbox.local import LocalSandbox
+
+    real = LocalSandbox.isolation
+    monkeypatch.setattr(LocalSandbox, "isolation", lambda self: {**real(self), "landlock": False})
+    opts = dict(runs_dir=str(tmp_path / "runs"), work_dir=str(tmp_path / "eps"))
+    env = ResearchEnv(_first_task(), require_isolation=True, **opts)
+    with pytest.raises(MLSBenchError, match="require_isolation=True refuses"):
+        env.reset(seed=0)
+    env.close()
+    env = ResearchEnv(_first_task(), **opts)
+    with pytest.warns(RuntimeWarning, match="runs with isolation 'none'"):
+        _, info = env.reset(seed=0)
+    assert info["agent_isolation"] == "none"
+    env.close()
