@@ -63,6 +63,8 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
             "no result.json: the run failed (the optimizer raised, evaluated nothing or was "
             "killed; see the log)")
     r = json.loads(path.read_text())
+    if r.get("error"):  # the harness failed the run and says why
+        raise ValueError(f"the run failed: {r['error']}")
     for field in ("function", "dim", "seed", "instance", "budget", "n_evals", "best_f", "best_x"):
         if field not in r:
             raise ValueError(f"result.json lacks {field!r}")

@@ -13,8 +13,8 @@ BudgetExhausted; nothing of the batch is evaluated) and records the best point i
 After the child has exited it writes result.json: best_f, best_x, n_evals, budget. The score
 of a run is the objective value at best_x (the optimum value is 0), recomputed by the grader.
 
-If optimize() raises (other than BudgetExhausted), the run fails: no result is written and
-the traceback is in the log.
+If optimize() raises (other than BudgetExhausted), or breaks a rule, the run fails:
+result.json holds only the reason ("error"), which the grader reports.
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ def main(argv=None, extra_builders=None):
             raise RunFailure("optimize() evaluated no point; no result written")
     except RunFailure as e:
         print(f"[harness] FAILED: {e}", file=sys.stderr)
+        if out:  # the grader fails the setting with this message
+            write_artifacts(out, {"error": str(e)})
+            return
         sys.exit(1)
     wall = time.time() - t0
     result = {
