@@ -77,15 +77,16 @@ def serve(mixture, nfe, n, sigma_min, sigma_max, seed):
                                      f"the samples b'R' and {1 + nbytes})")
                 (sigma,) = struct.unpack("<d", msg[1:9])
                 x = np.frombuffer(msg, dtype=np.float64, offset=9).reshape(n, d)
+                if not budget.left:  # refused (and counted as refused) before anything else
+                    child.send(b"E", budget.charge(1).encode())
                 # relative slack of 1e-9: a schedule ending exactly at sigma_min is not refused
-                if not (math.isfinite(sigma) and sigma_min * (1 - 1e-9) <= sigma <= sigma_max * (1 + 1e-9)):
+                elif not (math.isfinite(sigma) and sigma_min * (1 - 1e-9) <= sigma <= sigma_max * (1 + 1e-9)):
                     child.send(b"E", f"sigma={sigma!r} outside the denoiser's range "
                                      f"[{sigma_min}, {sigma_max}]".encode())
                 elif not np.all(np.isfinite(x)):
                     child.send(b"E", b"x contains NaN or inf")
-                elif refused := budget.charge(1):
-                    child.send(b"E", refused.encode())
                 else:
+                    budget.charge(1)
                     sigmas.append(sigma)
                     child.send(b"O", np.ascontiguousarray(mixture.denoise(x, sigma)).tobytes())
             code = child.close(grace_s=30)
