@@ -1,27 +1,39 @@
 """Trust tests for tasks/diffusion-prior-inverse-solver: every way to cheat the NFE budget or read
 the prior's parameters (with which the posterior would be trivial) fails the setting (score 0)
-with a clear message."""
+with a clear message. The cheats run with the static policy off (``lint=False``): the task kit's
+child (it reads solver.py and nothing else of the task folder, cannot see the parent) and the
+parent's NFE count are what stop them. No measurement happens in the child and ``solve`` is
+called once per run, so global hooks and state kept between calls gain nothing."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat
+from cheats import run_cheat, run_setting
 
 from mlsbench_env.spec import load_task
 
 TASK = "diffusion-prior-inverse-solver"
 LABEL = "inpaint-32d-s0.05-nfe40"  # the cheapest visible setting
+HIDDEN = "superres4x-40d-s0.1-nfe50"
 TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
 REPO = TASK_DIR / "repo"
 
 HEAD = """import math
+import os
+import sys
 
 import numpy as np
+
+
+def task_folder():
+    # the workspace is on the child's sys.path (it imports solver.py from there)
+    return next(p for p in sys.path if os.path.exists(os.path.join(p, "solver.py")))
 
 """
 
@@ -68,12 +80,11 @@ def solve(model, A, y, noise_std, nfe, rng):
 """
 )
 
-# 3b. ... or straight from the files
+# 3b. ... or straight from the files (numpy's readers: no lint flags them)
 READ_PRIOR_FILE = (
     HEAD
     + """
-RAW = np.genfromtxt("problems.py", dtype=str, delimiter="\\n")
-SRC = open("gmm.py").read()
+RAW = np.fromfile(os.path.join(task_folder(), "problems.py"), dtype=np.uint8)
 
 
 def solve(model, A, y, noise_std, nfe, rng):
@@ -103,35 +114,133 @@ def solve(model, A, y, noise_std, nfe, rng):
 )
 
 
+# 6. the final evaluation's secrets: the salt (with it the final priors could be rebuilt) and
+#    the hidden spec, wherever they might lie, and the parent's command line
+READ_SECRETS = (
+    HEAD
+    + """
+def solve(model, A, y, noise_std, nfe, rng):
+    here = task_folder()
+    for name in ("salt.json", "extra_problem.json"):
+        for folder in (here, os.path.join(here, "..", "hidden")):
+            np.load(os.path.join(folder, name), allow_pickle=False)
+    return np.zeros(model.shape)
+"""
+)
+PARENT_PROC = (
+    HEAD
+    + """
+def solve(model, A, y, noise_std, nfe, rng):
+    np.fromfile(f"/proc/{os.getppid()}/cmdline", dtype=np.uint8)
+    return np.zeros(model.shape)
+"""
+)
+
+# 7. writing a fixed file
+WRITE_FIXED = (
+    HEAD
+    + """
+def solve(model, A, y, noise_std, nfe, rng):
+    with open(os.path.join(task_folder(), "problems.py"), "a") as f:
+        f.write("# patched")
+    return np.zeros(model.shape)
+"""
+)
+
+# 8. broken outputs: NaN, the wrong shape, a frame far larger than the samples
+NAN = (
+    HEAD
+    + "\ndef solve(model, A, y, noise_std, nfe, rng):\n    return np.full(model.shape, np.nan)\n"
+)
+WRONG_SHAPE = HEAD + "\ndef solve(model, A, y, noise_std, nfe, rng):\n    return np.zeros((3, 3))\n"
+HUGE = (
+    HEAD
+    + """
+def solve(model, A, y, noise_std, nfe, rng):
+    model._conn.send_bytes(b"R" + bytes(64 * model.shape[0] * model.shape[1]))
+    return np.zeros(model.shape)
+"""
+)
+
+
 @pytest.fixture(scope="module")
 def task():
     return load_task(TASK)
 
 
 def test_more_denoiser_calls_than_the_budget_fails(task):
-    err = run_cheat(task, LABEL, EXTRA_DENOISE)
+    err = run_cheat(task, LABEL, EXTRA_DENOISE, lint=False)
     assert "NFE budget exceeded" in err and "1 refused" in err
 
 
 def test_backward_passes_count_against_the_budget(task):
-    err = run_cheat(task, LABEL, EXTRA_VJP)
+    err = run_cheat(task, LABEL, EXTRA_VJP, lint=False)
     assert "NFE budget exceeded" in err
 
 
 @pytest.mark.parametrize("text", [READ_PRIOR_IMPORT, READ_PRIOR_FILE], ids=["import", "file"])
 def test_reading_the_prior_is_refused(task, text):
-    err = run_cheat(task, LABEL, text)
-    assert "policy" in err
+    err = run_cheat(task, LABEL, text, lint=False)
+    assert "policy violation" in err and "problems.py" in err
 
 
 def test_the_model_proxy_holds_no_prior(task):
-    err = run_cheat(task, LABEL, READ_PRIOR_MODEL)
-    assert "the solver raised" in err and "AttributeError" in err
+    err = run_cheat(task, LABEL, READ_PRIOR_MODEL, lint=False)
+    assert "AttributeError" in err and "prior" in err
 
 
 def test_unknown_requests_to_the_parent_fail_the_run(task):
-    err = run_cheat(task, LABEL, RAW_PIPE)
-    assert "protocol error: unknown message kind" in err
+    err = run_cheat(task, LABEL, RAW_PIPE, lint=False)
+    assert "protocol error" in err and "b'P'" in err
+
+
+@pytest.mark.slow
+def test_the_secrets_are_out_of_reach(task):
+    """At the final evaluation the salt and the hidden spec are no files of the workspace (they
+    reach the parent over the secrets channel); the places they could lie are refused."""
+    err = run_cheat(task, HIDDEN, READ_SECRETS, lint=False)
+    assert "policy violation" in err and "salt.json" in err
+
+
+@pytest.mark.slow
+def test_the_parents_command_line_is_out_of_reach(task):
+    """Refused by Landlock (EACCES) or hidden by the sandbox's /proc (ENOENT)."""
+    err = run_cheat(task, HIDDEN, PARENT_PROC, lint=False)
+    assert "/cmdline" in err and ("Permission denied" in err or "No such file" in err)
+
+
+@pytest.mark.slow
+def test_writing_a_fixed_file_is_stopped(task):
+    err = run_cheat(task, LABEL, WRITE_FIXED, lint=False)
+    assert "policy violation" in err and "for writing" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (NAN, "samples contain NaN"),
+        (WRONG_SHAPE, "must return an array of shape"),
+        (HUGE, "sent a message over"),
+    ],
+    ids=["nan", "wrong-shape", "huge"],
+)
+def test_broken_outputs_fail_clearly(task, text, message):
+    err = run_cheat(task, LABEL, text, lint=False)
+    assert message in err
+
+
+@pytest.mark.slow
+def test_honest_reference_scores_as_anchored(task):
+    """Control: the reference (PiGDM) in the same child gives its anchored metrics on the hidden
+    setting (a run with a hidden setting is salted, as in calibration)."""
+    (region,) = task.regions
+    text = task.baseline_regions("pigdm")[(region.file, region.index)]
+    _, run = run_setting(task, HIDDEN, text, lint=False)
+    assert run.error is None, run.error
+    anchors = json.loads((TASK_DIR / "anchors.json").read_text())["results"]["pigdm"][HIDDEN]
+    for metric, value in run.metrics.items():
+        assert value == pytest.approx(anchors[metric][0], rel=1e-9), metric
 
 
 def test_prior_parameters_never_enter_the_child():

@@ -1,7 +1,11 @@
 """Trust tests for tasks/diffusion-robot-action-sampling: every way to exceed the per-chunk NFE
 budget (extra calls, saving calls up across chunks, more samples per call, talking to the parent
 behind the proxy), reading the denoiser's weights or the evaluation instances, or returning a
-malformed chunk fails the setting (score 0) with a clear message."""
+malformed chunk fails the setting (score 0) with a clear message. The cheats run with the static
+policy off (``lint=False``): the task kit's child (it reads sampler.py and nothing else of the
+task folder, cannot see the parent) and the parent's per-chunk NFE count are what stop them.
+Nothing is measured in the child (the denoiser and the environments run in the parent), so global
+hooks gain nothing; state kept between chunks cannot save NFE up (SAVE_UP)."""
 
 from __future__ import annotations
 
@@ -13,18 +17,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat
+from cheats import run_cheat, run_setting
 
 from mlsbench_env.spec import load_task
 
 TASK = "diffusion-robot-action-sampling"
 LABEL = "reach-nfe2"  # the cheapest visible setting (16 chunks per episode, 2 NFE per chunk)
+HIDDEN = "reach-wide-nfe3"
 TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
 REPO = TASK_DIR / "repo"
 
 HEAD = """import math
+import os
+import sys
 
 import numpy as np
+
+
+def task_folder():
+    # the workspace is on the child's sys.path (it imports sampler.py from there)
+    return next(p for p in sys.path if os.path.exists(os.path.join(p, "sampler.py")))
 
 """
 
@@ -90,13 +102,13 @@ def sample(denoise, shape, nfe, rng):
 """
 )
 
-# 5. reading the denoiser's weights to evaluate the network for free (np.memmap: the static
-#    policy stops it; the child's audit hook is the backstop for any file access it misses)
+# 5. reading the denoiser's weights to evaluate the network for free (np.memmap, np.load: no
+#    lint flags them)
 READ_WEIGHTS = (
     HEAD
     + """
 def sample(denoise, shape, nfe, rng):
-    w = np.memmap("weights/reach.npz", dtype=np.uint8, mode="r")
+    w = np.memmap(os.path.join(task_folder(), "weights", "reach.npz"), dtype=np.uint8, mode="r")
     return np.zeros(shape)
 """
 )
@@ -111,42 +123,144 @@ def sample(denoise, shape, nfe, rng):
 )
 
 
+# 7. the final evaluation's secrets (the salt draws the episodes' start instances) and the
+#    parent's command line; reading the environments' code; writing a fixed file
+READ_SECRETS = (
+    HEAD
+    + """
+def sample(denoise, shape, nfe, rng):
+    here = task_folder()
+    for name in ("salt.json", "extra_problem.json"):
+        for folder in (here, os.path.join(here, "..", "hidden")):
+            np.load(os.path.join(folder, name), allow_pickle=False)
+    return np.zeros(shape)
+"""
+)
+PARENT_PROC = (
+    HEAD
+    + """
+def sample(denoise, shape, nfe, rng):
+    np.fromfile(f"/proc/{os.getppid()}/cmdline", dtype=np.uint8)
+    return np.zeros(shape)
+"""
+)
+READ_ENVS = (
+    HEAD
+    + """
+def sample(denoise, shape, nfe, rng):
+    import envs
+
+    return np.zeros(shape)
+"""
+)
+WRITE_FIXED = (
+    HEAD
+    + """
+def sample(denoise, shape, nfe, rng):
+    with open(os.path.join(task_folder(), "denoiser.py"), "a") as f:
+        f.write("# patched")
+    return np.zeros(shape)
+"""
+)
+
+# 8. NaN actions; a frame far larger than a chunk
+NAN = HEAD + "\ndef sample(denoise, shape, nfe, rng):\n    return np.full(shape, np.nan)\n"
+HUGE = (
+    HEAD
+    + """
+def sample(denoise, shape, nfe, rng):
+    denoise._conn.send_bytes(b"R" + bytes(64 * shape[0] * shape[1]))
+    return np.zeros(shape)
+"""
+)
+
+
 @pytest.fixture(scope="module")
 def task():
     return load_task(TASK)
 
 
 def test_extra_call_fails(task):
-    err = run_cheat(task, LABEL, EXTRA_CALL)
+    err = run_cheat(task, LABEL, EXTRA_CALL, lint=False)
     assert "NFE budget exceeded" in err and "chunk 1" in err
 
 
 def test_budget_cannot_be_saved_up_across_chunks(task):
-    err = run_cheat(task, LABEL, SAVE_UP)
+    err = run_cheat(task, LABEL, SAVE_UP, lint=False)
     assert "NFE budget exceeded" in err and "chunk 2" in err
 
 
 @pytest.mark.slow
 def test_more_samples_per_call_fails(task):
-    err = run_cheat(task, LABEL, RAW_BIGGER_BATCH)
-    assert "protocol error" in err and "message too long" in err
+    err = run_cheat(task, LABEL, RAW_BIGGER_BATCH, lint=False)
+    assert "sent a message over" in err
 
 
 @pytest.mark.slow
 def test_calls_behind_the_proxy_are_counted(task):
-    err = run_cheat(task, LABEL, RAW_EXTRA_CALLS)
+    err = run_cheat(task, LABEL, RAW_EXTRA_CALLS, lint=False)
     assert "NFE budget exceeded" in err
 
 
 @pytest.mark.slow
 def test_reading_the_weights_is_stopped(task):
-    err = run_cheat(task, LABEL, READ_WEIGHTS)
-    assert ("forbidden action" in err and "reach.npz" in err) or "file I/O" in err
+    err = run_cheat(task, LABEL, READ_WEIGHTS, lint=False)
+    assert "policy violation" in err and "reach.npz" in err
+
+
+@pytest.mark.slow
+def test_the_secrets_are_out_of_reach(task):
+    """At the final evaluation the salt and the hidden spec are no files of the workspace (they
+    reach the parent over the secrets channel); the places they could lie are refused."""
+    err = run_cheat(task, HIDDEN, READ_SECRETS, lint=False)
+    assert "policy violation" in err and "salt.json" in err
+
+
+@pytest.mark.slow
+def test_the_parents_command_line_is_out_of_reach(task):
+    """Refused by Landlock (EACCES) or hidden by the sandbox's /proc (ENOENT)."""
+    err = run_cheat(task, HIDDEN, PARENT_PROC, lint=False)
+    assert "/cmdline" in err and ("Permission denied" in err or "No such file" in err)
+
+
+def test_the_environments_code_is_out_of_reach(task):
+    err = run_cheat(task, LABEL, READ_ENVS, lint=False)
+    assert "policy violation" in err and "envs.py" in err
+
+
+@pytest.mark.slow
+def test_writing_a_fixed_file_is_stopped(task):
+    err = run_cheat(task, LABEL, WRITE_FIXED, lint=False)
+    assert "policy violation" in err and "for writing" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(NAN, "NaN or inf actions"), (HUGE, "sent a message over")],
+    ids=["nan", "huge"],
+)
+def test_broken_outputs_fail_clearly(task, text, message):
+    err = run_cheat(task, LABEL, text, lint=False)
+    assert message in err
+
+
+@pytest.mark.slow
+def test_honest_reference_scores_as_anchored(task):
+    """Control: the reference (DPM-Solver++(2M)) in the same child gives its anchored metrics on
+    the hidden setting (a run with a hidden setting is salted, as in calibration)."""
+    (region,) = task.regions
+    text = task.baseline_regions("dpmpp_2m")[(region.file, region.index)]
+    _, run = run_setting(task, HIDDEN, text, lint=False)
+    assert run.error is None, run.error
+    anchors = json.loads((TASK_DIR / "anchors.json").read_text())["results"]["dpmpp_2m"][HIDDEN]
+    for metric, value in run.metrics.items():
+        assert value == pytest.approx(anchors[metric][0], rel=1e-9), metric
 
 
 @pytest.mark.slow
 def test_wrong_shape_fails_clearly(task):
-    err = run_cheat(task, LABEL, WRONG_SHAPE)
+    err = run_cheat(task, LABEL, WRONG_SHAPE, lint=False)
     assert "must return an array of shape" in err
 
 
@@ -160,7 +274,7 @@ def _load(path, name):
 
 def test_observations_and_weights_never_enter_the_child():
     src = (REPO / "harness.py").read_text()
-    child = src[src.index("def child_main") : src.index("class _Fail")]
+    child = src[src.index("def child_main") : src.index("def _chunk")]
     for word in ("obs", "model", "inst", "state", "denoiser", "Denoiser", "envs", "problems"):
         assert not re.search(rf"\b{word}\b", child), word
     run = (REPO / "run.py").read_text()

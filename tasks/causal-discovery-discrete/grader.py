@@ -79,7 +79,8 @@ def grade(setting, seed, out_dir, task_dir):
     shds, f1s = [], []
     for r in reps:
         k = r["replicate"]
-        if not isinstance(r.get("cpu_s"), (int, float)) or r["cpu_s"] > args["time_limit"]:
+        cpu = r.get("cpu_s")
+        if not isinstance(cpu, (int, float)) or not 0 <= cpu <= args["time_limit"]:
             raise RuntimeError(f"data set {k}: time limit exceeded ({r.get('cpu_s')} CPU s > "
                                f"{args['time_limit']:g} CPU s)")
         G = np.asarray(r.get("graph"), dtype=np.float64)

@@ -1,6 +1,6 @@
 """Run one setting: python run.py --problem NAME  (or --spec FILE.json).  Fixed file.
 
-Reads MLSBENCH_SEED / MLSBENCH_OUT, runs solver.solve in a spawn child against the exact
+Reads MLSBENCH_SEED / MLSBENCH_OUT, runs solver.solve in the task kit's child against the exact
 denoiser served from this process (the prior's parameters never leave this process), and writes
 samples.npy + run.json to MLSBENCH_OUT.
 """
@@ -12,8 +12,9 @@ import sys
 def main() -> int:
     import harness
     import problems
+    from taskkit import out_dir_from_env, write_artifacts
 
-    out_dir = harness.out_dir_from_env()  # removed from os.environ before the child exists
+    out_dir = out_dir_from_env()  # removed from os.environ before the child exists
     ap = argparse.ArgumentParser()
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--problem", choices=sorted(problems.PROBLEMS))
@@ -27,10 +28,11 @@ def main() -> int:
     record["problem"] = args.problem or os.path.basename(args.spec)
     record["seed"] = seed
     record["salted"] = salt != 0
-    harness.write_artifacts(out_dir, samples, record)
+    write_artifacts(out_dir, record, arrays={"samples": samples}, record_name="run.json")
     print(f"[{record['problem']}] seed={seed} dim={prob['prior'].d} m={prob['A'].shape[0]} "
           f"samples={prob['y'].shape[0]} NFE used {record['nfe_used']}/{prob['nfe']} "
-          f"refused={record['refused_calls']} status={record['status']} wall={record['wall_s']}s")
+          f"refused={record['refused_calls']} status={record['status']} "
+          f"isolation={record['isolation']} wall={record['wall_s']}s")
     if record["error"]:   # the grader fails the setting with this message (from run.json)
         print(record["error"], file=sys.stderr)
     return 0

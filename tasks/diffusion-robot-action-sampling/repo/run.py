@@ -1,7 +1,7 @@
 """Run one setting: python run.py --problem NAME  (or --spec FILE.json).  Fixed file.
 
 Reads MLSBENCH_SEED / MLSBENCH_OUT, rolls out every episode of the setting in closed loop with
-the sampler (sampler.sample, run in a spawn child) asking the denoiser served from this process,
+the sampler (sampler.sample, run in the task kit's child) asking the denoiser served from this process,
 and writes actions.npy (the executed actions) + run.json to MLSBENCH_OUT. It also prints the
 success rate and the modes taken (the grader recomputes them from the actions).
 """
@@ -16,8 +16,9 @@ def main() -> int:
     import denoiser
     import harness
     import problems
+    from taskkit import out_dir_from_env, write_artifacts
 
-    out_dir = harness.out_dir_from_env()  # removed from os.environ before the child exists
+    out_dir = out_dir_from_env()  # removed from os.environ before the child exists
     ap = argparse.ArgumentParser()
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--problem", choices=sorted(problems.PROBLEMS))
@@ -32,10 +33,10 @@ def main() -> int:
     actions, record = harness.rollout(env, inst, model, int(spec["nfe"]), child_seed,
                                       denoiser.T_MIN, denoiser.T_MAX)
     record.update(problem=spec["name"], seed=seed, salted=salt != 0)
-    harness.write_artifacts(out_dir, actions, record)
+    write_artifacts(out_dir, record, arrays={"actions": actions}, record_name="run.json")
     msg = f"[{record['problem']}] seed={seed} env={env.name} episodes={record['episodes']} " \
           f"NFE/chunk max {record['nfe_max_per_chunk']}/{record['nfe_budget']} refused={record['refused_calls']} " \
-          f"status={record['status']} wall={record['wall_s']}s"
+          f"status={record['status']} isolation={record['isolation']} wall={record['wall_s']}s"
     if actions is not None:
         states = [env.init_state(inst)]
         for k in range(actions.shape[1]):
