@@ -26,6 +26,9 @@ from multiprocessing.connection import Connection
 from . import guard, privilege
 
 CALL_TIMEOUT_S = 600.0
+TEXT_FRAME_MAX = (
+    1 << 16
+)  # an X or V frame: a traceback or a violation, read whatever the caller expects
 START_TIMEOUT_S = 120.0  # importing the target module (torch, a model) before the drop
 REQUIRE_ISOLATION = "MLSBENCH_REQUIRE_ISOLATION"  # "1": refuse to run agent code without Landlock
 _live: list[Child] = []
@@ -123,7 +126,8 @@ class Child:
                     f"{self.timeout_s if timeout_s is None else timeout_s:.0f} s"
                 )
         try:
-            msg = self.conn.recv_bytes(maxlength)
+            # the kit's own frames (a traceback, a violation) always get through
+            msg = self.conn.recv_bytes(max(maxlength, TEXT_FRAME_MAX))
         except EOFError:
             raise RunFailure(self._gone("without answering")) from None
         except OSError as e:
@@ -134,6 +138,10 @@ class Child:
             raise RunFailure(msg[1:].decode("utf-8", "replace"))
         if msg[:1] == b"V":
             raise RunFailure("policy violation: " + msg[1:].decode("utf-8", "replace"))
+        if len(msg) > maxlength:
+            raise RunFailure(
+                f"the {self.name} process sent a message over {maxlength} bytes ({len(msg)})"
+            )
         return msg
 
     def expect(
