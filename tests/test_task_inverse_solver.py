@@ -206,7 +206,7 @@ def test_the_secrets_are_out_of_reach(task):
 def test_the_parents_command_line_is_out_of_reach(task):
     """Refused by Landlock (EACCES) or hidden by the sandbox's /proc (ENOENT)."""
     err = run_cheat(task, HIDDEN, PARENT_PROC, lint=False)
-    assert "/cmdline" in err and ("Permission denied" in err or "No such file" in err)
+    assert "/cmdline" in err and "other processes are off limits" in err
 
 
 @pytest.mark.slow
