@@ -49,8 +49,12 @@ HONEST = "a = self.rng.uniform(-1, 1, (10, 5, 1))\nreturn a[int(np.argmax(model.
 IMPORTS_ENVS = planner("import envs\nreturn np.zeros(1)")
 # the workspace's files by absolute path (the child's working folder is its scratch folder)
 WS = "import os, taskkit\nws = os.path.dirname(os.path.dirname(taskkit.__file__))\n"
-NP_FROMFILE = planner(WS + 'np.fromfile(os.path.join(ws, "envs.py"), dtype=np.uint8)\nreturn np.zeros(1)')
-NP_LOAD = planner(WS + 'np.load(os.path.join(ws, "run.py"), allow_pickle=False)\nreturn np.zeros(1)')
+NP_FROMFILE = planner(
+    WS + 'np.fromfile(os.path.join(ws, "envs.py"), dtype=np.uint8)\nreturn np.zeros(1)'
+)
+NP_LOAD = planner(
+    WS + 'np.load(os.path.join(ws, "run.py"), allow_pickle=False)\nreturn np.zeros(1)'
+)
 # the parent's argv (which setting this is) through /proc: the parent's pid and every low pid
 PARENT_ARGV = planner(
     """
@@ -158,7 +162,7 @@ class Planner(_ICEM):
             a = self.rng.uniform(-1, 1, (8, 1, 2))
             _, _, states = model.rollout(a, full=True)
             grid = np.linspace(0.85, 1.15, 301)
-            m1, m2 = (g[..., None] for g in np.meshgrid(grid, grid, indexing="ij"))
+            m1, m2 = np.meshgrid(grid, grid, indexing="ij")
             err = 0.0
             for i in range(8):
                 nxt, _ = _step(states[i, 0], a[i, 0], obs[4:], m1, m2)
@@ -250,9 +254,9 @@ def test_seed_guess_finds_nothing_at_the_final_evaluation(task):
 def test_self_simulating_planner_gain(task):
     """The residual the README states: a planner that identifies the reacher's masses from one
     8-step rollout and runs iCEM on its own copy of the equations at 16x the budget is not
-    stopped (its arithmetic is a planner's), and gains what 16x the budget buys iCEM: about
-    +11 return on seed 0 (iCEM's spread over seeds there is 10.7). Pinned so that a leak that
-    buys more shows."""
+    stopped (its arithmetic is a planner's), and gains what 16x the budget buys iCEM: +7.7
+    return on seed 0 (iCEM's spread over seeds there is 10.7). Pinned so that a leak that buys
+    more shows."""
     icem = task.baseline_regions("icem")[("planner.py", 1)]
     _, honest = run_setting(task, "reacher-2link", icem)
     _, cheat = run_setting(task, "reacher-2link", icem + SELF_SIMULATION, lint=False)
@@ -264,11 +268,16 @@ def test_self_simulating_planner_gain(task):
 
 @pytest.mark.slow
 def test_reference_baseline_scores_as_anchored(task):
-    """Honest-code control: iCEM on the quickest setting reproduces its seed-0 anchor."""
-    anchor = task.anchors()["results"]["icem"][LABEL]["episode_return"][0]
-    _, run = run_setting(task, LABEL, task.baseline_regions("icem")[("planner.py", 1)])
-    assert run.error is None, run.error
-    assert run.metrics["episode_return"] == pytest.approx(anchor, rel=1e-9)
+    """Honest-code control: iCEM on the quickest visible setting and the hidden one, with the
+    final evaluation's secret salt (the hidden setting's presence sends it), reproduces its
+    seed-0 anchors."""
+    icem = task.baseline_regions("icem")
+    settings = [s for s in task.spec.settings if s.label in (LABEL, "acrobot-swingup")]
+    result = final_evaluation(task, icem, {}, seeds=[0], settings=settings)
+    for run in result.runs:
+        anchor = task.anchors()["results"]["icem"][run.label]["episode_return"][0]
+        assert run.error is None, run.error
+        assert run.metrics["episode_return"] == pytest.approx(anchor, rel=1e-9), run.label
 
 
 # ---------------------------------------------------------------- the grader (quick)
@@ -329,8 +338,17 @@ def test_grader_accepts_a_valid_record(grader, tmp_path):
         ({"instance": "mine"}, "unknown instance"),
         ({"harness_version": 1}, "harness version"),
     ],
-    ids=["over-budget", "negative-steps", "negative-requests", "negative-refused",
-         "total", "horizon", "return", "instance", "version"],
+    ids=[
+        "over-budget",
+        "negative-steps",
+        "negative-requests",
+        "negative-refused",
+        "total",
+        "horizon",
+        "return",
+        "instance",
+        "version",
+    ],
 )
 def test_grader_refuses_forged_records(grader, tmp_path, forged, message):
     with pytest.raises(RuntimeError, match=message):
@@ -347,4 +365,3 @@ def test_grader_replays_the_final_instance_with_the_salt(grader, tmp_path):
     assert public_return != final["return"]
     with pytest.raises(RuntimeError, match="does not match"):
         _grade(grader, tmp_path, {**final, "return": public_return})
-

@@ -112,8 +112,11 @@ def _opens(code: str) -> str:
 @pytest.mark.parametrize(
     "label, code, message",
     [
-        ("car-goal-cluster", 'np.fromfile(os.path.join(ws, "car-goal-cluster.json"), np.uint8)',
-         "car-goal-cluster.json"),
+        (
+            "car-goal-cluster",
+            'np.fromfile(os.path.join(ws, "car-goal-cluster.json"), np.uint8)',
+            "car-goal-cluster.json",
+        ),
         (LABEL, 'np.load(os.path.join(ws, "settings.py"))', "settings.py"),
         (LABEL, 'open(os.path.join(ws, "env.py")).read()', "env.py"),
         (LABEL, 'open(os.path.join(ws, "ppo.py"), "a")', "for writing"),

@@ -107,8 +107,12 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
             f"rollout horizon {rec.get('max_horizon_used')!r} exceeds max_horizon {env.max_horizon}"
         )
     requests = rec.get("requests_per_control")
-    if not isinstance(requests, list) or len(requests) != env.episode_len or any(
-        not isinstance(n, int) or n < 0 or n > s for n, s in zip(requests, steps)
+    if (
+        not isinstance(requests, list)
+        or len(requests) != env.episode_len
+        or any(
+            not isinstance(n, int) or n < 0 or n > s for n, s in zip(requests, steps, strict=True)
+        )
     ):
         raise RuntimeError("request counters are impossible (negative, or more than the steps)")
     if not isinstance(rec.get("refused"), int) or rec["refused"] < 0:
