@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cheats import run_cheat
+from cheats import run_cheat, run_setting
 
 from mlsbench_env.spec import load_task
 
@@ -119,7 +119,48 @@ def test_plain_open_of_the_hidden_spec_refused(task):
 
 def test_native_code_stopped_by_the_audit_hook(task):
     err = run_cheat(task, LABEL, LOADS_NATIVE_CODE)
-    assert "sandbox violation" in err and "ctypes.dlopen" in err, err
+    assert "policy violation" in err and "ctypes.dlopen" in err, err
+
+
+def _reads(code: str) -> str:
+    """A head whose constructor runs ``code`` (the workspace is the folder above taskkit)."""
+    return (
+        HEAD.format(atoms=1).replace(
+            "        self.atoms = 1\n",
+            "        self.atoms = 1\n        import os, numpy as np, taskkit\n"
+            "        ws = os.path.dirname(os.path.dirname(taskkit.__file__))\n"
+            f"        {code}\n",
+        )
+        + DQN_LOSS
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "label, code, message",
+    [
+        ("hidden", 'np.fromfile(os.path.join(ws, "extra_game.json"), np.uint8)', "extra_game.json"),
+        (LABEL, 'np.load(os.path.join(ws, "harness.py"))', "harness.py"),
+        (LABEL, 'open(os.path.join(ws, "run.py"), "a")', "for writing"),
+        (LABEL, 'open("/proc/%d/cmdline" % os.getppid()).read()', "cmdline"),
+    ],
+    ids=["np-fromfile-hidden-spec", "np-load-harness", "write-run-py", "parent-argv"],
+)
+def test_boundary_without_the_lint(task, label, code, message):
+    """With the static policy off, the kit's child refuses the read or write itself."""
+    err = run_cheat(task, label, _reads(code), lint=False)
+    assert message in err, err
+    assert "policy violation" in err or "Permission denied" in err or "No such file" in err, err
+
+
+@pytest.mark.slow
+def test_reference_baseline_scores_as_anchored(task):
+    """Honest-code control: the reference baseline reproduces its seed-0 anchor on breakout."""
+    ref = task.spec.reference_baseline
+    anchor = task.anchors()["results"][ref][LABEL]["mean_return"][0]
+    _, run = run_setting(task, LABEL, task.baseline_regions(ref)[("value_head.py", 1)])
+    assert run.error is None, run.error
+    assert run.metrics["mean_return"] == pytest.approx(anchor, rel=1e-9)
 
 
 def test_noisy_q_values_fail(task):

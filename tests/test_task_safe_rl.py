@@ -91,6 +91,55 @@ def test_reading_hidden_layout_fails(task):
     assert ("sandbox violation" in err and "car-goal-cluster.json" in err) or "file I/O" in err, err
 
 
+def _opens(code: str) -> str:
+    """A handler whose constructor runs ``code`` (the workspace is the folder above taskkit)."""
+    return (
+        HEAD
+        + f"""        import os, taskkit
+        ws = os.path.dirname(os.path.dirname(taskkit.__file__))
+        {code}
+
+    def update(self, ep_costs, ep_returns):
+        pass
+
+    def combine(self, adv_r, adv_c):
+        return adv_r
+"""
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "label, code, message",
+    [
+        (
+            "car-goal-cluster",
+            'np.fromfile(os.path.join(ws, "car-goal-cluster.json"), np.uint8)',
+            "car-goal-cluster.json",
+        ),
+        (LABEL, 'np.load(os.path.join(ws, "settings.py"))', "settings.py"),
+        (LABEL, 'open(os.path.join(ws, "env.py")).read()', "env.py"),
+        (LABEL, 'open(os.path.join(ws, "ppo.py"), "a")', "for writing"),
+    ],
+    ids=["np-fromfile-hidden-layout", "np-load-settings", "open-env", "write-ppo"],
+)
+def test_boundary_without_the_lint(task, label, code, message):
+    """With the static policy off, the kit's child refuses the read or write itself."""
+    err = run_cheat(task, label, _opens(code), lint=False)
+    assert message in err and ("policy violation" in err or "sandbox violation" in err), err
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known failure: the handler runs in the learner's process, so it can change the "
+    "fixed PPO (ppo.EPOCHS); only the lint stops it. Fix: PPO in the parent or a trusted child, "
+    "the handler alone in the kit's child (update/combine as frames)",
+)
+def test_patching_ppo_without_the_lint_fails(task):
+    run_cheat(task, LABEL, PATCH_PPO, lint=False)
+
+
 # --- the parent's step counter, exercised with a learner whose fixed PPO was altered to take
 # one rollout more than the budget (what a changed ppo.py would do): the parent refuses it and
 # the grader fails the run.
@@ -105,7 +154,9 @@ _p.train = train
 
 def _tiny_run(tmp_path, patch_ppo):
     work = tmp_path / "repo"
-    shutil.copytree(TASK_DIR / "repo", work)
+    for rel, src in load_task(TASK).scaffold_files().items():  # repo/ and the task kit
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, work / rel)
     if patch_ppo:
         (work / "constraint.py").write_text((work / "constraint.py").read_text() + EXTRA_ROLLOUT)
     cfg = {

@@ -2,8 +2,9 @@
 
 The harness's parent process writes ``result.json`` (actions, return, budget counters). This
 grader rebuilds the seed's real system from the pristine task files (``repo/envs.py``, and
-``hidden/env_hidden.py`` for the hidden setting), replays the actions, and checks that the
-recorded return matches the replay and that every budget the question fixes was respected.
+``hidden/env_hidden.py`` for the hidden setting; at the final evaluation with the secret salt,
+``hidden/salt.txt``), replays the actions, and checks that the recorded return matches the
+replay and that every budget the question fixes was respected.
 Any violation raises, which fails the setting.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-HARNESS_VERSION = 1
+HARNESS_VERSION = 2
 
 # setting label -> (file relative to the task folder, class name)
 SETTINGS = {
@@ -69,8 +70,15 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
     if rec.get("harness_version") != HARNESS_VERSION:
         raise RuntimeError(f"artifact from harness version {rec.get('harness_version')!r}")
 
+    instance = rec.get("instance")
+    if instance == "public":
+        salt = None
+    elif instance == "final":
+        salt = int((task_dir / "hidden" / "salt.txt").read_text())
+    else:
+        raise RuntimeError(f"artifact names an unknown instance {instance!r}")
     env_cls = _env_class(setting, task_dir)
-    env = env_cls(int(seed))
+    env = env_cls(int(seed), salt)
     if rec.get("env") != env.name or rec.get("seed") != int(seed):
         raise RuntimeError(
             f"artifact is for env {rec.get('env')!r} seed {rec.get('seed')!r}, "
@@ -98,6 +106,17 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
         raise RuntimeError(
             f"rollout horizon {rec.get('max_horizon_used')!r} exceeds max_horizon {env.max_horizon}"
         )
+    requests = rec.get("requests_per_control")
+    if (
+        not isinstance(requests, list)
+        or len(requests) != env.episode_len
+        or any(
+            not isinstance(n, int) or n < 0 or n > s for n, s in zip(requests, steps, strict=True)
+        )
+    ):
+        raise RuntimeError("request counters are impossible (negative, or more than the steps)")
+    if not isinstance(rec.get("refused"), int) or rec["refused"] < 0:
+        raise RuntimeError(f"refused-request counter {rec.get('refused')!r} is impossible")
     if rec.get("total_model_steps") != sum(steps):
         raise RuntimeError("budget counters are inconsistent (total != sum of per-step counts)")
 

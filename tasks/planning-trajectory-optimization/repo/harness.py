@@ -1,42 +1,45 @@
 """The fixed MPC harness: the real system and the model live here, the planner runs elsewhere.
 
-The parent process owns the environment (its per-seed parameters, the real state, the process
+The parent process owns the environment (its per-run parameters, the real state, the process
 noise), serves model rollouts and counts every simulated step. The planner (``planner.py``)
-runs in a child process started with the ``spawn`` context and talks to the parent only over a
-pipe:
+runs in the task kit's least-privileged child: it reads planner.py and nothing else of this
+folder (not envs.py), writes only its scratch folder, and sees neither the seed nor this
+process. Frames (raw bytes, the first byte their kind; the parent never unpickles):
 
-  parent -> child   ("plan", t, obs)           plan the action for episode time t
-                    ("ok", used, result)        the answer to a rollout request
-                    ("refused", message)        a request over budget or malformed
-                    ("stop",)                   the episode is over
-  child -> parent   raw bytes: a JSON header + float64 payload (never unpickled here)
-                    {"op": "rollout", "shape": [N, H, A], "full": bool}  + N*H*A floats
-                    {"op": "act"}                                         + A floats
-                    {"op": "error", "message": str}
+  parent -> child   b"P" + uint32 t + float64 obs        plan the action for episode time t
+                    b"O" + uint32 used, uint32 S + float64 returns (N)
+                         [+ rewards (N*H) + states (N*(H+1)*S) with full]   a rollout's answer
+                    b"B" + text                          a request refused (not simulated)
+                    b"S"                                 the episode is over
+  child -> parent   b"R" + uint32 N, uint32 H, uint8 full + float64 actions (N*H*A)
+                    b"A" + float64 action (A)            the action for this control step
+                    b"D"                                 done (after b"S")
 
 Per control step the planner may simulate at most ``budget`` model steps (a rollout of N
 sequences of length H costs N*H, H <= ``max_horizon``); a request that would exceed it is
 refused and not simulated. Rollouts always start from the current real state, at the current
 episode time. The real system is stepped with the action the planner returns (clipped to
-[-1, 1]). When the episode ends the parent writes ``result.json`` into MLSBENCH_OUT (after
-the child has exited): the actions, the return and the budget counters, which the grader
-checks and replays.
+[-1, 1]). At the final evaluation the system's parameters, initial state and noise, and the
+planner's seed, mix in a secret salt (the secrets channel): a copy of envs.py and a guessed
+seed reproduce neither. After the child has exited the parent writes ``result.json`` (the
+actions, the return, the budget counters, the planner's CPU time), which the grader replays.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import sys
 import time
-import traceback
 
 import numpy as np
 
-HARNESS_VERSION = 1
-_HEADER = struct.Struct("<I")
-_POLL_S = 1.0
+from taskkit import Child, RunFailure, out_dir_from_env, read_secret, write_artifacts
+
+HARNESS_VERSION = 2
+_REQ = struct.Struct("<IIB")  # N, H, full
+_ANS = struct.Struct("<II")  # used, state_dim
+_T = struct.Struct("<I")
 
 
 class BudgetExceeded(RuntimeError):
@@ -44,14 +47,8 @@ class BudgetExceeded(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------
-# child side
+# child side (runs after the kit dropped this process's privileges)
 # ----------------------------------------------------------------------------------------
-def _send(conn, header: dict, payload: np.ndarray | None = None) -> None:
-    head = json.dumps(header).encode()
-    body = b"" if payload is None else np.ascontiguousarray(payload, dtype="<f8").tobytes()
-    conn.send_bytes(_HEADER.pack(len(head)) + head + body)
-
-
 class Spec:
     """What the planner knows about the problem (no physical parameters, no seed)."""
 
@@ -76,7 +73,7 @@ class Model:
     it returns ``(returns, rewards (N, H), states (N, H + 1, S))``. Actions are clipped to
     [-1, 1] by the model. Each call costs N * H steps of this control step's ``budget``;
     ``remaining`` says what is left. A request over budget raises ``BudgetExceeded`` and is
-    not simulated."""
+    not simulated (the parent counts and refuses; this class only says so early)."""
 
     def __init__(self, conn, spec: Spec):
         self._conn = conn
@@ -97,8 +94,7 @@ class Model:
         a = np.asarray(actions, dtype=np.float64)
         if a.ndim != 3 or a.shape[2] != self._act_dim or a.shape[0] < 1 or a.shape[1] < 1:
             raise ValueError(
-                f"actions must have shape (N, H, {self._act_dim}) with N, H >= 1, "
-                f"got {a.shape}"
+                f"actions must have shape (N, H, {self._act_dim}) with N, H >= 1, got {a.shape}"
             )
         n, h = a.shape[0], a.shape[1]
         if h > self.max_horizon:
@@ -110,87 +106,106 @@ class Model:
                 f"rollout of {n} x {h} = {n * h} steps requested, {self.remaining} of "
                 f"{self.budget} left in this control step"
             )
-        _send(self._conn, {"op": "rollout", "shape": [n, h, self._act_dim], "full": bool(full)}, a)
-        reply = self._conn.recv()
-        if reply[0] == "refused":
-            raise BudgetExceeded(reply[1])
-        self._used = reply[1]
-        return reply[2]
+        body = np.ascontiguousarray(a, dtype="<f8").tobytes()
+        self._conn.send_bytes(b"R" + _REQ.pack(n, h, bool(full)) + body)
+        reply = self._conn.recv_bytes()
+        if reply[:1] == b"B":
+            raise BudgetExceeded(reply[1:].decode())
+        self._used, s = _ANS.unpack_from(reply, 1)
+        values = np.frombuffer(reply, dtype="<f8", offset=1 + _ANS.size).copy()
+        if not full:
+            return values
+        return values[:n], values[n : n + n * h].reshape(n, h), values[n + n * h :].reshape(n, h + 1, s)
 
     def _new_step(self):
         self._used = 0
 
 
 def planner_main(conn, spec_dict: dict, planner_seed: int) -> None:
-    """Entry point of the child process: runs the editable planner."""
-    try:
-        import planner as user
+    """The child: runs the editable planner, one ``plan`` per b"P" frame, until b"S"."""
+    import planner as user  # the agent's code: imported here, in this process only
 
-        spec = Spec(spec_dict)
-        model = Model(conn, spec)
-        rng = np.random.default_rng(planner_seed)
-        agent = user.Planner(spec, rng)
-        while True:
-            msg = conn.recv()
-            if msg[0] == "stop":
-                break
-            _, t, obs = msg
-            model._new_step()
-            action = np.asarray(agent.plan(obs, t, model), dtype=np.float64).reshape(-1)
-            _send(conn, {"op": "act"}, action)
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        pass
-    except BaseException:
-        try:
-            _send(conn, {"op": "error", "message": traceback.format_exc()[-4000:]})
-        except Exception:
-            pass
-    finally:
-        conn.close()
+    spec = Spec(spec_dict)
+    model = Model(conn, spec)
+    agent = user.Planner(spec, np.random.default_rng(planner_seed))
+    while True:
+        msg = conn.recv_bytes()
+        if msg[:1] == b"S":
+            break
+        (t,) = _T.unpack_from(msg, 1)
+        obs = np.frombuffer(msg, dtype="<f8", offset=1 + _T.size).copy()
+        model._new_step()
+        action = np.asarray(agent.plan(obs, t, model), dtype=np.float64).reshape(-1)
+        conn.send_bytes(b"A" + np.ascontiguousarray(action, dtype="<f8").tobytes())
+    conn.send_bytes(b"D")
 
 
 # ----------------------------------------------------------------------------------------
 # parent side
 # ----------------------------------------------------------------------------------------
-class PlannerFailure(RuntimeError):
-    pass
+def _control_step(child: Child, env, x: np.ndarray, t: int, record: dict) -> np.ndarray:
+    """Serve one control step's rollout requests; return the planner's (clipped) action."""
+    a_dim = env.act_dim
+    child.send(b"P", _T.pack(t) + env.observe(x, t).astype("<f8").tobytes())
+    used = n_req = 0
+    while True:
+        # no valid request is larger than the whole budget's actions
+        msg = child.recv(maxlength=1 + _REQ.size + 8 * env.budget * a_dim)
+        kind = msg[:1]
+        if kind == b"A":
+            action = np.frombuffer(msg, dtype="<f8", offset=1)
+            if action.shape != (a_dim,):
+                raise RunFailure(
+                    f"planner returned an action of {len(msg) - 1} bytes at step {t}, "
+                    f"expected {a_dim} float64 values"
+                )
+            if not np.all(np.isfinite(action)):
+                raise RunFailure(f"planner returned a non-finite action at step {t}")
+            break
+        if kind != b"R" or len(msg) < 1 + _REQ.size:
+            raise RunFailure(f"protocol error: the planner sent a {kind!r} frame at step {t}")
+        n, h, full = _REQ.unpack_from(msg, 1)
+        payload = np.frombuffer(msg, dtype="<f8", offset=1 + _REQ.size)
+        refusal = None
+        if n < 1 or h < 1 or payload.size != n * h * a_dim:
+            refusal = f"malformed rollout request ({n} x {h} x {a_dim}, {payload.size} values)"
+        elif h > env.max_horizon:
+            refusal = f"horizon {h} exceeds max_horizon {env.max_horizon}"
+        elif used + n * h > env.budget:
+            refusal = (
+                f"rollout of {n} x {h} = {n * h} steps refused: {env.budget - used} of "
+                f"{env.budget} model steps left in control step {t} (budget exceeded)"
+            )
+        elif not np.all(np.isfinite(payload)):
+            refusal = "actions contain NaN or inf"
+        if refusal:
+            record["refused"] += 1
+            child.send(b"B", refusal.encode())
+            continue
+        used += n * h
+        n_req += 1
+        record["max_horizon_used"] = max(record["max_horizon_used"], h)
+        acts = np.clip(payload.reshape(n, h, a_dim), -1.0, 1.0)
+        result = env.rollout(x, acts, t, bool(full))
+        parts = result if full else (result,)
+        body = b"".join(np.ascontiguousarray(p, dtype="<f8").tobytes() for p in parts)
+        child.send(b"O", _ANS.pack(used, env.state_dim) + body)
+    record["steps_per_control"].append(used)
+    record["requests_per_control"].append(n_req)
+    record["total_model_steps"] += used
+    return np.clip(action, -1.0, 1.0)
 
 
-def _recv(conn, proc, maxlength: int):
-    while not conn.poll(_POLL_S):
-        if not proc.is_alive():
-            raise PlannerFailure(f"planner process exited unexpectedly (exit code {proc.exitcode})")
-    try:
-        raw = conn.recv_bytes(maxlength)
-    except EOFError:
-        raise PlannerFailure("planner process closed the pipe") from None
-    except OSError as e:
-        raise PlannerFailure(f"planner sent a message over {maxlength} bytes ({e})") from None
-    if len(raw) < _HEADER.size:
-        raise PlannerFailure("planner sent a malformed message")
-    (n_head,) = _HEADER.unpack_from(raw)
-    try:
-        header = json.loads(raw[_HEADER.size : _HEADER.size + n_head].decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise PlannerFailure("planner sent a malformed message header") from None
-    if not isinstance(header, dict):
-        raise PlannerFailure("planner sent a malformed message header")
-    body = raw[_HEADER.size + n_head :]
-    if len(body) % 8:
-        raise PlannerFailure("planner sent a malformed payload")
-    return header, np.frombuffer(body, dtype="<f8")
-
-
-def run_episode(env_cls, seed: int, out_dir: str | None, label: str | None = None) -> int:
-    """Run one MPC episode of ``env_cls`` with the planner in a child process; write the
-    artifact; return the process exit code (0 ok, 1 failed)."""
-    import multiprocessing as mp
-
-    env = env_cls(seed)
+def run_episode(env_cls, seed: int, out_dir, label: str | None = None) -> int:
+    """Run one MPC episode of ``env_cls`` with the planner in the kit's child; write the
+    artifact; return the process exit code: 1 for a failed episode without an output folder
+    (a run by hand), else 0 (the grader fails the setting with the recorded error)."""
+    salt = read_secret("salt.txt")  # the final evaluation's runs only
+    salt = int(salt) if salt else None
+    env = env_cls(seed, salt)
     label = label or env.name
-    obs0 = env.observe(env.x0, 0)
     spec = {
-        "obs_dim": int(obs0.shape[0]),
+        "obs_dim": int(env.observe(env.x0, 0).shape[0]),
         "act_dim": env.act_dim,
         "budget": env.budget,
         "max_horizon": env.max_horizon,
@@ -198,16 +213,17 @@ def run_episode(env_cls, seed: int, out_dir: str | None, label: str | None = Non
         "episode_len": env.episode_len,
         "dt": env.dt,
     }
-    planner_seed = int(np.random.SeedSequence([int(seed), 7919]).generate_state(1)[0])
-    maxlength = 4096 + 8 * env.budget * env.act_dim
-
+    entropy = [int(seed), 7919] + ([] if salt is None else [salt])
+    planner_seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
     record = {
         "harness_version": HARNESS_VERSION,
         "env": env.name,
         "setting": label,
         "seed": int(seed),
+        "instance": "public" if salt is None else "final",
         "status": "failed",
         "error": None,
+        "isolation": None,
         "budget": env.budget,
         "max_horizon": env.max_horizon,
         "episode_len": env.episode_len,
@@ -219,121 +235,46 @@ def run_episode(env_cls, seed: int, out_dir: str | None, label: str | None = Non
         "max_horizon_used": 0,
         "refused": 0,
         "total_model_steps": 0,
+        "planner_cpu_s": None,
     }
-
-    # The child gets neither the output folder nor the seed.
-    for var in ("MLSBENCH_OUT", "MLSBENCH_SEED"):
-        os.environ.pop(var, None)
-    ctx = mp.get_context("spawn")
-    conn, child_conn = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=planner_main, args=(child_conn, spec, planner_seed), daemon=True)
     t_start = time.time()
-    proc.start()
-    child_conn.close()
-
-    x = env.x0.copy()
-    total = 0.0
+    x, total = env.x0.copy(), 0.0
     try:
-        for t in range(env.episode_len):
-            conn.send(("plan", t, env.observe(x, t)))
-            used, n_req = 0, 0
-            while True:
-                header, payload = _recv(conn, proc, maxlength)
-                op = header.get("op")
-                if op == "error":
-                    msg = str(header.get("message", ""))[-4000:]
-                    raise PlannerFailure(f"planner raised an exception at step {t}:\n{msg}")
-                if op == "act":
-                    if payload.shape != (env.act_dim,):
-                        raise PlannerFailure(
-                            f"planner returned an action of size {payload.size} at step {t}, "
-                            f"expected {env.act_dim}"
-                        )
-                    if not np.all(np.isfinite(payload)):
-                        raise PlannerFailure(f"planner returned a non-finite action at step {t}")
-                    action = np.clip(payload, -1.0, 1.0)
-                    break
-                if op != "rollout":
-                    raise PlannerFailure(f"planner sent an unknown request {op!r}")
-                shape = header.get("shape")
-                ok = (
-                    isinstance(shape, list)
-                    and len(shape) == 3
-                    and all(isinstance(v, int) and v >= 1 for v in shape)
-                    and shape[2] == env.act_dim
-                    and shape[0] * shape[1] * shape[2] == payload.size
-                )
-                if not ok:
-                    record["refused"] += 1
-                    conn.send(("refused", f"malformed rollout request (shape {shape})"))
-                    continue
-                n, h = shape[0], shape[1]
-                if h > env.max_horizon:
-                    record["refused"] += 1
-                    conn.send(("refused", f"horizon {h} exceeds max_horizon {env.max_horizon}"))
-                    continue
-                if used + n * h > env.budget:
-                    record["refused"] += 1
-                    conn.send(
-                        (
-                            "refused",
-                            f"rollout of {n} x {h} = {n * h} steps refused: {env.budget - used} "
-                            f"of {env.budget} left in control step {t}",
-                        )
-                    )
-                    continue
-                acts = payload.reshape(n, h, env.act_dim)
-                if not np.all(np.isfinite(acts)):
-                    record["refused"] += 1
-                    conn.send(("refused", "actions contain NaN or inf"))
-                    continue
-                used += n * h
-                n_req += 1
-                record["max_horizon_used"] = max(record["max_horizon_used"], h)
-                result = env.rollout(x, np.clip(acts, -1.0, 1.0), t, bool(header.get("full")))
-                conn.send(("ok", used, result))
-            record["steps_per_control"].append(used)
-            record["requests_per_control"].append(n_req)
-            record["total_model_steps"] += used
-            x, r = env.real_step(x, action, t)
-            total += r
-            record["actions"].append([float(v) for v in action])
-            record["rewards"].append(r)
-            if not np.all(np.isfinite(x)):
-                raise PlannerFailure(f"the real state became non-finite at step {t}")
-        conn.send(("stop",))
-        record["status"] = "ok"
-        record["return"] = total
-    except PlannerFailure as e:
+        # the planner's process reads planner.py and nothing else of this folder: not envs.py
+        with Child(
+            "harness:planner_main", spec, planner_seed, may_read=["planner.py"], name="planner"
+        ) as child:
+            record["isolation"] = child.isolation
+            for t in range(env.episode_len):
+                action = _control_step(child, env, x, t, record)
+                x, r = env.real_step(x, action, t)
+                total += r
+                record["actions"].append([float(v) for v in action])
+                record["rewards"].append(r)
+                if not np.all(np.isfinite(x)):
+                    raise RunFailure(f"the real state became non-finite at step {t}")
+            child.send(b"S")
+            child.expect(b"D", size=0)
+            record["planner_cpu_s"] = child.cpu_ns() / 1e9  # read from outside the planner
+        record["status"], record["return"] = "ok", total
+    except RunFailure as e:
         record["error"] = str(e)
-    except (BrokenPipeError, ConnectionResetError, EOFError):
-        record["error"] = "planner process closed the pipe"
-    finally:
-        proc.join(timeout=5.0)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout=5.0)
-        conn.close()
-
-    wall = time.time() - t_start
-    if out_dir:
-        with open(os.path.join(out_dir, "result.json"), "w") as f:
-            json.dump(record, f)
+    if out_dir is not None:
+        write_artifacts(out_dir, record)
     if record["status"] == "ok":
         steps = record["steps_per_control"]
         print(
             f"[{label}] seed {seed}: return {total:.3f} over {env.episode_len} steps; "
             f"model steps per control step: mean {np.mean(steps):.0f}, max {max(steps)} "
-            f"(budget {env.budget}); refused requests {record['refused']}; {wall:.1f}s"
+            f"(budget {env.budget}); refused requests {record['refused']}; planner CPU "
+            f"{record['planner_cpu_s']:.1f} s; {time.time() - t_start:.1f} s"
         )
         return 0
     print(f"[{label}] seed {seed}: FAILED: {record['error']}", file=sys.stderr)
-    return 1
+    return 0 if out_dir is not None else 1
 
 
 def main(env_cls, label: str) -> None:
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    out_dir = os.environ.get("MLSBENCH_OUT")
-    if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
+    seed = int(os.environ.pop("MLSBENCH_SEED", "0"))  # the planner never learns the seed
+    out_dir = out_dir_from_env() if "MLSBENCH_OUT" in os.environ else None
     sys.exit(run_episode(env_cls, seed, out_dir, label))

@@ -24,8 +24,8 @@ Interface (kept by every planner; the harness in harness.py calls it):
                   an exception escaping plan() or a non-finite action fails the run
 
 The Planner object lives for the whole episode, so it may keep state between control steps
-(a warm start). The model is the only way to learn about the system: the planner must not
-simulate the dynamics itself.
+(a warm start). The model is the planner's source of the system: its physical parameters,
+initial state and process noise are drawn per run and not given to the planner.
 """
 
 import numpy as np

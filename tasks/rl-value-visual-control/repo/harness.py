@@ -15,31 +15,27 @@ environment, the replay buffer or the frame counter.
           The parent back-propagates that gradient through its own network and takes the fixed
           Adam step; the child has no parameter to change and no access to anything else.
 
-Protocol: raw bytes over a multiprocessing Pipe; the parent never unpickles what the child sent.
+The child is the task kit's (taskkit.Child): it reads value_head.py and nothing else of this
+folder. Frames: raw bytes, the first byte their kind; the parent never unpickles.
   parent -> child  b"S" + uint32 n + uint32 B + float32 acting outputs (n*A*K), then if B > 0
                         the learn batch: float32 out (B*A*K) + int64 actions (B) + float32 rewards
                         (B) + float32 dones (B) + float32 target_next (B*A*K) + float32 online_next
                         (B*A*K);   b"E"  end
   child -> parent  b"I" + uint32 atoms (after construction)
-                   b"s" + float32 Q-values (n*A), then if B > 0 float32 loss + float32 grad (B*A*K)
-                   b"X" + utf-8 text (the head raised),  b"V" + utf-8 text (the child's audit
-                   hook fired; the child exits)
+                   b"q" + float32 Q-values (n*A), then if B > 0
+                   b"g" + float32 loss + float32 grad (B*A*K);   b"D" done (after b"E")
 The parent checks every answer (shape, finite), fails the run on any violation, and writes the
 artifacts only after the child has exited.
 """
 from __future__ import annotations
 
-import json
-import os
-import random
-import shutil
 import struct
-import sys
 import time
-import traceback
-from pathlib import Path
 
 import numpy as np
+import torch  # imported before the child drops its privileges (the kit's rule for children)
+
+from taskkit import Child, RunFailure, close_all, torchstate
 
 # ----------------------------------------------------------------------------- fixed settings
 GAMMA = 0.99
@@ -59,55 +55,14 @@ CURVE_POINTS = 10
 CHILD_TIMEOUT_S = 30.0    # one request
 
 
-class RunFailure(Exception):
-    pass
-
-
 # ------------------------------------------------------------------------------- child side
-
-def _install_guard(conn):
-    """Audit hook of the child: the head may import Python source and extension modules and
-    nothing else; no other file reads or writes, processes, native libraries or sockets.
-    A breach reports itself to the parent and ends the child at once."""
-    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-               "os.fork", "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
-               "ctypes.cdata", "socket.connect", "socket.bind", "os.remove", "os.rename",
-               "os.symlink", "os.link", "os.chdir", "os.truncate", "os.putenv", "os.unsetenv")
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    state = {"busy": False}
-
-    def breach(what):
-        state["busy"] = True
-        try:
-            conn.send_bytes(b"V" + what.encode("utf-8", "replace")[:2000])
-        finally:
-            os._exit(3)
-
-    def hook(event, args):
-        if state["busy"]:
-            return
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(path, int) or path is None:
-                return
-            p = os.path.abspath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (mode is None and isinstance(flags, int) and flags & write_flags)
-            if writes or not p.endswith((".py", ".pyc", ".so")) and not p.startswith("/proc/self/") \
-                    and not p.startswith("/sys/"):
-                breach(f"the value head opened {p!r} ({'write' if writes else 'read'}): the "
-                       "settings and any other file are off limits")
-        elif event.startswith(blocked):
-            breach(f"the value head raised the forbidden event {event!r} (processes, native "
-                   "code, sockets, files and the environment are off limits)")
-
-    sys.addaudithook(hook)
+# (the task kit's least-privileged child: it reads value_head.py and nothing else of this
+# folder, writes only its scratch folder, and its guard reports what it tried)
 
 
 def _warm_up():
     """Throw-away calls of the ops heads use, so that torch's lazy imports happen before the
-    guard."""
-    import torch
+    agent's module is imported."""
     import torch.nn.functional as F
 
     x = torch.randn(4, 3, 5, requires_grad=True)
@@ -118,111 +73,82 @@ def _warm_up():
 
 
 def child_main(conn, num_actions, gamma, seed):
-    try:
-        sys.dont_write_bytecode = True
-        import torch
-        torch.set_num_threads(1)
-        _warm_up()
-        torch.manual_seed(seed)
-        np.random.seed(seed % (2 ** 32))
-        random.seed(seed)
-        _install_guard(conn)
-        import value_head  # the editable module, imported only after the guard
+    torchstate.setup(seed, threads=1)
+    _warm_up()
+    import value_head  # the editable module: imported here, in this process only
 
-        head = value_head.ValueHead(int(num_actions), float(gamma))
-        atoms = int(head.atoms)
-        conn.send_bytes(b"I" + struct.pack("<I", atoms))
-        A, K = int(num_actions), atoms
-        while True:
-            msg = conn.recv_bytes()
-            kind = msg[:1]
-            if kind == b"E":
-                break
-            if kind != b"S":
-                raise RuntimeError(f"unknown request {kind!r}")
-            n, B = struct.unpack("<II", msg[1:9])
-            off = 9
-            if n:
-                out = torch.from_numpy(np.frombuffer(msg, np.float32, n * A * K, off).reshape(n, A, K).copy())
-                off += 4 * n * A * K
-                with torch.no_grad():
-                    q = head.q_values(out)
-                q = torch.as_tensor(q).detach().to(torch.float32).contiguous()
-                if tuple(q.shape) != (n, A):
-                    raise ValueError(f"q_values must return shape {(n, A)}, got {tuple(q.shape)}")
-                # answered at once: the parent steps the games with these while the loss is computed
-                conn.send_bytes(b"q" + q.numpy().tobytes())
-            if B:
-                m = B * A * K
-                out = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K); off += 4 * m
-                act = np.frombuffer(msg, np.int64, B, off); off += 8 * B
-                rew = np.frombuffer(msg, np.float32, B, off); off += 4 * B
-                done = np.frombuffer(msg, np.float32, B, off); off += 4 * B
-                tnext = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K); off += 4 * m
-                onext = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K)
-                out_t = torch.from_numpy(out.copy()).requires_grad_(True)
-                loss = head.loss(out_t, torch.from_numpy(act.copy()), torch.from_numpy(rew.copy()),
-                                 torch.from_numpy(done.copy()), torch.from_numpy(tnext.copy()),
-                                 torch.from_numpy(onext.copy()))
-                if not (torch.is_tensor(loss) and loss.numel() == 1):
-                    raise ValueError("loss must return a scalar tensor")
-                if loss.requires_grad:
-                    (grad,) = torch.autograd.grad(loss.reshape(()), out_t, allow_unused=True)
-                else:
-                    grad = None
-                if grad is None:
-                    grad = torch.zeros_like(out_t)
-                conn.send_bytes(b"g" + struct.pack("<f", float(loss.detach()))
-                                + grad.detach().to(torch.float32).contiguous().numpy().tobytes())
-    except BaseException:
-        msg = traceback.format_exc()[-4000:]
-        try:
-            conn.send_bytes(b"X" + msg.encode("utf-8", "replace"))
-        except Exception:
-            pass
-    finally:
-        conn.close()
+    head = value_head.ValueHead(int(num_actions), float(gamma))
+    atoms = int(head.atoms)
+    conn.send_bytes(b"I" + struct.pack("<I", atoms))
+    A, K = int(num_actions), atoms
+    while True:
+        msg = conn.recv_bytes()
+        if msg[:1] == b"E":
+            break
+        n, B = struct.unpack("<II", msg[1:9])
+        off = 9
+        if n:
+            out = torch.from_numpy(np.frombuffer(msg, np.float32, n * A * K, off).reshape(n, A, K).copy())
+            off += 4 * n * A * K
+            with torch.no_grad():
+                q = head.q_values(out)
+            q = torch.as_tensor(q).detach().to(torch.float32).contiguous()
+            if tuple(q.shape) != (n, A):
+                raise ValueError(f"q_values must return shape {(n, A)}, got {tuple(q.shape)}")
+            # answered at once: the parent steps the games with these while the loss is computed
+            conn.send_bytes(b"q" + q.numpy().tobytes())
+        if B:
+            m = B * A * K
+            out = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K); off += 4 * m
+            act = np.frombuffer(msg, np.int64, B, off); off += 8 * B
+            rew = np.frombuffer(msg, np.float32, B, off); off += 4 * B
+            done = np.frombuffer(msg, np.float32, B, off); off += 4 * B
+            tnext = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K); off += 4 * m
+            onext = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K)
+            out_t = torch.from_numpy(out.copy()).requires_grad_(True)
+            loss = head.loss(out_t, torch.from_numpy(act.copy()), torch.from_numpy(rew.copy()),
+                             torch.from_numpy(done.copy()), torch.from_numpy(tnext.copy()),
+                             torch.from_numpy(onext.copy()))
+            if not (torch.is_tensor(loss) and loss.numel() == 1):
+                raise ValueError("loss must return a scalar tensor")
+            if loss.requires_grad:
+                (grad,) = torch.autograd.grad(loss.reshape(()), out_t, allow_unused=True)
+            else:
+                grad = None
+            if grad is None:
+                grad = torch.zeros_like(out_t)
+            conn.send_bytes(b"g" + struct.pack("<f", float(loss.detach()))
+                            + grad.detach().to(torch.float32).contiguous().numpy().tobytes())
+    conn.send_bytes(b"D")
 
 
 # ------------------------------------------------------------------------------ parent side
 
-class Child:
+class Head:
     """The parent's handle on the value-head process; every answer is checked here."""
 
     def __init__(self, num_actions, gamma, seed):
-        import multiprocessing as mp
-        ctx = mp.get_context("spawn")
-        self.conn, child_conn = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=child_main, args=(child_conn, num_actions, gamma, seed),
-                                daemon=True)
-        self.proc.start()
-        child_conn.close()
+        # the head's process reads value_head.py and nothing else of this folder
+        self.child = Child("harness:child_main", int(num_actions), float(gamma), int(seed),
+                           may_read=["value_head.py"], name="value-head", timeout_s=120.0)
         self.A = int(num_actions)
         # shuffles the repeated rows of every Q request (its own stream: the agent's is untouched)
         self.probe_rng = np.random.default_rng([seed, 0x9B0BE])
         self.perm = None
-        msg = self._recv(120.0, 1 << 16)  # room for a traceback
-        if msg[:1] != b"I" or len(msg) != 5:
-            raise RunFailure("protocol error: expected the head's info")
-        (self.K,) = struct.unpack("<I", msg[1:5])
+        (self.K,) = struct.unpack("<I", self._expect(b"I", 4))
         if not 1 <= self.K <= MAX_ATOMS:
             raise RunFailure(f"head size violated: ValueHead.atoms = {self.K}, allowed 1..{MAX_ATOMS} "
                              "outputs per action")
+        self.child.timeout_s = CHILD_TIMEOUT_S
 
-    def _recv(self, timeout, maxlen):
-        if not self.conn.poll(timeout):
-            raise RunFailure(f"the value-head process did not answer within {timeout:.0f} s")
-        try:
-            msg = self.conn.recv_bytes(maxlength=maxlen)
-        except EOFError:
-            raise RunFailure("the value-head process exited unexpectedly") from None
-        except OSError as e:
-            raise RunFailure(f"protocol error: answer too long ({e})") from None
-        if msg[:1] == b"X":
-            raise RunFailure("value_head.py raised:\n" + msg[1:].decode("utf-8", "replace"))
-        if msg[:1] == b"V":
-            raise RunFailure("sandbox violation: " + msg[1:].decode("utf-8", "replace"))
-        return msg
+    def _expect(self, kind: bytes, size: int) -> bytes:
+        """The payload of the next frame, of ``kind`` and ``size`` bytes; room for the kit's
+        X and V frames (a traceback, a guard's message) whatever ``size`` is."""
+        msg = self.child.recv(maxlength=max(size + 1, 1 << 16))
+        if msg[:1] != kind or len(msg) != size + 1:
+            raise RunFailure(f"protocol error: the value-head process sent {msg[:1]!r} with "
+                             f"{len(msg) - 1} bytes, expected {kind!r} with {size} bytes")
+        return msg[1:]
 
     def send(self, act_out=None, batch=None):
         """One request: Q-values for act_out (n, A, K) and/or (loss, grad) for a learn batch
@@ -236,7 +162,7 @@ class Child:
             self.perm = self.probe_rng.permutation(n)
             act_out = np.concatenate([act_out, act_out[self.perm]])
             n *= 2
-        parts = [b"S", struct.pack("<II", n, B)]
+        parts = [struct.pack("<II", n, B)]
         if n:
             parts.append(np.ascontiguousarray(act_out, np.float32).tobytes())
         if B:
@@ -247,16 +173,13 @@ class Child:
                       np.ascontiguousarray(done, np.float32).tobytes(),
                       np.ascontiguousarray(tnext, np.float32).tobytes(),
                       np.ascontiguousarray(onext, np.float32).tobytes()]
-        self.conn.send_bytes(b"".join(parts))
+        self.child.send(b"S", b"".join(parts))
 
     def recv_q(self):
         """The Q-values of the last request's acting rows, once both copies agree."""
         n = len(self.perm)
-        size = 1 + 8 * n * self.A
-        msg = self._recv(CHILD_TIMEOUT_S, max(size, 1 << 16))
-        if msg[:1] != b"q" or len(msg) != size:
-            raise RunFailure("protocol error: expected the Q-values from the value-head process")
-        q = np.frombuffer(msg, np.float32, 2 * n * self.A, 1).reshape(2 * n, self.A)
+        q = self._expect(b"q", 8 * n * self.A)
+        q = np.frombuffer(q, np.float32).reshape(2 * n, self.A)
         if not np.all(np.isfinite(q)):
             raise RunFailure("q_values returned NaN or inf")
         if not np.allclose(q[n:], q[:n][self.perm], rtol=1e-5, atol=1e-6):
@@ -268,26 +191,18 @@ class Child:
 
     def recv_grad(self, B):
         m = B * self.A * self.K
-        msg = self._recv(CHILD_TIMEOUT_S, max(5 + 4 * m, 1 << 16))
-        if msg[:1] != b"g" or len(msg) != 5 + 4 * m:
-            raise RunFailure("protocol error: expected the loss and its gradient from the "
-                             "value-head process")
-        (loss,) = struct.unpack("<f", msg[1:5])
-        grad = np.frombuffer(msg, np.float32, m, 5).reshape(B, self.A, self.K)
+        msg = self._expect(b"g", 4 + 4 * m)
+        (loss,) = struct.unpack("<f", msg[:4])
+        grad = np.frombuffer(msg, np.float32, m, 4).reshape(B, self.A, self.K)
         if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
             raise RunFailure("the loss or its gradient is NaN or inf")
         return loss, grad
 
     def close(self):
-        try:
-            self.conn.send_bytes(b"E")
-        except Exception:
-            pass
-        self.conn.close()
-        self.proc.join(timeout=10)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join()
+        """The explicit end of the protocol; the child must say it is done."""
+        self.child.send(b"E")
+        self._expect(b"D", 0)
+        self.child.close()
 
 
 def build_net(in_ch, num_actions, atoms):
@@ -312,15 +227,13 @@ def obs(env) -> np.ndarray:
 def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
                        sticky: float = 0.1) -> dict:
     """The whole run; returns the record (raises RunFailure on a violation)."""
-    import torch
-
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 1])
     probe = make_env(game, sticky, 0)
     A = probe.num_actions()
     C = probe.state_shape()[2]
-    child = Child(A, GAMMA, seed)
+    child = Head(A, GAMMA, seed)
     K = child.K
     t0 = time.time()
     try:
@@ -411,8 +324,10 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
                 eval_frames += 1
                 if done or lens[i] >= EVAL_MAX_FRAMES:
                     alive[i] = False
-    finally:
+        isolation = child.child.isolation
         child.close()
+    finally:
+        close_all()
     # learning curve: mean training-episode return per tenth of the budget
     curve = []
     ends = np.asarray(ep_ends)
@@ -426,21 +341,5 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
                 eval_lengths=[int(x) for x in lens], eval_frames=int(eval_frames),
                 mean_return=float(rets.mean()), train_episodes=len(ep_returns),
                 train_curve=curve, last_loss=float(np.mean(losses[-100:])) if losses else None,
-                train_s=round(train_s, 2), wall_s=round(time.time() - t0, 2))
-
-
-def write_artifacts(out_dir: Path, record: dict) -> None:
-    """Called after the child has exited: wipe whatever is in out_dir, then write ours."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for p in out_dir.iterdir():
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    (out_dir / "run.json").write_text(json.dumps(record, indent=1))
-
-
-def out_dir_from_env() -> Path:
-    """Read MLSBENCH_OUT and remove it from the environment before any child starts."""
-    out = os.environ.pop("MLSBENCH_OUT", None)
-    return Path(out) if out else Path("out")
+                train_s=round(train_s, 2), wall_s=round(time.time() - t0, 2),
+                isolation=isolation)

@@ -18,8 +18,9 @@ GAMES = {
 
 def main() -> int:
     import harness
+    from taskkit import out_dir_from_env, write_artifacts
 
-    out_dir = harness.out_dir_from_env()  # removed from os.environ before the child exists
+    out_dir = out_dir_from_env()  # removed from os.environ before the child exists
     ap = argparse.ArgumentParser()
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--game", choices=sorted(GAMES))
@@ -40,7 +41,7 @@ def main() -> int:
         record["status"] = "ok"
     except harness.RunFailure as e:
         record["error"] = str(e)
-    harness.write_artifacts(out_dir, record)
+    write_artifacts(out_dir, record, record_name="run.json")
     if record["status"] == "ok":
         print(f"[{record['setting']}] seed={seed} frames={record['frames_used']} atoms={record['atoms']} "
               f"updates={record['updates']} eval mean return={record['mean_return']:.2f} "

@@ -1,6 +1,6 @@
 """Run one setting: python run.py --setting NAME  (or --spec FILE.json).  Fixed file.
 
-Trains PPO (with constraint.ConstraintHandler) in a spawn child against the environment served
+Trains PPO (with constraint.ConstraintHandler) in the task kit's child against the environment served
 by this process under a fixed budget of env steps, evaluates the final policy with
 deterministic actions on fresh episodes, and writes run.json to MLSBENCH_OUT.
 """
@@ -13,8 +13,9 @@ import sys
 
 def main() -> int:
     import harness
+    from taskkit import out_dir_from_env, write_artifacts
 
-    out_dir = harness.out_dir_from_env()
+    out_dir = out_dir_from_env()
     ap = argparse.ArgumentParser()
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--setting")
@@ -46,7 +47,7 @@ def main() -> int:
         except Exception as e:  # a broken policy fails the setting
             record["error"] = f"evaluation failed: {e}"
     record["status"] = "ok" if record["error"] is None else "failed"
-    harness.write_artifacts(out_dir, record)
+    write_artifacts(out_dir, record, record_name="run.json")
     if record["train_curve_return"]:
         print("training curve, mean episode return/cost of each rollout: " + " ".join(
             f"{r:.2f}/{c:.2f}" for r, c in zip(record["train_curve_return"], record["train_curve_cost"])))
