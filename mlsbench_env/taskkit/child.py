@@ -42,7 +42,8 @@ class RunFailure(Exception):
 class Child:
     """A started child process running ``target`` ("module:function") as
     ``function(conn, *args)``, with read access to the ``may_read`` files of the task folder
-    only. ``isolation`` says what the privilege drop reached ("landlock", "uid" or "none")."""
+    only. A ``before_drop()`` function of the module, if it has one, runs before the privilege
+    drop (a warm-up that writes caches or sets environment variables). ``isolation`` says what the privilege drop reached ("landlock", "uid" or "none")."""
 
     def __init__(
         self,
@@ -233,7 +234,10 @@ def main() -> None:
     sys.path[:] = config["sys_path"]
     module, _, function = config["target"].partition(":")
     try:
-        target = getattr(__import__(module, fromlist=[function]), function)
+        fixed = __import__(module, fromlist=[function])
+        target = getattr(fixed, function)
+        if hasattr(fixed, "before_drop"):  # warm-ups that need what the drop takes away
+            fixed.before_drop()
         # its own code and the target's module stay readable: tracebacks quote them
         may_read = [
             *config["may_read"],
