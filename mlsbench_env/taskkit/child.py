@@ -43,7 +43,8 @@ class Child:
     """A started child process running ``target`` ("module:function") as
     ``function(conn, *args)``, with read access to the ``may_read`` files of the task folder
     only. A ``before_drop()`` function of the module, if it has one, runs before the privilege
-    drop (a warm-up that writes caches or sets environment variables). ``isolation`` says what the privilege drop reached ("landlock", "uid" or "none")."""
+    drop (a warm-up that writes caches or sets environment variables). ``isolation`` says what
+    the privilege drop reached ("landlock", "uid", "nocaps" or "none")."""
 
     def __init__(
         self,
