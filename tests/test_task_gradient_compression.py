@@ -1,5 +1,11 @@
 """Trust tests for tasks/optimization-gradient-compression: every way to cheat the bit budget
-or read what the compressor must not fails the setting (score 0) with a clear message."""
+or read what the compressor must not fails the setting (score 0) with a clear message.
+
+The cheats run with the static policy off (``lint=False``): the task kit's least-privileged
+children, the data-set hook of workers.py and the parent's bit counter are what stop them.
+(Before the port a renamed builtin read the digits file the labels come from in the real
+sandbox; the old tests were satisfied by the static check alone.) Gradients, the optimiser
+step and the test predictions are computed in the parent, where agent code never runs."""
 
 from __future__ import annotations
 
@@ -163,12 +169,21 @@ class Aggregator:
 """
 )
 
-# 4b. ... or straight from the files
-READ_LABELS_FILE = READ_LABELS_IMPORT.replace(
-    'import data\n\nLABELS = data.test_labels("digits")',
-    'LABELS = np.loadtxt("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")\n'
-    'RAW = open("data.py").read()',
+# 4b. ... or straight from the files: the digits file the labels come from (site-packages),
+# Fashion-MNIST's test labels, a fixed file of the task, with numpy's readers and a renamed open
+DIGITS = (
+    'os.path.join(os.path.dirname(np.__file__), "..", "sklearn", "datasets", "data", '
+    '"digits.csv.gz")'
 )
+FASHION_LABELS = '"/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"'
+
+
+def reading(expr: str) -> str:
+    """A compressor whose module evaluates ``expr`` (a read) when a worker imports it."""
+    return READ_LABELS_IMPORT.replace(
+        'import data\n\nLABELS = data.test_labels("digits")',
+        f"import os\n\nHERE = os.path.dirname(os.path.abspath(__file__))\nLABELS = {expr}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -177,20 +192,20 @@ def task():
 
 
 def test_more_bits_than_the_budget_fails(task):
-    err = run_cheat(task, LABEL, TOO_MANY_BITS)
+    err = run_cheat(task, LABEL, TOO_MANY_BITS, lint=False)
     assert "bit budget exceeded" in err and "worker 0" in err
 
 
 @pytest.mark.slow
 def test_global_side_channel_does_not_reach_the_aggregator(task):
-    err = run_cheat(task, LABEL, SIDE_CHANNEL)
-    assert "aggregate raised" in err and "KeyError" in err
+    err = run_cheat(task, LABEL, SIDE_CHANNEL, lint=False)
+    assert "aggregator" in err and "KeyError" in err
 
 
 @pytest.mark.slow
 def test_workers_cannot_read_each_others_state(task):
-    err = run_cheat(task, LABEL, WORKER_CROSSTALK)
-    assert "compress raised" in err and "KeyError" in err
+    err = run_cheat(task, LABEL, WORKER_CROSSTALK, lint=False)
+    assert "worker 3" in err and "KeyError" in err
 
 
 @pytest.mark.slow
@@ -203,25 +218,105 @@ def test_a_tolerant_side_channel_gets_no_gradient(task):
         " for p in payloads) / 2\n        g = g + np.zeros(sum(int(np.prod(s)) for s in self.shapes.values()))",
     )
     assert text != SIDE_CHANNEL
-    result, run = run_setting(task, LABEL, text)
+    result, run = run_setting(task, LABEL, text, lint=False)
     assert run.error is None and run.metrics["accuracy"] < 30.0  # chance is 10 %
     assert result.setting_scores[LABEL] == 0
 
 
 def test_bool_arrays_cannot_smuggle_bytes(task):
-    err = run_cheat(task, LABEL, BOOL_SMUGGLE)
+    err = run_cheat(task, LABEL, BOOL_SMUGGLE, lint=False)
     assert "bool but holds bytes other than 0/1" in err
 
 
-@pytest.mark.parametrize("text", [READ_LABELS_IMPORT, READ_LABELS_FILE], ids=["import", "file"])
-def test_reading_test_labels_is_refused(task, text):
-    err = run_cheat(task, LABEL, text)
-    assert "policy" in err
+@pytest.mark.parametrize(
+    "expr,what",
+    [
+        (f'np.loadtxt({DIGITS}, delimiter=",")', "digits.csv.gz"),
+        (f"np.fromfile({FASHION_LABELS}, dtype=np.uint8)", "t10k-labels"),
+        (f"np.load({FASHION_LABELS}, allow_pickle=True)", "t10k-labels"),
+        (f"[open][0]({DIGITS}, 'rb').read()", "digits.csv.gz"),
+    ],
+    ids=["digits-np.loadtxt", "fashion-np.fromfile", "fashion-np.load", "renamed-open"],
+)
+def test_reading_the_data_sets_is_refused(task, expr, what):
+    """The finding: the digits file the labels come from was read by a renamed builtin in the
+    real sandbox. Now the worker's process ends on the open, whatever reads it."""
+    err = run_cheat(task, LABEL, reading(expr), lint=False)
+    assert "policy violation" in err and what in err and "off limits" in err
+
+
+@pytest.mark.parametrize(
+    "expr,what",
+    [
+        ('np.fromfile(os.path.join(HERE, "data.py"), dtype=np.uint8)', "data.py"),
+        (
+            'np.loadtxt(os.path.join(HERE, "harness.py"), dtype=str, delimiter="\\x00")',
+            "harness.py",
+        ),
+    ],
+    ids=["data.py-np.fromfile", "harness.py-np.loadtxt"],
+)
+def test_reading_a_fixed_file_is_refused(task, expr, what):
+    err = run_cheat(task, LABEL, reading(expr), lint=False)
+    assert "policy violation" in err and what in err
+
+
+def test_importing_the_data_module_is_refused(task):
+    err = run_cheat(task, LABEL, READ_LABELS_IMPORT, lint=False)
+    assert "policy violation" in err or "No module named 'data'" in err
+
+
+@pytest.mark.slow
+def test_reading_the_hidden_spec_is_refused(task):
+    text = reading('open(os.path.join(HERE, "extra_setting.json")).read()')
+    result, run = run_setting(task, "fashion14-cnn-k6-r24", text, lint=False)
+    assert run.metrics is None and "policy violation" in run.error
+
+
+def test_reading_the_parents_cmdline_is_refused(task):
+    err = run_cheat(
+        task, LABEL, reading('open(f"/proc/{os.getppid()}/cmdline").read()'), lint=False
+    )
+    assert "/proc/" in err
+    assert any(m in err for m in ("Permission denied", "No such file", "policy violation"))
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ['open(os.path.join(HERE, "comm.py"), "a").write("#")', 'os.system("true")'],
+    ids=["write-fixed-file", "process"],
+)
+def test_writing_or_starting_a_process_is_refused(task, expr):
+    err = run_cheat(task, LABEL, reading(expr), lint=False)
+    assert "policy violation" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "grad,message",
+    [("np.full(s, np.nan, np.float32)", "NaN or inf"), ("np.zeros(3, np.float32)", "shape")],
+    ids=["nan", "shape"],
+)
+def test_malformed_aggregates_fail(task, grad, message):
+    text = TOO_MANY_BITS.replace(
+        'return "grad", unflat(sum(p["g"] for p in payloads) / self.K, self.shapes)',
+        f'return "grad", {{n: {grad} for n, s in self.shapes.items()}}',
+    ).replace('return {"g": flat(grads)}', "return {}")
+    assert message in run_cheat(task, LABEL, text, lint=False)
+
+
+@pytest.mark.slow
+def test_the_reference_scores_as_anchored(task):
+    """Honest control: topk_ef on the quickest setting, seed 0, gives its anchor."""
+    result, run = run_setting(task, LABEL, next(iter(task.baseline_regions("topk_ef").values())))
+    assert run.error is None, run.error
+    want = task.anchors()["results"]["topk_ef"][LABEL]["accuracy"][0]
+    assert run.metrics["accuracy"] == pytest.approx(want)
 
 
 def test_test_labels_never_enter_the_training_processes():
     """The harness only loads training data and test *images*; labels are the grader's."""
-    src = (REPO / "harness.py").read_text() + (REPO / "comm.py").read_text()
+    src = "".join((REPO / f).read_text() for f in ("harness.py", "comm.py", "workers.py"))
     assert "test_labels" not in src and "load_test_images" in src
 
 

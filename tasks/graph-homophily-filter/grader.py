@@ -2,7 +2,7 @@
 
 The labels and the split are regenerated here from the fixed generators (repo/ and hidden/) and
 the run's seed; the harness's data fingerprint must match them. Nothing the editable code wrote
-is read: run.json and predictions.npz are written by the harness's parent process after the
+is read: run.json and predictions.npy are written by the harness's parent process after the
 filter's child process has exited.
 """
 
@@ -58,11 +58,10 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
     data = harness.generate(table, setting, int(seed), salt)
     if harness.fingerprint(data) != run.get("fingerprint"):
         raise RuntimeError("the harness's data fingerprint does not match the regenerated data")
-    pred_path = out_dir / "predictions.npz"
+    pred_path = out_dir / "predictions.npy"
     if not pred_path.exists():
-        raise RuntimeError("missing artifact predictions.npz")
-    with np.load(pred_path, allow_pickle=False) as npz:
-        pred = np.asarray(npz["test_pred"])
+        raise RuntimeError("missing artifact predictions.npy")
+    pred = np.load(pred_path, allow_pickle=False)
     if pred.shape != data.test_idx.shape or pred.dtype.kind not in "iu":
         raise RuntimeError(
             f"predictions must be {data.test_idx.size} integers, got shape "

@@ -2,24 +2,21 @@
 
 The parent owns the data, the labels, the model and the optimiser. Every step it computes each
 worker's stochastic gradient on that worker's shard and sends it (float32 bytes) to the worker's
-own spawned process, where the editable Compressor turns it into a payload. The parent parses
-each payload, counts its bits (comm.py), fails the run at once if a worker's bits for the step
+own process (a task kit Child, workers.py: it reads compressor.py and nothing else), where
+the editable Compressor turns it into a payload. The parent parses each payload, counts its bits (comm.py), fails the run at once if a worker's bits for the step
 exceed the budget, and forwards the canonical payloads -- and nothing else -- to the aggregator's
-own spawned process, which returns the aggregated gradient (or a reply broadcast to every worker
+own process, which returns the aggregated gradient (or a reply broadcast to every worker
 for another round of the same step, counted the same way). The parent applies SGD with momentum
 to the aggregated gradient. The test set's labels never reach this process; it writes test
 predictions, and the grader scores them. Artifacts are written after every child has exited.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
+from taskkit import Child, RunFailure, close_all
 
 import comm
 
@@ -27,39 +24,25 @@ MAX_ROUNDS = 4            # rounds of communication per step (payload -> reply -
 MSG_TIMEOUT_S = 60.0      # a child that does not answer within this fails the run
 
 
-class RunFailed(Exception):
-    pass
-
-
-def _recv(conn, who):
-    if not conn.poll(MSG_TIMEOUT_S):
-        raise RunFailed(f"{who} did not answer within {MSG_TIMEOUT_S:.0f} s")
+def _ask(child: Child, who: str, kind: bytes, payload: bytes, reply: tuple[bytes, ...],
+         maxlength: int) -> bytes:
+    """Send a frame to ``child``, return its answer (of a kind in ``reply``, at most
+    ``maxlength`` bytes); a failure names who failed."""
     try:
-        msg = conn.recv_bytes()
-    except EOFError:
-        raise RunFailed(f"{who} exited unexpectedly") from None
-    if msg[:1] == b"X":
-        raise RunFailed(msg[1:].decode("utf-8", "replace"))
+        try:
+            child.send(kind, payload)
+        except RunFailure:  # it is gone: the frame it left before it exited (X, V) says why
+            child.recv(maxlength=maxlength, timeout_s=1.0)
+            raise
+        msg = child.recv(maxlength=maxlength)
+    except RunFailure as e:
+        raise RunFailure(f"{who}: {e}") from None
+    if msg[:1] not in reply:
+        raise RunFailure(f"protocol error from {who}: a frame of kind {msg[:1]!r}")
     return msg
 
 
-def _send(conn, data, who):
-    try:
-        conn.send_bytes(data)
-    except OSError:  # the child is gone: report what it said before it exited, if anything
-        msg = ""
-        try:
-            if conn.poll(1.0):
-                raw = conn.recv_bytes()
-                msg = raw[1:].decode("utf-8", "replace") if raw[:1] == b"X" else ""
-        except (EOFError, OSError):
-            pass
-        raise RunFailed(msg or f"{who} exited unexpectedly") from None
-
-
 def train(spec, seed):
-    import multiprocessing as mp
-
     import torch
     import torch.nn.functional as F
 
@@ -109,82 +92,76 @@ def train(spec, seed):
             out[w] = torch.cat([p.grad.reshape(-1) for p in params]).numpy()
         return out, tot
 
-    ctx = mp.get_context("spawn")
-    procs, wconns = [], []
-    for w in range(K):
-        a, b = ctx.Pipe(duplex=True)
-        p = ctx.Process(target=comm.worker_main, args=(b, w, K, names, shapes, budget, seed), daemon=True)
-        procs.append(p)
-        wconns.append(a)
-    sa, sb = ctx.Pipe(duplex=True)
-    sp = ctx.Process(target=comm.server_main, args=(sb, K, names, shapes, budget, seed), daemon=True)
-    procs.append(sp)
-    for p in procs:
-        p.start()
-
     rec = dict(workers=K, ratio=ratio, numel=int(numel), budget_bits=budget, steps=steps,
                steps_done=0, max_worker_bits=0, max_reply_bits=0, total_uplink_bits=0,
-               max_rounds=0, violation=None, error=None)
+               max_rounds=0, violation=None, error=None, isolation=None)
     bufs = [torch.zeros_like(p) for p in params]
     losses = []
+    # the largest frame a child may send: the gradient's float32 bytes or the whole budget as
+    # bool bytes (a payload over the budget is parsed, counted and refused by its bits)
+    max_frame = max(4 * numel, budget) + (1 << 20)
     t0 = time.time()
     try:
+        # every worker and the aggregator in a process of its own that reads compressor.py
+        # and nothing else of this folder; the payloads below are all that crosses
+        workers = [Child("workers:worker_main", w, K, names, shapes, budget, seed,
+                         may_read=["compressor.py"], name=f"worker {w}", timeout_s=MSG_TIMEOUT_S)
+                   for w in range(K)]
+        server = Child("workers:server_main", K, names, shapes, budget, seed,
+                       may_read=["compressor.py"], name="aggregator", timeout_s=MSG_TIMEOUT_S)
+        rec["isolation"] = server.isolation
         for step in range(steps):
             lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * step / steps))
             # each worker's stochastic gradient on its own shard
             idx = [torch.from_numpy(worker_rngs[w].choice(shards[w], batch, replace=False)) for w in range(K)]
             flat, step_loss = worker_grads(idx)
-            for w in range(K):
-                _send(wconns[w], b"G" + comm.pack_ints(step) + flat[w].tobytes(), f"worker {w}")
+            msgs = [_ask(workers[w], f"worker {w}", b"G", comm.pack_ints(step) + flat[w].tobytes(),
+                         (b"P",), max_frame) for w in range(K)]
             losses.append(step_loss)
             sent = [0] * K
             reply_bits = 0
             for rnd in range(MAX_ROUNDS):
                 blobs = []
                 for w in range(K):
-                    msg = _recv(wconns[w], f"worker {w}")
-                    if msg[:1] != b"P":
-                        raise RunFailed(f"protocol error from worker {w}")
+                    msg = msgs[w]
                     try:
                         canon, bits, _ = comm.parse(msg[1:])
                     except comm.PayloadError as e:
-                        raise RunFailed(f"worker {w}, step {step}: invalid payload: {e}") from None
+                        raise RunFailure(f"worker {w}, step {step}: invalid payload: {e}") from None
                     sent[w] += bits
                     rec["total_uplink_bits"] += bits
                     if sent[w] > budget:
                         rec["max_worker_bits"] = max(rec["max_worker_bits"], sent[w])
                         rec["violation"] = (f"bit budget exceeded: worker {w} sent {sent[w]} bits at step "
                                             f"{step} (budget {budget} bits = 32 x {numel} / {ratio:g})")
-                        raise RunFailed(rec["violation"])
+                        raise RunFailure(rec["violation"])
                     blobs.append(canon)
-                _send(sa, b"A" + comm.pack_ints(step, rnd, K, *[len(b) for b in blobs]) + b"".join(blobs),
-                      "the aggregator")
-                msg = _recv(sa, "the aggregator")
+                msg = _ask(server, "the aggregator", b"A",
+                           comm.pack_ints(step, rnd, K, *[len(b) for b in blobs]) + b"".join(blobs),
+                           (b"G", b"R"), max_frame)
                 rec["max_rounds"] = max(rec["max_rounds"], rnd + 1)
                 if msg[:1] == b"G":
                     break
-                if msg[:1] != b"R":
-                    raise RunFailed("protocol error from the aggregator")
                 if rnd + 1 >= MAX_ROUNDS:
-                    raise RunFailed(f"step {step}: the aggregator asked for more than {MAX_ROUNDS} rounds")
+                    raise RunFailure(f"step {step}: the aggregator asked for more than {MAX_ROUNDS} rounds")
                 try:
                     canon, bits, _ = comm.parse(msg[1:])
                 except comm.PayloadError as e:
-                    raise RunFailed(f"step {step}: invalid reply payload: {e}") from None
+                    raise RunFailure(f"step {step}: invalid reply payload: {e}") from None
                 reply_bits += bits
                 rec["max_reply_bits"] = max(rec["max_reply_bits"], reply_bits)
                 if reply_bits > budget:
                     rec["violation"] = (f"bit budget exceeded: the aggregator's replies at step {step} "
                                         f"total {reply_bits} bits (budget {budget} bits)")
-                    raise RunFailed(rec["violation"])
-                for w in range(K):
-                    _send(wconns[w], b"R" + comm.pack_ints(step, rnd + 1) + canon, f"worker {w}")
+                    raise RunFailure(rec["violation"])
+                msgs = [_ask(workers[w], f"worker {w}", b"R", comm.pack_ints(step, rnd + 1) + canon,
+                             (b"P",), max_frame) for w in range(K)]
             rec["max_worker_bits"] = max(rec["max_worker_bits"], max(sent))
             agg = np.frombuffer(msg, dtype="<f4", offset=1)
             if agg.size != numel:
-                raise RunFailed("the aggregated gradient has the wrong size")
+                raise RunFailure("the aggregated gradient has the wrong size")
             if not np.all(np.isfinite(agg)):
-                raise RunFailed(f"step {step}: the aggregated gradient contains NaN or inf")
+                raise RunFailure(f"step {step}: the aggregated gradient contains NaN or inf")
             agg = torch.from_numpy(agg.copy())
             with torch.no_grad():
                 i = 0
@@ -194,21 +171,14 @@ def train(spec, seed):
                     p.add_(buf, alpha=-lr)
                     i += n
             rec["steps_done"] = step + 1
-    except RunFailed as e:
+        for child in [*workers, server]:  # done: each returns, and exits
+            child.send(b"D")
+            if child.close() != 0:
+                raise RunFailure(f"the {child.name} process did not exit cleanly after the run")
+    except RunFailure as e:
         rec["error"] = str(e)
     finally:
-        for c in wconns + [sa]:
-            try:
-                c.send_bytes(b"Q")
-            except Exception:  # noqa: BLE001
-                pass
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-                p.join()
-        for c in wconns + [sa]:
-            c.close()
+        close_all()
     rec["train_wall_s"] = round(time.time() - t0, 3)
     rec["final_train_loss"] = float(np.mean(losses[-20:])) if losses else None
     rec["mean_worker_bits_per_step"] = (rec["total_uplink_bits"] / max(1, K * rec["steps_done"]))
@@ -218,22 +188,3 @@ def train(spec, seed):
             preds = model(torch.from_numpy(x_te)).argmax(1).numpy().astype(np.int64)
     rec["status"] = "ok" if rec["error"] is None else "error"
     return preds, rec
-
-
-def write_artifacts(out_dir: Path, preds, record: dict) -> None:
-    """Called after every child has exited: wipe out_dir, then write ours."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for p in out_dir.iterdir():
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    if preds is not None:
-        np.save(out_dir / "preds.npy", preds, allow_pickle=False)
-    (out_dir / "run.json").write_text(json.dumps(record, indent=1))
-
-
-def out_dir_from_env() -> Path:
-    """Read MLSBENCH_OUT and remove it from the environment before any child starts."""
-    out = os.environ.pop("MLSBENCH_OUT", None)
-    return Path(out) if out else Path("out")

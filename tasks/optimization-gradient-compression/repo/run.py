@@ -1,7 +1,7 @@
 """Run one setting: python run.py --setting LABEL  (or --spec FILE.json).  Fixed file.
 
 Reads MLSBENCH_SEED / MLSBENCH_OUT, trains with the compressor in compressor.py (every worker's
-Compressor and the Aggregator in their own spawned processes), writes preds.npy + run.json.
+Compressor and the Aggregator in task kit children of their own), writes preds.npy + run.json.
 """
 import argparse
 import json
@@ -9,28 +9,13 @@ import os
 import sys
 
 
-_SECRETS: dict | None = None
-
-
-def read_secret(name: str) -> str | None:
-    """A secret of a final-evaluation run (a key, a salt, a hidden setting's spec) from the
-    environment's secrets channel: a descriptor only this process inherits, read once and
-    closed. None in test runs, where the channel is absent."""
-    global _SECRETS
-    if _SECRETS is None:
-        fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
-        _SECRETS = {}
-        if fd is not None:
-            with os.fdopen(int(fd)) as f:
-                _SECRETS = json.load(f)
-    return _SECRETS.get(name)
-
-
 def main() -> int:
+    from taskkit import out_dir_from_env, read_secret, write_artifacts
+
     import harness
     import settings
 
-    out_dir = harness.out_dir_from_env()  # removed from os.environ before any child exists
+    out_dir = out_dir_from_env()  # removed from os.environ before any child exists
     ap = argparse.ArgumentParser()
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--setting", choices=sorted(settings.SETTINGS))
@@ -50,7 +35,7 @@ def main() -> int:
     preds, record = harness.train(spec, seed)
     record["setting"] = name
     record["seed"] = seed
-    harness.write_artifacts(out_dir, preds, record)
+    write_artifacts(out_dir, record, arrays={"preds": preds}, record_name="run.json")
     print(f"[{name}] seed={seed} K={record['workers']} params={record['numel']} "
           f"budget={record['budget_bits']} bits/worker/step, max sent={record['max_worker_bits']}, "
           f"mean sent={record['mean_worker_bits_per_step']:.0f}, rounds<={record['max_rounds']}, "

@@ -1,8 +1,9 @@
 """Run one setting: python run.py --setting NAME  (or --spec FILE.json).  Fixed file.
 
 Reads MLSBENCH_SEED / MLSBENCH_OUT, picks the attacked test images (correctly classified by the
-target model), runs attack.attack in a spawn child against the model served from this process,
-and writes x_clean.npy, x_adv.npy and run.json (per-sample queries and success) to MLSBENCH_OUT.
+target model), runs attack.attack in the task kit's least-privileged child against the model
+served from this process, and writes x_clean.npy, x_adv.npy and run.json (per-sample queries and
+success) to MLSBENCH_OUT.
 """
 import argparse
 import json
@@ -12,9 +13,11 @@ import sys
 
 
 def main() -> int:
+    from taskkit import out_dir_from_env, write_artifacts
+
     import harness
 
-    out_dir = harness.out_dir_from_env()  # removed from os.environ before the child exists
+    out_dir = out_dir_from_env()  # removed from os.environ before the child exists
     ap = argparse.ArgumentParser()
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--setting")
@@ -54,7 +57,7 @@ def main() -> int:
 
     x_adv, record = harness.serve(model, x0, y0, float(cfg["eps"]), int(cfg["budget"]), seed)
     record.update(setting=name, seed=seed, indices=pick.tolist())
-    harness.write_artifacts(out_dir, x0, x_adv, record)
+    write_artifacts(out_dir, record, arrays={"x_clean": x0, "x_adv": x_adv}, record_name="run.json")
     q = np.array(record["queries"])
     s = np.array(record["success"], dtype=bool)
     print(f"[{name}] seed={seed} eps={cfg['eps']} budget={cfg['budget']} n={len(y0)} "
