@@ -195,7 +195,7 @@ def test_reading_the_task_files_fails(task, expr, what):
 )
 def test_reading_the_data_sets_fails(task, expr, what):
     err = run_cheat(task, LABEL, reading(expr), lint=False)
-    assert "black-box violation" in err and what in err and "data sets are off limits" in err
+    assert "black-box violation" in err and what in err and "keeps this data from agent code" in err
 
 
 @pytest.mark.slow

@@ -242,7 +242,7 @@ def test_reading_the_data_sets_is_refused(task, expr, what):
     """The finding: the digits file the labels come from was read by a renamed builtin in the
     real sandbox. Now the worker's process ends on the open, whatever reads it."""
     err = run_cheat(task, LABEL, reading(expr), lint=False)
-    assert "policy violation" in err and what in err and "off limits" in err
+    assert "policy violation" in err and what in err and "keeps this data from agent code" in err
 
 
 @pytest.mark.parametrize(

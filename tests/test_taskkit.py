@@ -127,7 +127,7 @@ def test_the_kernel_holds_the_boundary_without_the_guard(task_dir):
         from taskkit import privilege
         scratch = tempfile.mkdtemp()
         ppid = os.getppid()
-        print(privilege.drop(["agent.py"], [scratch], list_only=["."]))
+        print(privilege.drop(["agent.py", "lib"], [scratch], ["."], deny=["lib/pkg/datasets"]))
         def attempt(name, fn):
             try:
                 fn()
@@ -140,10 +140,15 @@ def test_the_kernel_holds_the_boundary_without_the_guard(task_dir):
         attempt("write-tmp", lambda: open("/tmp/kit-probe", "w"))
         attempt("scratch", lambda: open(os.path.join(scratch, "x"), "w"))
         attempt("parent-proc", lambda: open(f"/proc/{ppid}/cmdline").read())
+        attempt("package-code", lambda: open("lib/pkg/code.py").read())
+        attempt("package-data", lambda: open("lib/pkg/datasets/labels.txt").read())
         attempt("tcp", lambda: socket.create_connection(("127.0.0.1", 9), timeout=2))
         attempt("signal", lambda: os.kill(ppid, 0))
         """
     )
+    (task_dir / "lib" / "pkg" / "datasets").mkdir(parents=True)
+    (task_dir / "lib" / "pkg" / "code.py").write_text("x = 1\n")
+    (task_dir / "lib" / "pkg" / "datasets" / "labels.txt").write_text("0 1 1 0\n")
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout.split("\n")
@@ -156,6 +161,8 @@ def test_the_kernel_holds_the_boundary_without_the_guard(task_dir):
         "write-tmp": "PermissionError",
         "scratch": "allowed",
         "parent-proc": "PermissionError",
+        "package-code": "allowed",
+        "package-data": "PermissionError",
         "tcp": "PermissionError",
         "signal": "PermissionError",
     }

@@ -42,7 +42,8 @@ class RunFailure(Exception):
 class Child:
     """A started child process running ``target`` ("module:function") as
     ``function(conn, *args)``, with read access to the ``may_read`` files of the task folder
-    only. A ``before_drop()`` function of the module, if it has one, runs before the privilege
+    only (never ``deny_read``, nor the data sets packages ship: ``privilege.packaged_data``).
+    A ``before_drop()`` function of the module, if it has one, runs before the privilege
     drop (a warm-up that writes caches or sets environment variables). ``isolation`` says what
     the privilege drop reached ("landlock", "uid", "nocaps" or "none")."""
 
@@ -51,6 +52,7 @@ class Child:
         target: str,
         *args,
         may_read: tuple[str, ...] = (),
+        deny_read: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         timeout_s: float = CALL_TIMEOUT_S,
         name: str = "agent code",
@@ -62,6 +64,7 @@ class Child:
         config = dict(
             target=target,
             may_read=[os.path.abspath(p) for p in may_read],
+            deny_read=[os.path.abspath(p) for p in (*privilege.packaged_data(), *deny_read)],
             task_dir=os.getcwd(),
             scratch=self.scratch,
             sys_path=[p for p in sys.path if p],
@@ -111,6 +114,8 @@ class Child:
         try:
             self.conn.send_bytes(kind + payload if payload else kind)
         except OSError:
+            if self.conn.poll(1.0):  # it left the reason it ended: that is the failure
+                self.recv()
             raise RunFailure(self._gone("before it read a request")) from None
 
     def recv(self, maxlength: int = 1 << 20, timeout_s: float | None = None) -> bytes:
@@ -245,7 +250,9 @@ def main() -> None:
             os.path.dirname(os.path.abspath(__file__)),
             os.path.abspath(sys.modules[module].__file__),
         ]
-        level = privilege.drop(may_read, [config["scratch"]], list_only=[config["task_dir"]])
+        level = privilege.drop(
+            may_read, [config["scratch"]], [config["task_dir"]], config["deny_read"]
+        )
         if config["require"] and level != "landlock":
             raise RunFailure(
                 f"agent code would run with isolation {level!r}, and "
@@ -253,7 +260,7 @@ def main() -> None:
             )
         os.chdir(config["scratch"])
         sys.dont_write_bytecode = True
-        guard.install(conn, config["task_dir"], may_read, config["scratch"])
+        guard.install(conn, config["task_dir"], may_read, config["scratch"], config["deny_read"])
         conn.send_bytes(b"H" + level.encode())
         target(conn, *config["args"])
     except BaseException as e:

@@ -41,45 +41,57 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _WRITABLE = ("/dev/null", "/dev/zero")
 
 
-def install(conn, task_dir: str, may_read: list[str], scratch: str) -> None:
+def install(
+    conn, task_dir: str, may_read: list[str], scratch: str, deny_read: list[str] = ()
+) -> None:
     """From now on, report and end the process on anything of BLOCKED_EVENTS, on opening a file
-    of ``task_dir`` other than ``may_read`` and on writing outside ``scratch``."""
-    task_dir = os.path.realpath(task_dir) + os.sep
-    scratch = os.path.realpath(scratch) + os.sep
-    allowed = tuple(os.path.realpath(p) for p in may_read)
+    of ``task_dir`` other than ``may_read`` or one under ``deny_read``, on opening another
+    process's /proc entries and on writing outside ``scratch``. Everything the hook calls is
+    bound here: agent code that patches ``os.path`` or ``builtins`` does not change it."""
+    realpath, fsdecode, getpid, _exit = os.path.realpath, os.fsdecode, os.getpid, os._exit
+    sep, writable = os.sep, _WRITABLE
+    task_dir = realpath(task_dir) + sep
+    scratch = realpath(scratch) + sep
+    allowed = tuple(realpath(p) for p in may_read)
+    denied = tuple(realpath(p) for p in deny_read)
+    send = conn.send_bytes
     busy = []
 
     def breach(what: str) -> None:
         busy.append(True)
         try:
-            conn.send_bytes(b"V" + what.encode("utf-8", "replace")[:2000])
+            send(b"V" + what.encode("utf-8", "replace")[:2000])
         finally:
-            os._exit(3)
+            _exit(3)
+
+    def under(p: str, roots: tuple) -> bool:
+        for root in roots:
+            if p == root or p.startswith(root + sep):
+                return True
+        return False
 
     def hook(event: str, args: tuple) -> None:
         if busy:
             return
         if event == "open":
             path, mode, flags = args
-            if path is None or isinstance(path, int):
+            if path is None or type(path) is int:
                 return
-            p = os.path.realpath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS
-            )
-            if writes and not (p + os.sep).startswith(scratch) and p not in _WRITABLE:
+            p = realpath(fsdecode(path))
+            writes = (
+                type(mode) is str and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)
+            ) or (mode is None and type(flags) is int and flags & _WRITE_FLAGS)
+            if writes and not (p + sep).startswith(scratch) and p not in writable:
                 breach(
                     f"agent code opened {p!r} for writing: it may write only in its "
                     "scratch folder (its working folder)"
                 )
             pid = p.split("/")[2] if p.startswith("/proc/") else ""
-            if pid.isdigit() and int(pid) != os.getpid():
+            if pid.isdigit() and int(pid) != getpid():
                 breach(f"agent code opened {p!r}: other processes are off limits")
-            if (
-                p.startswith(task_dir)
-                and not p.endswith(".pyc")
-                and not any(p == a or p.startswith(a + os.sep) for a in allowed)
-            ):
+            if under(p, denied):
+                breach(f"agent code opened {p!r}: the task keeps this data from agent code")
+            if p.startswith(task_dir) and not p.endswith(".pyc") and not under(p, allowed):
                 breach(
                     f"agent code opened {p!r}: it may read only the modules the task lets it import"
                 )

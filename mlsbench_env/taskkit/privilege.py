@@ -58,6 +58,19 @@ SYSTEM_READ = (
 SYSTEM_WRITE = ("/dev/null", "/dev/zero")
 
 
+def packaged_data() -> list[str]:
+    """Data sets packages ship on this machine (Debian's datasets, scikit-learn's bundled
+    files): a task's harness may train or score on them, and its agent code never reads them,
+    so every child of the kit is denied them (their code stays importable)."""
+    import importlib.util
+
+    out = ["/usr/share/datasets", "/var/cache/apt/archives"]
+    spec = importlib.util.find_spec("sklearn")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        out += [os.path.join(root, "datasets", sub) for sub in ("data", "descr", "images")]
+    return out
+
+
 class _RulesetAttr(ctypes.Structure):
     _fields_ = [
         ("handled_access_fs", ctypes.c_uint64),
@@ -114,6 +127,31 @@ def _add(libc, ruleset: int, path: str, access: int, handled: int) -> None:
             raise OSError(err, f"landlock_add_rule({path}): {os.strerror(err)}")
     finally:
         os.close(fd)
+
+
+def _without(paths: list[str], deny: list[str]) -> list[str]:
+    """``paths`` with every ``deny`` path cut out of them. Landlock only grants, so a granted
+    folder that holds a denied path is replaced by its other entries, one level at a time."""
+    deny = [os.path.realpath(d) for d in deny]
+    out: list[str] = []
+
+    def visit(path: str) -> None:
+        real = os.path.realpath(path)
+        if any(real == d or real.startswith(d + os.sep) for d in deny):
+            return
+        if not any(d.startswith(real + os.sep) for d in deny):
+            out.append(path)
+            return
+        try:
+            entries = os.listdir(path)
+        except OSError:
+            return
+        for entry in entries:
+            visit(os.path.join(path, entry))
+
+    for path in paths:
+        visit(path)
+    return out
 
 
 def _landlock(abi: int, read: list[str], list_only: list[str], write: list[str]) -> None:
@@ -192,17 +230,18 @@ def _drop_root(write: list[str]) -> str:
     return "nocaps"
 
 
-def drop(read: list[str], write: list[str], list_only: list[str] = ()) -> str:
+def drop(read: list[str], write: list[str], list_only: list[str] = (), deny: list[str] = ()) -> str:
     """Restrict this process, for good, to reading the interpreter, the OS runtime and ``read``
-    (files or folders), listing ``list_only`` folders (names, not contents) and writing only
-    under ``write``. Returns the isolation level reached: "landlock" (file, TCP and scope rules
-    enforced by the kernel, and no root), "uid" or "nocaps" (no Landlock; root became a uid of
-    its own, or lost every capability) or "none"."""
+    (files or folders) except what lies under ``deny`` (a data set a package ships, say),
+    listing ``list_only`` folders (names, not contents) and writing only under ``write``.
+    Returns the isolation level reached: "landlock" (file, TCP and scope rules enforced by the
+    kernel, and no root), "uid" or "nocaps" (no Landlock; root became a uid of its own, or lost
+    every capability) or "none"."""
     level = _drop_root(write) if os.geteuid() == 0 else "none"
     abi = landlock_abi()
     if abi:
         own = f"/proc/{os.getpid()}"  # its own entries (threads, maps); never the parent's
-        everything = [*SYSTEM_READ, own, *interpreter_paths(), *read]
+        everything = _without([*SYSTEM_READ, own, *interpreter_paths(), *read], list(deny))
         _landlock(abi, everything, list(list_only), [*SYSTEM_WRITE, *write])
         level = "landlock"
     else:

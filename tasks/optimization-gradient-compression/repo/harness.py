@@ -29,11 +29,7 @@ def _ask(child: Child, who: str, kind: bytes, payload: bytes, reply: tuple[bytes
     """Send a frame to ``child``, return its answer (of a kind in ``reply``, at most
     ``maxlength`` bytes); a failure names who failed."""
     try:
-        try:
-            child.send(kind, payload)
-        except RunFailure:  # it is gone: the frame it left before it exited (X, V) says why
-            child.recv(maxlength=maxlength, timeout_s=1.0)
-            raise
+        child.send(kind, payload)  # if it is gone, the frame it left (X, V) says why
         msg = child.recv(maxlength=maxlength)
     except RunFailure as e:
         raise RunFailure(f"{who}: {e}") from None

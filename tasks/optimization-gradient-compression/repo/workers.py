@@ -4,47 +4,13 @@ this folder) before worker_main / server_main runs. Frames are raw bytes (comm.p
 format); the parent parses and counts every payload and never unpickles anything.
 """
 
-import importlib.util
-import os
-import sys
-
 import numpy as np
 
 from comm import decode, encode, flat_to_dict, unpack_ints
 
 # The training and test data (data.py: scikit-learn's digits file, the Debian package's
-# Fashion-MNIST, whose test labels the grader scores against) lie outside the task folder, in
-# places the kit leaves readable (site-packages, /usr). Agent code may read neither: this
-# audit hook, installed when the kit imports this module (before the privilege drop), ends
-# the process on any open under them and names the file to the parent.
-_parent = []  # the connection, once the process's main function has it
-
-
-def _refuse_opens_under(roots, parent, end=os._exit, resolve=os.path.realpath, name=os.fsdecode):
-    roots = tuple(resolve(r) + os.sep for r in roots)  # kept in the closure, not the module
-
-    def hook(event, args):
-        if event == "open" and args[0] is not None and not isinstance(args[0], int):
-            path = resolve(name(args[0]))
-            if (path + os.sep).startswith(roots):
-                try:
-                    text = f"agent code opened {path!r}: the data sets (and their labels) are off limits"
-                    parent.pop().send_bytes(b"V" + text.encode("utf-8", "replace"))
-                finally:
-                    end(3)
-
-    return hook
-
-
-_sk = importlib.util.find_spec("sklearn")
-_fashion = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
-sys.addaudithook(
-    _refuse_opens_under(
-        ["/usr/share/datasets", _fashion]
-        + [os.path.join(p, "datasets") for p in (_sk.submodule_search_locations or [])],
-        _parent,
-    )
-)
+# Fashion-MNIST, whose test labels the grader scores against) are among the packaged data the
+# kit denies every child: agent code reads neither.
 
 
 def worker_main(conn, worker, num_workers, names, shapes, budget_bits, seed):
@@ -55,7 +21,6 @@ def worker_main(conn, worker, num_workers, names, shapes, budget_bits, seed):
                       b"D" (done)
     worker -> parent  b"P" payload bytes
     """
-    _parent.append(conn)
     import compressor  # the editable module, only in this process
 
     comp = compressor.Compressor(
@@ -88,7 +53,6 @@ def server_main(conn, num_workers, names, shapes, budget_bits, seed):
     server -> parent  b"G" float32 aggregated gradient (flattened, in order)
                       b"R" reply payload bytes (broadcast to every worker for another round)
     """
-    _parent.append(conn)
     shapes = [tuple(s) for s in shapes]
     import compressor  # the editable module, only in this process
 
