@@ -25,7 +25,6 @@ import time
 import traceback
 
 import numpy as np
-
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
 
@@ -56,14 +55,21 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
         sizes, kinds = layout["numel"], layout["kind"]
         n = sum(sizes)
         if n > S.PARAM_CAP or min(sizes, default=0) < 0:
-            raise RunFailure(f"parameter cap exceeded: the state holds {n} numbers, cap {S.PARAM_CAP}")
+            raise RunFailure(
+                f"parameter cap exceeded: the state holds {n} numbers, cap {S.PARAM_CAP}"
+            )
         flat = np.frombuffer(child.expect(b"S", size=4 * n), "<f4").copy()
         ends = np.cumsum(sizes)
-        views = [torch.from_numpy(flat[e - k : e]) for e, k in zip(ends, sizes)]
-        fixed = np.concatenate([np.full(k, kd > 0) for k, kd in zip(sizes, kinds)] or [[]])
+        views = [torch.from_numpy(flat[e - k : e]) for e, k in zip(ends, sizes, strict=False)]
+        fixed = np.concatenate(
+            [np.full(k, kd > 0) for k, kd in zip(sizes, kinds, strict=False)] or [[]]
+        )
         opt = torch.optim.AdamW(
-            [v for v, kd in zip(views, kinds) if kd == 2],
-            lr=S.LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=S.WEIGHT_DECAY,
+            [v for v, kd in zip(views, kinds, strict=False) if kd == 2],
+            lr=S.LR,
+            betas=(0.9, 0.999),
+            eps=1e-8,
+            weight_decay=S.WEIGHT_DECAY,
         )
         rng = np.random.default_rng(seed)
         per_epoch = len(Xtr) // S.BATCH_SIZE
@@ -86,7 +92,7 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
             if not math.isfinite(loss):
                 raise RunFailure(f"training loss is not finite at step {step}")
             grad = np.frombuffer(g, "<f4", offset=4 + len(sizes))
-            for v, e, k, has in zip(views, ends, sizes, g[4 : 4 + len(sizes)]):
+            for v, e, k, has in zip(views, ends, sizes, g[4 : 4 + len(sizes)], strict=False):
                 v.grad = torch.from_numpy(grad[e - k : e].copy()) if has else None
             flat[~fixed] = after[~fixed]  # buffers (running statistics) as the forward left them
             for group in opt.param_groups:
@@ -95,10 +101,14 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
             losses.append(loss)
         child.send(b"D")
         rec.update(
-            n_params=int(layout["count"]), n_state=n, steps=total, n_train=len(Xtr),
-            n_trainable=int(sum(k for k, kd in zip(sizes, kinds) if kd == 2)),
+            n_params=int(layout["count"]),
+            n_state=n,
+            steps=total,
+            n_train=len(Xtr),
+            n_trainable=int(sum(k for k, kd in zip(sizes, kinds, strict=False) if kd == 2)),
             train_loss_last_epoch=float(np.mean(losses[-per_epoch:])),
-            train_s=round(time.time() - t0, 2), isolation=child.isolation,
+            train_s=round(time.time() - t0, 2),
+            isolation=child.isolation,
         )
     return flat.tobytes()
 
@@ -117,7 +127,9 @@ def design(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 64):
                 raise RunFailure("the model returned non-finite predictions")
             return torch.log_softmax(torch.from_numpy(out.reshape(-1, L, A).copy()), -1).numpy()
 
-        pred = np.concatenate([ask(Xte[b : b + eval_batch]) for b in range(0, len(Xte), eval_batch)])
+        pred = np.concatenate(
+            [ask(Xte[b : b + eval_batch]) for b in range(0, len(Xte), eval_batch)]
+        )
         rows = np.random.default_rng(10_000 + seed).permutation(len(Xte))
         rows = rows[: min(eval_batch, len(Xte)) - 1]
         d = float(np.abs(ask(Xte[rows]).astype(np.float64) - pred[rows]).max())
@@ -135,8 +147,16 @@ def main_for(label: str, spec: dict, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     epochs = int(spec["epochs"])
-    rec = dict(setting=label, seed=seed, status="error", error=None, epochs=epochs,
-               batch_size=S.BATCH_SIZE, lr=S.LR, param_cap=S.PARAM_CAP)
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        epochs=epochs,
+        batch_size=S.BATCH_SIZE,
+        lr=S.LR,
+        param_cap=S.PARAM_CAP,
+    )
     pred, t0 = None, time.time()
     try:
         Xtr = np.load(spec["train_x"], allow_pickle=False).astype("<f4")
@@ -149,11 +169,11 @@ def main_for(label: str, spec: dict, test_x_path: str) -> int:
         pred = design(cfg, seed, state, Xte)
         rec.update(status="ok", n_test=len(Xte))
     except RunFailure as e:
-        rec["error"], pred = str(e), None
+        rec["error"] = str(e)
     except Exception:  # a malformed frame from a child, or a harness bug
-        rec["error"], pred = "harness error:\n" + traceback.format_exc()[-3000:], None
+        rec["error"] = "harness error:\n" + traceback.format_exc()[-3000:]
     rec["wall_s"] = round(time.time() - t0, 2)
-    write_artifacts(out_dir, rec, arrays={"pred": None if pred is None else pred.astype(np.float32)})
+    write_artifacts(out_dir, rec, arrays={"pred": pred if rec["status"] == "ok" else None})
     if rec["status"] != "ok":
         print(f"[{label}] seed={seed} FAILED: {rec['error']}")
         return 0  # the grader fails the setting with this message (exit 0 so that it is called)

@@ -18,7 +18,6 @@ import struct
 
 import numpy as np
 import torch
-
 from taskkit import RunFailure, torchstate
 
 N_AA = 20
@@ -81,7 +80,9 @@ def train(conn, cfg_dict: dict, seed: int) -> None:
         has = bytes(v.grad is not None for _, v in state)
         grads = [torch.zeros_like(v) if v.grad is None else v.grad for _, v in state]
         flat = torch.cat([g.detach().reshape(-1).float() for g in grads]).numpy()
-        conn.send_bytes(b"G" + struct.pack("<f", float(loss.detach())) + has + flat.astype("<f4").tobytes())
+        conn.send_bytes(
+            b"G" + struct.pack("<f", float(loss.detach())) + has + flat.astype("<f4").tobytes()
+        )
         conn.send_bytes(b"S" + torchstate.state_bytes(net))
 
 

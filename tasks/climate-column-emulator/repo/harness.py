@@ -25,7 +25,6 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
 
@@ -60,11 +59,14 @@ class Optimizer:
         self.sizes = [int(k) for k in layout["numel"]]
         self.flat = np.frombuffer(initial, "<f4").copy()
         bounds = np.cumsum([0, *self.sizes])
-        self.tensors = [torch.from_numpy(self.flat[a:b]) for a, b in zip(bounds, bounds[1:])]
+        self.tensors = [
+            torch.from_numpy(self.flat[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)
+        ]
         self.params = np.repeat(
-            [bool(t or f) for t, f in zip(layout["trained"], layout["frozen"])], self.sizes
+            [bool(t or f) for t, f in zip(layout["trained"], layout["frozen"], strict=False)],
+            self.sizes,
         )
-        trained = [x for x, t in zip(self.tensors, layout["trained"]) if t]
+        trained = [x for x, t in zip(self.tensors, layout["trained"], strict=False) if t]
         self.adamw = torch.optim.AdamW(
             trained, lr=S.LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=S.WEIGHT_DECAY
         )
@@ -81,7 +83,7 @@ class Optimizer:
         self.flat[~self.params] = returned[~self.params]  # buffers: what the forward left
         values = np.frombuffer(grads, "<f4", offset=len(self.sizes))
         offset = 0
-        for x, has in zip(self.tensors, grads[: len(self.sizes)]):
+        for x, has in zip(self.tensors, grads[: len(self.sizes)], strict=False):
             x.grad = torch.from_numpy(values[offset : offset + x.numel()].copy()) if has else None
             offset += x.numel()
         for group in self.adamw.param_groups:
@@ -114,9 +116,13 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
                 opt.apply(step, schedule(step, total), reply[4:], returned)
         child.send(b"D")
         rec.update(
-            n_params=int(layout["count"]), n_state=n, steps=total, n_train=len(Xtr),
+            n_params=int(layout["count"]),
+            n_state=n,
+            steps=total,
+            n_train=len(Xtr),
             train_loss_last_epoch=float(np.mean(mse[-per_epoch:])),
-            train_s=round(time.time() - t0, 2), isolation=child.isolation,
+            train_s=round(time.time() - t0, 2),
+            isolation=child.isolation,
         )
     return opt.flat.tobytes()
 
@@ -134,27 +140,39 @@ def predict(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 256):
             return y.reshape(len(rows), n_out)
 
         n = len(Xte)
-        pred = np.concatenate([ask(np.arange(a, min(a + eval_batch, n))) for a in range(0, n, eval_batch)])
+        pred = np.concatenate(
+            [ask(np.arange(a, min(a + eval_batch, n))) for a in range(0, n, eval_batch)]
+        )
         rows = np.random.default_rng(10_000 + seed).permutation(n)[: min(eval_batch, n) - 1]
-        if not np.allclose(ask(rows), pred[rows], rtol=STATE_RTOL, atol=1e-4):
-            raise RunFailure(
-                "the model answered the same columns differently when asked again in another "
-                "batch: it keeps state between calls or mixes the columns of a batch"
-            )
+        again = ask(rows)
         child.send(b"D")
+    if not np.allclose(again, pred[rows], rtol=STATE_RTOL, atol=1e-4):
+        raise RunFailure(
+            "the model answered the same columns differently when asked again in another "
+            "batch: it keeps state between calls or mixes the columns of a batch"
+        )
     return pred
 
 
 def main_for(label: str, epochs: int, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    rec = dict(setting=label, seed=seed, status="error", error=None, epochs=epochs,
-               batch_size=S.BATCH_SIZE, lr=S.LR, param_cap=S.PARAM_CAP)
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        epochs=epochs,
+        batch_size=S.BATCH_SIZE,
+        lr=S.LR,
+        param_cap=S.PARAM_CAP,
+    )
     pred, t0 = None, time.time()
     try:
         cfg = make_cfg(json.loads(Path(S.STATS).read_text()))
         Xtr, Ytr, Xte = (
-            np.load(p, allow_pickle=False).astype("<f4") for p in (S.TRAIN_X, S.TRAIN_Y, test_x_path)
+            np.load(p, allow_pickle=False).astype("<f4")
+            for p in (S.TRAIN_X, S.TRAIN_Y, test_x_path)
         )
         pred = predict(cfg, seed, train(rec, cfg, seed, epochs, Xtr, Ytr), Xte)
         rec.update(status="ok", n_test=len(Xte))
@@ -165,10 +183,12 @@ def main_for(label: str, epochs: int, test_x_path: str) -> int:
     rec["wall_s"] = round(time.time() - t0, 2)
     write_artifacts(out_dir, rec, arrays={"pred": pred})
     if rec["status"] == "ok":
-        print(f"[{label}] seed={seed} epochs={epochs} params={rec['n_params']}/{rec['param_cap']} "
-              f"train_mse={rec['train_loss_last_epoch']:.4f} train_s={rec['train_s']} "
-              f"wall={rec['wall_s']}s isolation={rec['isolation']} (test R^2 is computed by the "
-              "grader; the test targets are not in this directory)")
+        print(
+            f"[{label}] seed={seed} epochs={epochs} params={rec['n_params']}/{rec['param_cap']} "
+            f"train_mse={rec['train_loss_last_epoch']:.4f} train_s={rec['train_s']} "
+            f"wall={rec['wall_s']}s isolation={rec['isolation']} (test R^2 is computed by the "
+            "grader; the test targets are not in this directory)"
+        )
     else:
         print(f"[{label}] seed={seed} FAILED: {rec['error']}")
     return 0  # a failed setting exits 0 too: the grader fails it with the message above

@@ -19,7 +19,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-
 from taskkit import RunFailure, torchstate
 
 
@@ -85,8 +84,17 @@ def train(conn, cfg_dict: dict, seed: int, x_bytes: bytes, y_bytes: bytes) -> No
         net.zero_grad(set_to_none=True)
         mse.backward()
         mask = bytes(v.grad is not None for v in entries)
-        g = torch.cat([(torch.zeros_like(v) if v.grad is None else v.grad).detach().reshape(-1) for v in entries])
-        reply = struct.pack("<f", float(mse.detach())) + mask + g.float().numpy().astype("<f4").tobytes()
+        g = torch.cat(
+            [
+                (torch.zeros_like(v) if v.grad is None else v.grad).detach().reshape(-1)
+                for v in entries
+            ]
+        )
+        reply = (
+            struct.pack("<f", float(mse.detach()))
+            + mask
+            + g.float().numpy().astype("<f4").tobytes()
+        )
         conn.send_bytes(b"G" + reply)
         conn.send_bytes(b"S" + torchstate.state_bytes(net))
 

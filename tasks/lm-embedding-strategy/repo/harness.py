@@ -27,7 +27,6 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
 
@@ -41,7 +40,9 @@ def lr_at(step: int, steps: int) -> float:
     warmup = max(1, steps // 10)
     if step < warmup:
         return LR * (step + 1) / warmup
-    return LR * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
+    return LR * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    )
 
 
 def train(rec: dict, cfg: dict, seed: int, steps: int, batch_size: int, text: bytes) -> bytes:
@@ -61,14 +62,19 @@ def train(rec: dict, cfg: dict, seed: int, steps: int, batch_size: int, text: by
             raise RunFailure(f"parameter cap exceeded: {n} > {cfg['max_params']}")
         flat = np.frombuffer(child.expect(b"S", size=4 * n), "<f4").copy()
         cuts = np.cumsum([0, *sizes])
-        params = [torch.from_numpy(flat[a:b]).view(s) for a, b, s in zip(cuts, cuts[1:], shapes)]
-        live = [p for p, t in zip(params, trained) if t]
+        params = [
+            torch.from_numpy(flat[a:b]).view(s)
+            for a, b, s in zip(cuts, cuts[1:], shapes, strict=False)
+        ]
+        live = [p for p, t in zip(params, trained, strict=False) if t]
         opt = torch.optim.AdamW(
             [
                 {"params": [p for p in live if p.dim() >= 2], "weight_decay": 0.1},
                 {"params": [p for p in live if p.dim() < 2], "weight_decay": 0.0},
             ],
-            lr=LR, betas=(0.9, 0.95), eps=1e-8,
+            lr=LR,
+            betas=(0.9, 0.95),
+            eps=1e-8,
         )
         rng, losses, t0 = np.random.default_rng(seed), [], time.time()
         for step in range(steps):
@@ -85,15 +91,19 @@ def train(rec: dict, cfg: dict, seed: int, steps: int, batch_size: int, text: by
             if not math.isfinite(losses[-1]):
                 raise RunFailure(f"training loss is not finite at step {step}")
             grad = np.frombuffer(g, "<f4", offset=4 + len(sizes))
-            for p, a, b, got in zip(params, cuts, cuts[1:], g[4 : 4 + len(sizes)]):
+            for p, a, b, got in zip(params, cuts, cuts[1:], g[4 : 4 + len(sizes)], strict=False):
                 p.grad = torch.from_numpy(grad[a:b].copy()).view(p.shape) if got else None
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps)
             torch.nn.utils.clip_grad_norm_(live, 1.0)
             opt.step()
         child.send(b"D")
-    rec.update(n_params=n, train_loss_last50=float(np.mean(losses[-50:])),
-               train_s=round(time.time() - t0, 2), isolation=child.isolation)
+    rec.update(
+        n_params=n,
+        train_loss_last50=float(np.mean(losses[-50:])),
+        train_s=round(time.time() - t0, 2),
+        isolation=child.isolation,
+    )
     return flat.tobytes()
 
 
@@ -103,7 +113,7 @@ def eval_windows(text: bytes, T: int, n: int) -> np.ndarray:
     starts = np.linspace(0, len(data) - T - 1, n).round().astype(np.int64)
     if n > 1 and np.diff(starts).min() < T + 1:
         raise ValueError("evaluation text too short for the requested windows")
-    return np.stack([data[s: s + T + 1] for s in starts])
+    return np.stack([data[s : s + T + 1] for s in starts])
 
 
 def log_softmax_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -113,8 +123,9 @@ def log_softmax_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return lse - np.take_along_axis(z, targets[..., None].astype(np.int64), axis=-1)[..., 0]
 
 
-def evaluate(rec: dict, cfg: dict, seed: int, state: bytes, text: bytes, n_windows: int,
-             eval_batch: int = 32) -> np.ndarray:
+def evaluate(
+    rec: dict, cfg: dict, seed: int, state: bytes, text: bytes, n_windows: int, eval_batch: int = 32
+) -> np.ndarray:
     """Per-character loss (nats) of the validation windows, computed here from the logits of a
     fresh child, with the causality probes and the re-ask."""
     V, T = S.VOCAB, cfg["block_size"]
@@ -172,10 +183,25 @@ def main_for(label: str, spec: dict, eval_text_path: str) -> int:
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     out_dir = out_dir_from_env()
     d, L, T = spec["d_model"], spec["n_layer"], spec["block_size"]
-    cfg = dict(vocab_size=S.VOCAB, d_model=d, n_layer=L, n_head=spec["n_head"], block_size=T,
-               max_params=S.param_cap(d, L, T), body_params=S.body_params(d, L))
-    rec = dict(setting=label, seed=seed, status="error", error=None, steps=spec["steps"],
-               batch_size=spec["batch_size"], block_size=T, param_cap=cfg["max_params"])
+    cfg = dict(
+        vocab_size=S.VOCAB,
+        d_model=d,
+        n_layer=L,
+        n_head=spec["n_head"],
+        block_size=T,
+        max_params=S.param_cap(d, L, T),
+        body_params=S.body_params(d, L),
+    )
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        steps=spec["steps"],
+        batch_size=spec["batch_size"],
+        block_size=T,
+        param_cap=cfg["max_params"],
+    )
     nll, t0 = None, time.time()
     try:
         text = Path(S.TRAIN_TEXT).read_bytes()
@@ -183,16 +209,18 @@ def main_for(label: str, spec: dict, eval_text_path: str) -> int:
         eval_text = Path(eval_text_path).read_bytes()
         nll = evaluate(rec, cfg, seed, state, eval_text, spec["eval_windows"])
         rec.update(status="ok", bpc=float(nll.mean() / math.log(2)), n_chars=int(nll.size))
-    except RunFailure as e:
-        rec["error"], nll = str(e), None
-    except Exception:  # a malformed frame from a child, or a harness bug
-        rec["error"], nll = "harness error:\n" + traceback.format_exc()[-3000:], None
+    except Exception as e:  # RunFailure: a rule broken; else a malformed frame or a harness bug
+        known = isinstance(e, RunFailure)
+        rec["error"] = str(e) if known else "harness error:\n" + traceback.format_exc()[-3000:]
+        nll = None
     rec["wall_s"] = round(time.time() - t0, 2)
     write_artifacts(out_dir, rec, arrays={"nll": nll})
     if rec["status"] != "ok":
         print(f"[{label}] seed={seed} FAILED: {rec['error']}")
     else:
-        print(f"[{label}] seed={seed} bpc={rec['bpc']:.4f} params={rec['n_params']}/"
-              f"{rec['param_cap']} train_loss={rec['train_loss_last50']:.4f} "
-              f"wall={rec['wall_s']}s isolation={rec['isolation']}")
+        print(
+            f"[{label}] seed={seed} bpc={rec['bpc']:.4f} params={rec['n_params']}/"
+            f"{rec['param_cap']} train_loss={rec['train_loss_last50']:.4f} "
+            f"wall={rec['wall_s']}s isolation={rec['isolation']}"
+        )
     return 0  # the grader fails a failed setting with the message above

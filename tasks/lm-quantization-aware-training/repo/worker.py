@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 import struct
 
+import gpt
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-import gpt
 from taskkit import RunFailure, torchstate
 
 QUANTIZER_PARAM_FACTOR = 2  # a matrix's quantizer may hold at most 2x the matrix's size
@@ -52,7 +51,7 @@ def _export_all(quant, mats, bits, group_size, when):
     """Call export() on every matrix and check the format; returns uint8 codes, float16 scales and
     zero points (flattened, in the fixed order). What it changes of the parameters is lost: the
     parent keeps its own copy."""
-    levels = 2 ** bits
+    levels = 2**bits
     codes_out, scales_out, zeros_out = [], [], []
     with torch.no_grad():
         for name, W in mats.items():
@@ -62,18 +61,24 @@ def _export_all(quant, mats, bits, group_size, when):
                 raise RunFailure(f"export{when}: Quantizer.export must return (codes, scale, zero)")
             codes, scale, zero = (torch.as_tensor(t).detach() for t in res)
             if tuple(codes.shape) != (o, i):
-                raise RunFailure(f"export{when} ({name}): codes must have shape {(o, i)}, "
-                                 f"got {tuple(codes.shape)}")
+                raise RunFailure(
+                    f"export{when} ({name}): codes must have shape {(o, i)}, "
+                    f"got {tuple(codes.shape)}"
+                )
             for nm, t in (("scale", scale), ("zero", zero)):
                 if tuple(t.shape) != (o, i // group_size):
-                    raise RunFailure(f"export{when} ({name}): {nm} must have shape {(o, i // group_size)} "
-                                     f"(one per group of {group_size} weights), got {tuple(t.shape)}")
+                    raise RunFailure(
+                        f"export{when} ({name}): {nm} must have shape {(o, i // group_size)} "
+                        f"(one per group of {group_size} weights), got {tuple(t.shape)}"
+                    )
             c = codes.double()
             if not bool(torch.isfinite(c).all()) or not bool((c == torch.round(c)).all()):
                 raise RunFailure(f"export{when} ({name}): codes must be integers")
             if float(c.min()) < 0 or float(c.max()) > levels - 1:
-                raise RunFailure(f"export{when} ({name}): codes must lie in 0..{levels - 1} for {bits}-bit "
-                                 f"weights, got {int(c.min())}..{int(c.max())}")
+                raise RunFailure(
+                    f"export{when} ({name}): codes must lie in 0..{levels - 1} for {bits}-bit "
+                    f"weights, got {int(c.min())}..{int(c.max())}"
+                )
             codes_out.append(c.to(torch.uint8).contiguous().numpy().reshape(-1))
             scales_out.append(scale.double().numpy().astype(np.float16).reshape(-1))
             zeros_out.append(zero.double().numpy().astype(np.float16).reshape(-1))
