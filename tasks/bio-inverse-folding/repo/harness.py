@@ -147,16 +147,8 @@ def main_for(label: str, spec: dict, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     epochs = int(spec["epochs"])
-    rec = dict(
-        setting=label,
-        seed=seed,
-        status="error",
-        error=None,
-        epochs=epochs,
-        batch_size=S.BATCH_SIZE,
-        lr=S.LR,
-        param_cap=S.PARAM_CAP,
-    )
+    rec = {"setting": label, "seed": seed, "status": "error", "error": None, "epochs": epochs}
+    rec.update(batch_size=S.BATCH_SIZE, lr=S.LR, param_cap=S.PARAM_CAP)
     pred, t0 = None, time.time()
     try:
         Xtr = np.load(spec["train_x"], allow_pickle=False).astype("<f4")

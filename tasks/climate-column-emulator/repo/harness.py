@@ -115,15 +115,9 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
                     raise RunFailure(f"training loss is not finite at step {step}")
                 opt.apply(step, schedule(step, total), reply[4:], returned)
         child.send(b"D")
-        rec.update(
-            n_params=int(layout["count"]),
-            n_state=n,
-            steps=total,
-            n_train=len(Xtr),
-            train_loss_last_epoch=float(np.mean(mse[-per_epoch:])),
-            train_s=round(time.time() - t0, 2),
-            isolation=child.isolation,
-        )
+        rec["train_loss_last_epoch"] = float(np.mean(mse[-per_epoch:]))
+        rec.update(n_params=int(layout["count"]), n_state=n, steps=total, n_train=len(Xtr))
+        rec.update(train_s=round(time.time() - t0, 2), isolation=child.isolation)
     return opt.flat.tobytes()
 
 
@@ -157,16 +151,8 @@ def predict(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 256):
 def main_for(label: str, epochs: int, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    rec = dict(
-        setting=label,
-        seed=seed,
-        status="error",
-        error=None,
-        epochs=epochs,
-        batch_size=S.BATCH_SIZE,
-        lr=S.LR,
-        param_cap=S.PARAM_CAP,
-    )
+    fixed = {"epochs": epochs, "batch_size": S.BATCH_SIZE, "lr": S.LR, "param_cap": S.PARAM_CAP}
+    rec = dict(setting=label, seed=seed, status="error", error=None, **fixed)
     pred, t0 = None, time.time()
     try:
         cfg = make_cfg(json.loads(Path(S.STATS).read_text()))

@@ -192,16 +192,9 @@ def main_for(label: str, spec: dict, eval_text_path: str) -> int:
         max_params=S.param_cap(d, L, T),
         body_params=S.body_params(d, L),
     )
-    rec = dict(
-        setting=label,
-        seed=seed,
-        status="error",
-        error=None,
-        steps=spec["steps"],
-        batch_size=spec["batch_size"],
-        block_size=T,
-        param_cap=cfg["max_params"],
-    )
+    budget = {k: spec[k] for k in ("steps", "batch_size")}
+    rec = dict(setting=label, seed=seed, status="error", error=None, block_size=T, **budget)
+    rec["param_cap"] = cfg["max_params"]
     nll, t0 = None, time.time()
     try:
         text = Path(S.TRAIN_TEXT).read_bytes()
