@@ -229,7 +229,7 @@ def test_test_sequences_not_in_workspace():
 # Each cheat runs with lint=False: the lint would stop most of them first, and these tests check
 # that the task kit's child (Landlock, its own uid, the guard) and the parent's own checks do.
 
-PROBE = '''import os
+PROBE = """import os
 
 import numpy as np
 import torch
@@ -253,7 +253,7 @@ class Net(nn.Module):
 def build_model(cfg):
     {build}
     return Net(cfg)
-'''
+"""
 
 
 def probe(build: str = "pass", forward: str = "pass") -> str:
