@@ -308,8 +308,10 @@ def test_wrongly_shaped_output_fails(task):
 
 @pytest.mark.slow
 def test_state_kept_between_design_calls_fails(task):
-    # each call at design time shifts its answer: the parent's re-ask sees another answer
-    cheat = probe(forward="self.calls += not self.training\n        y = y + 0.1 * self.calls")
+    # each call at design time tilts its answer (a shift of every logit alike would cancel in
+    # log_softmax): the parent's re-ask sees another answer
+    tilt = "y = y + 0.1 * self.calls * torch.arange(20.0)"
+    cheat = probe(forward=f"self.calls += not self.training\n        {tilt}")
     err = run_cheat(task, LABEL, cheat, lint=False)
     assert "answered the same backbones differently" in err, err
 
