@@ -227,3 +227,107 @@ def test_test_targets_not_in_workspace():
     names = {p.name for p in repo.rglob("*")}
     assert "test_y.npy" not in names and "warm_test_y.npy" not in names
     assert not any("warm" in n for n in names)  # the hidden setting is not named in repo/
+
+
+# ------------------------------------------- the boundary itself (the static policy switched off)
+# Each cheat runs with lint=False: the lint would stop most of them first, and these tests check
+# that the task kit's child (Landlock, its own uid, the guard) and the parent's own checks do.
+
+PROBE = """import os
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Net(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        d_in = cfg.n_in_profiles * cfg.n_levels + cfg.n_in_scalars
+        d_out = cfg.n_out_profiles * cfg.n_levels + cfg.n_out_scalars
+        self.body = nn.Sequential(nn.Linear(d_in, 64), nn.GELU(), nn.Linear(64, d_out))
+        self.calls = 0
+
+    def forward(self, x_prof, x_sca):
+        y = self.body(torch.cat([x_prof.flatten(1), x_sca], 1))
+        {forward}
+        n = self.cfg.n_out_profiles * self.cfg.n_levels
+        return y[:, :n].reshape(y.shape[0], self.cfg.n_out_profiles, -1), y[:, n:]
+
+
+def build_model(cfg):
+    {build}
+    return Net(cfg)
+"""
+
+
+def probe(build: str = "pass", forward: str = "pass") -> str:
+    return PROBE.replace("{build}", build).replace("{forward}", forward)
+
+
+def test_reading_test_inputs_via_numpy_fails(task):
+    # np.fromfile, which no lint flags: the training process may see the training columns only
+    cheat = probe(build='np.fromfile(os.path.join(HERE, "data", "test_x.npy"), np.uint8)')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "test_x.npy" in err, err
+
+
+@pytest.mark.slow
+def test_reading_training_targets_via_open_fails(task):
+    cheat = probe(build='open(os.path.join(HERE, "data", "train_y.npy"), "rb").read()')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "train_y.npy" in err, err
+
+
+@pytest.mark.slow
+def test_reading_parent_cmdline_fails(task):
+    cheat = probe(build='open(f"/proc/{os.getppid()}/cmdline", "rb").read()')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "Permission denied" in err or "No such file" in err, err
+
+
+@pytest.mark.slow
+def test_writing_a_fixed_file_fails(task):
+    cheat = probe(build='open(os.path.join(HERE, "harness.py"), "a").write("# patched")')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "for writing" in err, err
+
+
+@pytest.mark.slow
+def test_parameter_changed_outside_optimizer_without_lint_fails(task):
+    err = run_cheat(task, LABEL, SIDE_TRAINING, lint=False)
+    assert "changed outside the fixed optimizer during step 0" in err, err
+
+
+@pytest.mark.slow
+def test_nan_output_fails(task):
+    err = run_cheat(task, LABEL, probe(forward="y = y * float('nan')"), lint=False)
+    assert "training loss is not finite at step 0" in err, err
+
+
+@pytest.mark.slow
+def test_wrongly_shaped_output_fails(task):
+    err = run_cheat(task, LABEL, probe(forward="y = y[:, 1:]"), lint=False)
+    assert "the model must return y_prof" in err, err
+
+
+@pytest.mark.slow
+def test_state_kept_between_prediction_calls_fails(task):
+    cheat = probe(forward="self.calls += not self.training\n        y = y + 0.1 * self.calls")
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "answered the same columns differently" in err, err
+
+
+@pytest.mark.slow
+def test_reference_baseline_scores_as_anchored(task):
+    from cheats import run_setting
+
+    (text,) = task.baseline_regions(task.spec.reference_baseline).values()
+    result, run = run_setting(task, LABEL, text, lint=False)
+    assert run.error is None, run.error
+    want = task.anchors()["results"][task.spec.reference_baseline][LABEL]
+    for metric, value in run.metrics.items():
+        assert value == pytest.approx(want[metric][0], rel=1e-9), metric

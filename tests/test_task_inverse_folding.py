@@ -223,3 +223,106 @@ def test_test_sequences_not_in_workspace():
     assert not any(
         "fold_test" in n or "held-out" in n for n in names
     )  # the hidden setting is not named
+
+
+# ------------------------------------------- the boundary itself (the static policy switched off)
+# Each cheat runs with lint=False: the lint would stop most of them first, and these tests check
+# that the task kit's child (Landlock, its own uid, the guard) and the parent's own checks do.
+
+PROBE = """import os
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Net(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(3, 32), nn.ReLU(), nn.Linear(32, cfg.n_aa))
+        self.calls = 0
+
+    def forward(self, x, seq=None):
+        y = self.body(x - x.mean(1, keepdim=True))
+        {forward}
+        return y
+
+
+def build_model(cfg):
+    {build}
+    return Net(cfg)
+"""
+
+
+def probe(build: str = "pass", forward: str = "pass") -> str:
+    return PROBE.replace("{build}", build).replace("{forward}", forward)
+
+
+def test_reading_training_sequences_via_numpy_fails(task):
+    # np.load, which no lint flags: a design process that memorizes the training sequences
+    cheat = probe(build='np.load(os.path.join(HERE, "data", "long_train_seq.npy"))')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "long_train_seq.npy" in err, err
+
+
+@pytest.mark.slow
+def test_reading_test_backbones_via_open_fails(task):
+    cheat = probe(build='open(os.path.join(HERE, "data", "long_test_x.npy"), "rb").read()')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "long_test_x.npy" in err, err
+
+
+@pytest.mark.slow
+def test_reading_parent_cmdline_fails(task):
+    cheat = probe(build='open(f"/proc/{os.getppid()}/cmdline", "rb").read()')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "Permission denied" in err or "No such file" in err, err
+
+
+@pytest.mark.slow
+def test_writing_a_fixed_file_fails(task):
+    cheat = probe(build='open(os.path.join(HERE, "settings.py"), "a").write("EPOCHS = 99")')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "for writing" in err, err
+
+
+@pytest.mark.slow
+def test_parameter_changed_outside_optimizer_without_lint_fails(task):
+    err = run_cheat(task, LABEL, SIDE_TRAINING, lint=False)
+    assert "changed outside the fixed optimizer during step 0" in err, err
+
+
+@pytest.mark.slow
+def test_nan_output_fails(task):
+    err = run_cheat(task, LABEL, probe(forward="y = y * float('nan')"), lint=False)
+    assert "training loss is not finite at step 0" in err, err
+
+
+@pytest.mark.slow
+def test_wrongly_shaped_output_fails(task):
+    err = run_cheat(task, LABEL, probe(forward="y = y[:, :-1]"), lint=False)
+    assert "must return logits of shape" in err, err
+
+
+@pytest.mark.slow
+def test_state_kept_between_design_calls_fails(task):
+    # each call at design time tilts its answer (a shift of every logit alike would cancel in
+    # log_softmax): the parent's re-ask sees another answer
+    tilt = "y = y + 0.1 * self.calls * torch.arange(20.0)"
+    cheat = probe(forward=f"self.calls += not self.training\n        {tilt}")
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "answered the same backbones differently" in err, err
+
+
+@pytest.mark.slow
+def test_reference_baseline_scores_as_anchored(task):
+    from cheats import run_setting
+
+    (text,) = task.baseline_regions(task.spec.reference_baseline).values()
+    result, run = run_setting(task, "long", text, lint=False)
+    assert run.error is None, run.error
+    want = task.anchors()["results"][task.spec.reference_baseline]["long"]
+    for metric, value in run.metrics.items():
+        assert value == pytest.approx(want[metric][0], rel=1e-9), metric

@@ -158,3 +158,71 @@ def test_training_outside_optimizer_fails(task):
 def test_mixing_windows_of_a_batch_fails(task):
     err = run_cheat(task, LABEL, BATCH_MIXING)
     assert "answered the same windows differently" in err or "non-causal model" in err, err
+
+
+# ------------------------------------------- the boundary itself (the static policy switched off)
+# Each cheat runs with lint=False: the lint would stop most of them first, and these tests check
+# that the task kit's child (Landlock, its own uid, the guard) and the parent's own checks do.
+
+PROBE = (
+    HEAD.replace("import math\n", "import math\nimport os\n\nimport numpy as np\n").replace(
+        "        self.pos = nn.Embedding(cfg.block_size, cfg.d_model)\n",
+        "        self.pos = nn.Embedding(cfg.block_size, cfg.d_model)\n"
+        "        here = os.path.dirname(os.path.abspath(__file__))\n"
+        "        {build}\n",
+    )
+    + """
+    def forward(self, idx):
+        T = idx.shape[1]
+        return self.tok(idx) + self.pos(torch.arange(T))[None], None
+"""
+)
+
+
+def probe(build: str) -> str:
+    return PROBE.replace("{build}", build)
+
+
+def test_reading_validation_text_via_numpy_fails(task):
+    # np.fromfile, which no lint flags: training on the text the model is scored on
+    cheat = probe('np.fromfile(os.path.join(here, "data", "valid.txt"), np.uint8)')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "valid.txt" in err, err
+
+
+@pytest.mark.slow
+def test_reading_validation_text_via_open_fails(task):
+    cheat = probe('open(os.path.join(here, "data", "valid.txt"), "rb").read()')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "valid.txt" in err, err
+
+
+@pytest.mark.slow
+def test_reading_parent_cmdline_fails(task):
+    cheat = probe('open(f"/proc/{os.getppid()}/cmdline", "rb").read()')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "Permission denied" in err or "No such file" in err, err
+
+
+@pytest.mark.slow
+def test_writing_a_fixed_file_fails(task):
+    cheat = probe('open(os.path.join(here, "gpt.py"), "a").write("# patched")')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "for writing" in err, err
+
+
+@pytest.mark.slow
+def test_parameter_changed_outside_optimizer_without_lint_fails(task):
+    err = run_cheat(task, LABEL, SIDE_TRAINING, lint=False)
+    assert "changed outside the fixed optimizer" in err, err
+
+
+@pytest.mark.slow
+def test_reference_baseline_scores_as_anchored(task):
+    from cheats import run_setting
+
+    (text,) = task.baseline_regions(task.spec.reference_baseline).values()
+    result, run = run_setting(task, LABEL, text, lint=False)
+    assert run.error is None, run.error
+    want = task.anchors()["results"][task.spec.reference_baseline][LABEL]
+    assert run.metrics["bpc"] == pytest.approx(want["bpc"][0], rel=1e-9)

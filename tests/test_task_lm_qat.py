@@ -9,7 +9,8 @@ declared weight format fails the setting with a clear message and scores 0.
 - the child's own checks defeated (codes returned as a tensor subclass whose max() lies), so that
   8-bit codes reach the parent: the parent's check of the raw uint8 codes catches it (slow: the
   cheat trains a whole setting);
-- export changing a float parameter (slow).
+- export changing a float parameter gains nothing: the parent rebuilds the model from its own
+  copy of the float parameters (the boundary tests below).
 Pure-python checks of the grader on crafted artifacts (extra arrays, codes above 2^bits - 1,
 float32 scales) run without the sandbox.
 """
@@ -210,3 +211,73 @@ def test_grader_accepts_valid_and_rejects_smuggling(tmp_path):
     _write(tmp_path, arrays)
     with pytest.raises(ValueError, match="the setting fixes 3"):
         grader.grade(LABEL, 0, tmp_path, TASK_DIR)
+
+
+# ------------------------------------------- the boundary itself (the static policy switched off)
+# Each cheat runs with lint=False: the lint would stop most of them first, and these tests check
+# that the task kit's child (Landlock, its own uid, the guard) and the parent's own checks do.
+
+PROBE = (
+    HEAD.replace("import math\n", "import math\nimport os\n\nimport numpy as np\n").replace(
+        "        self.group_size = group_size\n",
+        "        self.group_size = group_size\n"
+        "        here = os.path.dirname(os.path.abspath(__file__))\n"
+        "        {build}\n",
+    )
+    + """
+    def export(self, weight):
+        o, i = weight.shape
+        g = self.group_size
+        return torch.zeros(o, i), torch.ones(o, i // g), torch.zeros(o, i // g)
+"""
+)
+
+
+def probe(build: str) -> str:
+    return PROBE.replace("{build}", build)
+
+
+def test_reading_validation_text_via_numpy_fails(task):
+    # np.fromfile, which no lint flags: fine-tuning on the text the model is scored on
+    cheat = probe('np.fromfile(os.path.join(here, "data", "valid.txt"), np.uint8)')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "valid.txt" in err, err
+
+
+@pytest.mark.slow
+def test_reading_checkpoint_via_numpy_fails(task):
+    # the full-precision checkpoint reaches the child only as the parent's arguments
+    cheat = probe('np.load(os.path.join(here, "checkpoints", "d64-l2.npz"))["tok"]')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "d64-l2.npz" in err, err
+
+
+@pytest.mark.slow
+def test_reading_parent_cmdline_fails(task):
+    cheat = probe('open(f"/proc/{os.getppid()}/cmdline", "rb").read()')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "Permission denied" in err or "No such file" in err, err
+
+
+@pytest.mark.slow
+def test_writing_a_fixed_file_fails(task):
+    cheat = probe('open(os.path.join(here, "settings.py"), "a").write("LR = 1.0")')
+    err = run_cheat(task, LABEL, cheat, lint=False)
+    assert "policy violation" in err and "for writing" in err, err
+
+
+@pytest.mark.slow
+def test_in_place_master_weight_without_lint_fails(task):
+    err = run_cheat(task, LABEL, IN_PLACE, lint=False)
+    assert "changed outside the fixed optimizer during step 0" in err, err
+
+
+@pytest.mark.slow
+def test_reference_baseline_scores_as_anchored(task):
+    from cheats import run_setting
+
+    (text,) = task.baseline_regions(task.spec.reference_baseline).values()
+    result, run = run_setting(task, LABEL, text, lint=False)
+    assert run.error is None, run.error
+    want = task.anchors()["results"][task.spec.reference_baseline][LABEL]
+    assert run.metrics["bpc"] == pytest.approx(want["bpc"][0], rel=1e-9)

@@ -5,6 +5,7 @@ and sequences in a child process, designs the test backbones in another, and wri
 (per-residue log-probabilities) and result.json to MLSBENCH_OUT.  The test sequences are not in
 this directory: recovery and perplexity are computed by the grader.
 """
+
 import argparse
 import sys
 
@@ -15,9 +16,8 @@ def main() -> int:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--setting", required=True, choices=sorted(settings.SETTINGS))
-    args = ap.parse_args()
-    spec = settings.SETTINGS[args.setting]
-    return harness.main_for(args.setting, spec, spec["test_x"])
+    label = ap.parse_args().setting
+    return harness.main_for(label, settings.SETTINGS[label], settings.SETTINGS[label]["test_x"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""The model's processes (fixed): harness.py starts them through the task kit's Child, which
+drops their privileges before `import model`; they read model.py and nothing else of this folder.
+
+  train    builds build_model(cfg), checks the cap (every element of the state_dict), sends the
+           state's layout and initial values, then serves training steps: the parent's state in
+           (parameters exactly as the parent's AdamW left them), one batch of training backbones
+           and sequences in, the loss, the gradients and the state after the step out. The
+           optimizer, the schedule and the step count live in the parent.
+  design   a fresh process: builds a fresh model, loads the trained state (nothing else survives
+           training), switches to eval mode and answers logits for batches of test backbones.
+Frames are raw bytes (kind byte first); nothing here is pickled back to the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import torch
+from taskkit import RunFailure, torchstate
+
+N_AA = 20
+
+
+class Config:
+    """What build_model(cfg) receives (plain attributes)."""
+
+    def __init__(self, d: dict):
+        self.__dict__.update(d)
+
+
+def _build(cfg_dict: dict, seed: int):
+    torchstate.setup(seed)
+    import model  # the agent's code, after the privilege drop
+
+    cfg = Config(cfg_dict)
+    net = model.build_model(cfg)
+    if not isinstance(net, torch.nn.Module):
+        raise RunFailure("build_model(cfg) must return a torch.nn.Module")
+    if torchstate.count(net) > cfg.max_params:
+        raise RunFailure(
+            f"parameter cap exceeded: the model has {torchstate.count(net)} parameters and "
+            f"buffers ({sum(p.numel() for p in net.parameters())} trainable), the cap is "
+            f"{cfg.max_params}"
+        )
+    return cfg, net
+
+
+def _logits(net, x, seq=None):
+    B, L = x.shape[0], x.shape[1]
+    out = net(x, seq)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (B, L, N_AA):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise RunFailure(f"the model must return logits of shape ({B}, {L}, {N_AA}), got {got}")
+    return out.float()
+
+
+def train(conn, cfg_dict: dict, seed: int) -> None:
+    cfg, net = _build(cfg_dict, seed)
+    state = torchstate.state_tensors(net)
+    # 0 buffer, 1 frozen parameter, 2 trained parameter
+    kinds = [isinstance(v, torch.nn.Parameter) * (1 + v.requires_grad) for _, v in state]
+    layout = dict(numel=[v.numel() for _, v in state], kind=kinds, count=torchstate.count(net))
+    conn.send_bytes(b"M" + json.dumps(layout).encode())
+    conn.send_bytes(b"S" + torchstate.state_bytes(net))
+    net.train()
+    L = cfg.length
+    while (msg := conn.recv_bytes())[:1] == b"S":
+        torchstate.load_state_bytes(net, msg[1:])
+        batch = conn.recv_bytes()
+        B = (len(batch) - 1) // (13 * L)  # float32 coordinates (L x 3), then int8 residues (L)
+        x = torch.from_numpy(np.frombuffer(batch, "<f4", B * L * 3, 1).reshape(B, L, 3).copy())
+        seq = np.frombuffer(batch, np.int8, B * L, 1 + 12 * B * L).reshape(B, L)
+        y = torch.from_numpy(seq.astype(np.int64))
+        logp = torch.log_softmax(_logits(net, x, y), dim=-1)
+        loss = -logp.gather(-1, y.unsqueeze(-1)).mean()
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+        has = bytes(v.grad is not None for _, v in state)
+        grads = [torch.zeros_like(v) if v.grad is None else v.grad for _, v in state]
+        flat = torch.cat([g.detach().reshape(-1).float() for g in grads]).numpy()
+        conn.send_bytes(
+            b"G" + struct.pack("<f", float(loss.detach())) + has + flat.astype("<f4").tobytes()
+        )
+        conn.send_bytes(b"S" + torchstate.state_bytes(net))
+
+
+def design(conn, cfg_dict: dict, seed: int, state: bytes) -> None:
+    cfg, net = _build(cfg_dict, seed)
+    torchstate.load_state_bytes(net, state)
+    net.eval()
+    L = cfg.length
+    while (msg := conn.recv_bytes())[:1] == b"Q":
+        x = np.frombuffer(msg, "<f4", offset=1).reshape(-1, L, 3)
+        with torch.no_grad():
+            out = _logits(net, torch.from_numpy(x.copy()))
+        conn.send_bytes(b"O" + out.contiguous().numpy().astype("<f4").tobytes())
