@@ -133,8 +133,13 @@ def write_bytes(root: Path, rel: str, data: bytes, owner: int | None = None) -> 
         if st is not None and not stat.S_ISREG(st.st_mode):
             _remove_at(parent, name)
             st = None
-        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if st else os.O_CREAT | os.O_EXCL)
-        fd = os.open(name, flags, 0o644, dir_fd=parent)
+        flags = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(name, flags | (0 if st else os.O_CREAT | os.O_EXCL), 0o644, dir_fd=parent)
+        except PermissionError:  # a file the sandbox made unwritable (chmod 000): a new one
+            _remove_at(parent, name)
+            st = None
+            fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.truncate()

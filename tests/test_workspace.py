@@ -1,5 +1,9 @@
 """Workspace edits on the real first task's scaffold."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from mlsbench_env.errors import EditError
@@ -150,3 +154,26 @@ def test_links_and_fifos_in_place_of_any_file_are_replaced_never_followed(es_tas
     assert "rebuilt" in events[0] and ws.root.is_dir() and not ws.root.is_symlink()
     assert ws.read("notes.py") == "x = 1\n"
     assert sorted(p.name for p in host.iterdir()) == ["secret.txt"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="drops root's capabilities to meet file modes")
+def test_a_fixed_file_made_unwritable_is_replaced_not_an_internal_error(tmp_path):
+    """A rootless sandbox's command can `chmod 000` a fixed file; the host (the same uid, no
+    capability to override modes) must still restore it."""
+    (tmp_path / "run.py").write_text("fixed\n")
+    (tmp_path / "run.py").chmod(0)
+    script = (
+        "import ctypes, sys\n"
+        "from mlsbench_env import hostfs\n"
+        "from mlsbench_env.taskkit.privilege import _CapData, _CapHeader\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "assert libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), (_CapData * 2)()) == 0\n"
+        "try:\n"
+        "    open(sys.argv[1] + '/run.py', 'w')\n"
+        "    raise SystemExit('the mode did not bind')\n"
+        "except PermissionError:\n"
+        "    pass\n"
+        "hostfs.write_bytes(__import__('pathlib').Path(sys.argv[1]), 'run.py', b'restored\\n')\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True)
+    assert (tmp_path / "run.py").read_text() == "restored\n"
