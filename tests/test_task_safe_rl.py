@@ -168,7 +168,7 @@ def test_boundary_without_the_lint(task, label, code, message):
         # numpy patched in the handler's own process: the parent checks the raw bytes itself
         ("(setattr(np, 'isfinite', lambda x: np.True_), adv_r * np.inf)[1]", "got NaN or inf"),
         ("adv_r[:100]", "must return 3200 finite advantages, got 100 values"),
-        ("np.zeros((3200, 2))", "must return 3200 finite advantages, got 6400 values"),
+        ("np.zeros((100, 2))", "must return 3200 finite advantages, got 200 values"),
         ("np.zeros(10**7)", "over 25601 bytes"),
     ],
     ids=["nan", "patched-isfinite", "short", "wrong-shape", "huge"],
