@@ -28,11 +28,14 @@ class _RemoteHandler:
         self.deadline, self.limit_s = deadline, limit_s
         self.expect(b"K", 0)  # built (a constructor that raised is reported here)
 
-    def expect(self, kind: bytes, size: int) -> bytes:
+    def left(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise RunFailure(f"training did not finish within {self.limit_s:.0f} s")
-        return self.child.expect(kind, size=size, timeout_s=left)
+        return left
+
+    def expect(self, kind: bytes, size: int) -> bytes:
+        return self.child.expect(kind, size=size, timeout_s=self.left())
 
     def update(self, ep_costs, ep_returns):
         self.child.send(b"U", _f64(ep_costs, self.n) + _f64(ep_returns, self.n))
@@ -40,7 +43,7 @@ class _RemoteHandler:
 
     def combine(self, adv_r, adv_c):
         self.child.send(b"C", _f64(adv_r, self.N) + _f64(adv_c, self.N))
-        msg = self.child.recv(maxlength=1 + 8 * self.N, timeout_s=self.deadline - time.monotonic())
+        msg = self.child.recv(maxlength=1 + 8 * self.N, timeout_s=self.left())
         if msg[:1] != b"A" or len(msg) != 1 + 8 * self.N:
             raise RunFailure(
                 f"combine() must return {self.N} finite advantages, got "
