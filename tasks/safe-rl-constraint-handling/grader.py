@@ -1,5 +1,6 @@
-"""Trusted grader: reads run.json, written by the harness's parent process after the learner's
-process had exited, re-checks the fixed budget and returns the metrics.
+"""Trusted grader: reads run.json, written by the harness's parent process (which runs PPO, the
+environments and the evaluation) after the constraint handler's process had exited, re-checks
+the fixed budget and the bounds of the evaluation episodes and returns the metrics.
 
 Metric of a setting (see README "Metrics"): with R = mean return and C = mean cost of the
 final policy over the evaluation episodes and d the cost limit,
@@ -52,7 +53,7 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
         raise ValueError("sandbox violation: " + str(rec["violation"]))
     if int(rec.get("refused", 0)) > 0:
         raise ValueError(
-            "environment step budget exceeded: the learner asked for more than "
+            "environment step budget exceeded: PPO asked for more than "
             f"{updates} rollouts of {horizon} steps x {n} envs ({rec['refused']} refused requests)"
         )
     if rec.get("status") != "ok":
@@ -74,5 +75,12 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
         or not (np.all(np.isfinite(R)) and np.all(np.isfinite(C)))
     ):
         raise ValueError(f"run.json: expected {n_eval} finite evaluation returns and costs")
+    # an episode costs 0 or 1 per step; a step's reward is the distance gained towards the goal
+    # (at most DT x speed 1.42 = 0.142) plus 1 when the goal is reached
+    if C.min() < 0 or C.max() > horizon or np.abs(R).max() > 1.15 * horizon:
+        raise ValueError(
+            f"run.json: impossible evaluation episodes (costs must lie in [0, {horizon}], "
+            f"returns in [-{1.15 * horizon:g}, {1.15 * horizon:g}])"
+        )
     ret, cost = float(R.mean()), float(C.mean())
     return {"safe_return": safe_return(ret, cost, limit), "eval_return": ret, "eval_cost": cost}

@@ -1,169 +1,143 @@
-"""Fixed harness: the environment, the step counter and the evaluation live in this (parent)
-process; the learner (PPO + the editable ConstraintHandler) runs in the task kit's
-least-privileged child (it reads constraint.py, ppo.py and net.py and nothing else of this
-folder: not env.py, settings.py or a hidden layout) that only sends actions and receives
-observations, rewards and costs over a pipe.
-
-Protocol (raw bytes; the parent never unpickles anything from the child):
-  child -> parent  b"R"                          reset: start the next training episode batch
-                   b"A" + float32 act[n, 2]      one step of the n training envs
-                   b"P" + float32 params[p]      the final policy's parameters (then exit)
-                   (b"X" / b"V": the kit's; the learner raised / its guard fired)
-  parent -> child  b"O" + float32 obs[n, d]      answer to a reset
-                   b"S" + float32 obs[n, d] + float64 rew[n] + float64 cost[n]   answer to a step
-                   b"E" + utf-8 text             refused (the run then fails)
-The parent allows exactly `updates` resets and `horizon` steps after each (the budget of
-updates x horizon x n env steps), refuses anything else and records it, evaluates the returned
-policy itself (deterministic actions, fresh episodes) and writes the artifacts after the child
-has exited.
+"""Fixed harness: PPO (ppo.py), its rollouts, the environments, the step counter and the
+evaluation all run in this (parent) process; only the editable ConstraintHandler runs in the
+task kit's least-privileged child (handler_child.py: it reads constraint.py and nothing else
+of this folder). Each handler call, update(ep_costs, ep_returns) and combine(adv_r, adv_c),
+is one request frame of float64 bytes and one answer frame (protocol in handler_child.py);
+the parent never unpickles what the child sent, and agent code never runs where PPO's
+settings, functions or the environment live, so it cannot change them.
 """
+
 from __future__ import annotations
 
 import time
 
 import numpy as np
-import torch  # imported before the child drops its privileges (the kit's rule for children)
-# the learner's first optimizer step imports torch._dynamo, whose import sets an environment
-# variable and creates a cache folder: done here, before the child's privileges drop
-import torch._dynamo  # noqa: F401
+import torch
 
+import env as envmod
+import net
+import ppo
 from taskkit import Child, RunFailure
 
-# ------------------------------------------------------------------------------- child side
+
+class _RemoteHandler:
+    """The ConstraintHandler interface PPO calls, answered by the handler's child."""
+
+    def __init__(self, child: Child, n_envs: int, n_steps: int, deadline: float, limit_s: float):
+        self.child, self.n, self.N = child, n_envs, n_steps
+        self.deadline, self.limit_s = deadline, limit_s
+        self.expect(b"K", 0)  # built (a constructor that raised is reported here)
+
+    def left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise RunFailure(f"training did not finish within {self.limit_s:.0f} s")
+        return left
+
+    def expect(self, kind: bytes, size: int) -> bytes:
+        return self.child.expect(kind, size=size, timeout_s=self.left())
+
+    def update(self, ep_costs, ep_returns):
+        self.child.send(b"U", _f64(ep_costs, self.n) + _f64(ep_returns, self.n))
+        self.expect(b"K", 0)
+
+    def combine(self, adv_r, adv_c):
+        self.child.send(b"C", _f64(adv_r, self.N) + _f64(adv_c, self.N))
+        msg = self.child.recv(maxlength=1 + 8 * self.N, timeout_s=self.left())
+        if msg[:1] != b"A" or len(msg) != 1 + 8 * self.N:
+            raise RunFailure(
+                f"combine() must return {self.N} finite advantages, got "
+                + (f"{(len(msg) - 1) / 8:g} values" if msg[:1] == b"A" else f"frame {msg[:1]!r}")
+            )
+        adv = np.frombuffer(msg, dtype="<f8", offset=1).astype(np.float64)
+        if not np.all(np.isfinite(adv)):
+            raise RunFailure(f"combine() must return {self.N} finite advantages (got NaN or inf)")
+        return adv
 
 
-def _warm_up(net, obs_dim, act_dim):
-    """One throw-away optimizer step, so that torch's lazy imports happen before the agent's
-    module is imported."""
-    m = net.Actor(obs_dim, act_dim)
-    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    x = torch.zeros(4, obs_dim)
-    loss = m.dist(x).log_prob(torch.zeros(4, act_dim)).sum()
-    opt.zero_grad()
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(m.parameters(), 0.5)
-    opt.step()
-    torch.randperm(4, generator=torch.Generator().manual_seed(0))
+def _f64(x, n: int) -> bytes:
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float64).reshape(n), dtype="<f8").tobytes()
 
 
-def child_main(conn, obs_dim, act_dim, n_envs, horizon, updates, cost_limit, seed):
-    torch.set_num_threads(1)
-    # the learner's fixed modules (readable: the child's may_read), then the editable one
-    import net
-    import ppo
+class _Rollouts:
+    """The environment as PPO sees it: exactly `updates` resets of `horizon` steps each."""
 
-    _warm_up(net, obs_dim, act_dim)
-    import constraint  # the editable module: imported here, in this process only
+    def __init__(self, E, updates: int, horizon: int):
+        self.E, self.updates, self.horizon = E, updates, horizon
+        self.resets = self.steps = self.refused = 0
+        self.in_episode = False
+        self.ep_r, self.ep_c = np.zeros(E.n), np.zeros(E.n)
+        self.curve_ret, self.curve_cost = [], []
 
-    def reset():
-        conn.send_bytes(b"R")
-        msg = conn.recv_bytes()
-        if msg[:1] != b"O":
-            raise RuntimeError("reset refused by the harness: " + msg[1:].decode("utf-8", "replace"))
-        return np.frombuffer(msg, dtype=np.float32, offset=1).reshape(n_envs, obs_dim).copy()
+    def refuse(self, why: str):
+        self.refused += 1
+        raise RunFailure(why)
 
-    def step(act):
-        a = np.ascontiguousarray(np.asarray(act, dtype=np.float32).reshape(n_envs, act_dim))
-        conn.send_bytes(b"A" + a.tobytes())
-        msg = conn.recv_bytes()
-        if msg[:1] != b"S":
-            raise RuntimeError("step refused by the harness: " + msg[1:].decode("utf-8", "replace"))
-        k = 1 + 4 * n_envs * obs_dim
-        obs = np.frombuffer(msg, dtype=np.float32, count=n_envs * obs_dim, offset=1).reshape(n_envs, obs_dim).copy()
-        r = np.frombuffer(msg, dtype=np.float64, count=n_envs, offset=k).copy()
-        c = np.frombuffer(msg, dtype=np.float64, count=n_envs, offset=k + 8 * n_envs).copy()
-        return obs, r, c
+    def reset(self):
+        if self.resets >= self.updates:
+            self.refuse(
+                f"environment step budget exhausted: {self.updates} rollouts of {self.horizon} "
+                f"steps x {self.E.n} envs allowed"
+            )
+        if self.in_episode:
+            self.refuse("reset before the episode ended (environment step budget)")
+        self.resets += 1
+        self.in_episode = True
+        self.ep_r[:], self.ep_c[:] = 0.0, 0.0
+        return self.E.reset()
 
-    np.random.seed(seed)
-    handler = constraint.ConstraintHandler(float(cost_limit), int(updates))
-    actor = ppo.train(step, reset, handler, obs_dim, act_dim, n_envs, horizon, updates, seed)
-    conn.send_bytes(b"P" + net.flat_params(actor).tobytes())  # the last frame: done
-
-# ------------------------------------------------------------------------------ parent side
+    def step(self, act):
+        if not self.in_episode:
+            self.refuse("step outside an episode (environment step budget)")
+        obs, r, c, done = self.E.step(act)
+        self.steps += self.E.n
+        self.ep_r += r
+        self.ep_c += c
+        if done:
+            self.in_episode = False
+            self.curve_ret.append(float(self.ep_r.mean()))
+            self.curve_cost.append(float(self.ep_c.mean()))
+        return obs, r.astype(np.float64), c.astype(np.float64)
 
 
 def serve(layout, cfg, seed, child_timeout_s=280.0):
-    """Train in the kit's child against the env of this process; return (params|None, record)."""
-    import env as envmod
-
+    """Train PPO here with the handler in the kit's child; return (params|None, record)."""
     n, horizon, updates = int(cfg["n_envs"]), int(cfg["horizon"]), int(cfg["updates"])
-    layout = dict(layout, horizon=horizon)
-    E = envmod.NavEnv(layout, n, seed=1_000_003 * (seed + 1))
-    d, ad = envmod.OBS_DIM, envmod.ACT_DIM
+    limit = float(cfg["cost_limit"])
+    env = _Rollouts(envmod.NavEnv(dict(layout, horizon=horizon), n, seed=1_000_003 * (seed + 1)),
+                    updates, horizon)
+    torch.set_num_threads(1)
     t0 = time.time()
-    resets, steps, refused = 0, 0, 0
-    curve_ret, curve_cost = [], []
-    ep_r, ep_c = np.zeros(n), np.zeros(n)
-    params, error, violation, isolation = None, None, None, None
-    in_episode = False
+    params, error, violation, isolation, handler_cpu_s = None, None, None, None, None
     try:
-        # the learner's process reads constraint.py and the fixed learner it runs, nothing else
-        with Child("harness:child_main", d, ad, n, horizon, updates, float(cfg["cost_limit"]), seed,
-                   may_read=["constraint.py", "ppo.py", "net.py"], name="learner",
+        # the handler's process reads constraint.py, nothing else of this folder
+        with Child("handler_child:child_main", limit, updates, n, n * horizon, seed,
+                   may_read=["constraint.py"], name="constraint handler",
                    timeout_s=child_timeout_s) as child:
             isolation = child.isolation
-            while True:
-                left = child_timeout_s - (time.time() - t0)
-                if left <= 0:
-                    raise RunFailure(f"training did not finish within {child_timeout_s:.0f} s")
-                msg = child.recv(maxlength=1 << 22, timeout_s=left)
-                kind = msg[:1]
-                if kind == b"R":
-                    if resets >= updates or in_episode:
-                        refused += 1
-                        child.send(b"E", (
-                            f"environment step budget exhausted: {updates} rollouts of {horizon} steps "
-                            f"x {n} envs allowed" if resets >= updates
-                            else "reset before the episode ended").encode())
-                        continue
-                    obs = E.reset()
-                    resets += 1
-                    in_episode = True
-                    ep_r[:], ep_c[:] = 0.0, 0.0
-                    child.send(b"O", obs.tobytes())
-                elif kind == b"A":
-                    if not in_episode or len(msg) != 1 + 4 * n * ad:
-                        refused += 1
-                        child.send(b"E", b"step outside an episode or of the wrong size (environment step budget)")
-                        continue
-                    act = np.frombuffer(msg, dtype=np.float32, offset=1).reshape(n, ad)
-                    if not np.all(np.isfinite(act)):
-                        refused += 1
-                        child.send(b"E", b"actions must be finite")
-                        continue
-                    obs, r, c, done = E.step(act)
-                    steps += n
-                    ep_r += r
-                    ep_c += c
-                    if done:
-                        in_episode = False
-                        curve_ret.append(float(ep_r.mean()))
-                        curve_cost.append(float(ep_c.mean()))
-                    child.send(b"S", obs.tobytes() + r.astype(np.float64).tobytes()
-                               + c.astype(np.float64).tobytes())
-                elif kind == b"P":
-                    params = np.frombuffer(msg, dtype=np.float32, offset=1).copy()
-                    break
-                else:
-                    raise RunFailure(f"protocol error: unknown message kind {kind!r}")
+            handler = _RemoteHandler(child, n, n * horizon, time.monotonic() + child_timeout_s,
+                                     child_timeout_s)
+            actor = ppo.train(env.step, env.reset, handler, envmod.OBS_DIM, envmod.ACT_DIM, n,
+                              horizon, updates, seed)
+            child.send(b"D")
+            handler_cpu_s = round(child.cpu_ns() / 1e9, 3)
+        params = net.flat_params(actor)
     except RunFailure as e:
         error = str(e)
         if error.startswith("policy violation: "):
             violation = error.removeprefix("policy violation: ")
-        elif not error.startswith(("protocol error", "training did not")):
-            error = "the learner failed:\n" + error
+        elif error.startswith("Traceback"):  # the handler raised (the kit's X frame)
+            error = "the constraint handler failed:\n" + error
     record = {
-        "n_envs": n, "horizon": horizon, "updates": updates, "cost_limit": float(cfg["cost_limit"]),
-        "env_steps": steps, "resets": resets, "refused": refused,
+        "n_envs": n, "horizon": horizon, "updates": updates, "cost_limit": limit,
+        "env_steps": env.steps, "resets": env.resets, "refused": env.refused,
         "budget_steps": updates * horizon * n,
-        "train_curve_return": curve_ret, "train_curve_cost": curve_cost,
-        "violation": violation, "isolation": isolation,
+        "train_curve_return": env.curve_ret, "train_curve_cost": env.curve_cost,
+        "violation": violation, "isolation": isolation, "handler_cpu_s": handler_cpu_s,
         "train_wall_s": round(time.time() - t0, 3),
     }
-    if params is not None and (steps != updates * horizon * n or resets != updates):
-        error = error or (f"the learner returned after {steps} of {updates * horizon * n} env steps")
-    if refused and error is None:
-        error = f"the learner asked the harness for more environment steps than the budget ({refused} refused requests)"
+    if params is not None and (env.steps != updates * horizon * n or env.resets != updates):
+        error = f"PPO returned after {env.steps} of {updates * horizon * n} env steps"
     if violation is not None:
         error = "policy violation: " + violation
     record["error"] = error
@@ -172,9 +146,6 @@ def serve(layout, cfg, seed, child_timeout_s=280.0):
 
 def evaluate(layout, cfg, params, seed):
     """Deterministic (mean-action) episodes of the returned policy on fresh layouts."""
-    import env as envmod
-    import net
-
     torch.set_num_threads(1)
     layout = dict(layout, horizon=int(cfg["horizon"]))
     actor = net.Actor(envmod.OBS_DIM, envmod.ACT_DIM)

@@ -1,5 +1,6 @@
-"""Fixed file. PPO with a reward critic and a cost critic (the learner; it runs in the child
-process and sees the environment only through `step`, served by the parent).
+"""Fixed file. PPO with a reward critic and a cost critic (the learner; it runs in the harness's
+parent process, with the environment; `handler` is the editable ConstraintHandler, whose calls
+the harness answers from the task kit's child that runs constraint.py).
 
 One update = one rollout of N_ENVS envs x HORIZON steps (one episode per env), then
 handler.update(ep_costs, ep_returns) and adv = handler.combine(adv_r, adv_c), then EPOCHS epochs

@@ -1,8 +1,8 @@
 """Run one setting: python run.py --setting NAME  (or --spec FILE.json).  Fixed file.
 
-Trains PPO (with constraint.ConstraintHandler) in the task kit's child against the environment served
-by this process under a fixed budget of env steps, evaluates the final policy with
-deterministic actions on fresh episodes, and writes run.json to MLSBENCH_OUT.
+Trains PPO in this process under a fixed budget of env steps, with constraint.ConstraintHandler
+in the task kit's child (harness.py), evaluates the final policy with deterministic actions on
+fresh episodes, and writes run.json to MLSBENCH_OUT.
 """
 import argparse
 import json
@@ -27,7 +27,6 @@ def main() -> int:
 
     import settings
 
-    # torch is imported by the learner's process and, for the evaluation, by harness.evaluate
     random.seed(seed)
     np.random.seed(seed)
     if args.spec:
