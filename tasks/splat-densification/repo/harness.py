@@ -27,7 +27,8 @@ The policy runs in the task kit's least-privileged child (taskkit.Child: it read
 nothing else of this folder, writes only its scratch folder). Frames (the parent never unpickles
 what the child sends):
     parent -> child  b"S" + pickled statistics (the trusted direction);   b"E"  end
-    child -> parent  b"A" + 3 x int64 lengths (prune, split, clone) + int64 indices   the actions
+    child -> parent  b"R"  ready (policy.py imported)
+                     b"A" + 3 x int64 lengths (prune, split, clone) + int64 indices   the actions
                      b"D"  done (after b"E");   b"X" / b"V": the kit's (it raised / its guard fired)
 Artifacts (params.npz with each image's final X, run.json) are written after the child has exited.
 """
@@ -72,6 +73,7 @@ def _as_index(v, n, name):
 def child_main(conn, seed):
     import policy  # the editable module: imported here, in this process only
 
+    conn.send_bytes(b"R")  # imported: whatever its import did is reported before the first call
     rng = np.random.default_rng([int(seed), 7])
     while True:
         msg = conn.recv_bytes()
@@ -250,6 +252,7 @@ class Policy:
         self.timeout_s = timeout_s
         self.child = Child("harness:child_main", int(seed), may_read=("policy.py",),
                            name="densification policy", timeout_s=timeout_s)
+        self.child.expect(b"R", size=0, timeout_s=self._left())
 
     def _left(self):
         left = self.deadline - time.monotonic()
