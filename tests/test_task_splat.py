@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import run_cheat
 
+from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "splat-densification"
@@ -114,8 +115,11 @@ OUT_OF_REACH = {
     "write-harness": ("open(os.path.join(here, 'harness.py'), 'w')", "for writing"),
     "secrets-descriptor": (
         "assert 'MLSBENCH_SECRETS_FD' not in os.environ\n"
-        "links = [os.readlink(f'/proc/self/fd/{fd}') for fd in os.listdir('/proc/self/fd')]\n"
-        "assert not any('memfd' in link for link in links), links\n"
+        "for fd in os.listdir('/proc/self/fd'):\n"
+        "    try:\n"
+        "        assert 'memfd' not in os.readlink(f'/proc/self/fd/{fd}'), fd\n"
+        "    except FileNotFoundError:\n"
+        "        pass  # the listing's own descriptor\n"
         "raise RuntimeError('no secrets descriptor')",
         "no secrets descriptor",
     ),
@@ -218,17 +222,18 @@ def test_forged_frames_on_the_pipe_fail(task, frame, named):
 
 @pytest.mark.slow
 def test_the_reference_baseline_still_scores_as_anchored(task):
-    """Honest-code control: Taming 3DGS on the quickest visible setting and the hidden one (the
-    final evaluation's salt and hidden spec come over the secrets channel) reproduces its seed-0
-    anchors exactly; the run records the isolation it got."""
+    """Honest-code control: Taming 3DGS on the quickest visible setting and the hidden one, in
+    one final evaluation (the hidden setting's presence sends the salt and its spec over the
+    secrets channel), reproduces its seed-0 anchors exactly."""
     ref = task.spec.reference_baseline
-    (text,) = task.baseline_regions(ref).values()
+    settings = [s for s in task.spec.settings if s.label in (LABEL, HIDDEN)]
+    result = final_evaluation(task, task.baseline_regions(ref), {}, seeds=[0], settings=settings)
     anchors = task.anchors()["results"][ref]
-    for label in (LABEL, HIDDEN):
-        _, run = run_setting(task, label, text)
+    assert sorted(run.label for run in result.runs) == sorted((LABEL, HIDDEN))
+    for run in result.runs:
         assert run.error is None, run.error
         for metric in ("psnr", "ssim"):
-            assert run.metrics[metric] == pytest.approx(anchors[label][metric][0], rel=1e-9)
+            assert run.metrics[metric] == pytest.approx(anchors[run.label][metric][0], rel=1e-9)
 
 
 # ---------------------------------------------------------------- cheap checks of the harness
