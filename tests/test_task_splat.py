@@ -84,8 +84,11 @@ def policy_running(body: str) -> str:
     return f"def densify(stats, rng):\n    import os\n    here = os.path.dirname(os.path.abspath(__file__))\n{inner}    return {{}}\n"
 
 
+SITE = "os.path.dirname(os.path.dirname(np.__file__))"  # site-packages, as the policy finds it
+
 # the fixed files a policy must not read: the target photograph (np.load, np.fromfile and numpy's
-# own file opener, which no lint flags) and the hidden setting's image and spec
+# own file opener, which no lint flags), the hidden setting's image and spec, and the photographs
+# the images are cropped from as scikit-learn and matplotlib ship them
 READS = {
     "np.load-data": (LABEL, "np.load(os.path.join(here, 'data', 'china.npy'))", "china.npy"),
     "np.fromfile-data": (
@@ -105,6 +108,17 @@ READS = {
         "hidden_setting.json",
     ),
     "harness-images": (LABEL, "open(os.path.join(here, 'images.py')).read()", "images.py"),
+    # the photographs as the installed packages ship them (the settings' sources)
+    "packaged-china": (
+        LABEL,
+        f"np.fromfile(os.path.join({SITE}, 'sklearn', 'datasets', 'images', 'china.jpg'), dtype='u1')",
+        "china.jpg",
+    ),
+    "packaged-hopper": (
+        HIDDEN,
+        f"np.fromfile(os.path.join({SITE}, 'matplotlib', 'mpl-data', 'sample_data', 'grace_hopper.jpg'), dtype='u1')",
+        "grace_hopper.jpg",
+    ),
 }
 
 # what the finding-style cheats reach for outside the task folder's files
