@@ -1,10 +1,17 @@
 """Trust tests for tasks/splat-densification: the Gaussian cap holds at every policy call (however
 the policy tries to get past it: too many clones, phantom or negative indices, a forged cap in its
-own copy of the statistics, an oversized answer), the policy cannot read the target images, and the
-harness's analytic gradients / the grader's checks are what they claim to be."""
+own copy of the statistics, an oversized or forged answer), the policy's process (the task kit's
+least-privileged child, which reads policy.py only) cannot read the target images, the hidden
+setting's files or the parent's /proc, nor write a fixed file, and the harness's analytic
+gradients / the grader's checks are what they claim to be.
+
+The cheats run through the real final evaluation with the static policy off (``lint=False``): the
+boundary itself must stop them. Most fail at the first policy call (step 25): a few seconds each.
+"""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import sys
@@ -14,10 +21,12 @@ import numpy as np
 import pytest
 from cheats import run_cheat
 
+from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "splat-densification"
 LABEL = "china-40px-cap80"  # the cheapest visible setting
+HIDDEN = "hopper-44px-cap100"
 TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
 REPO = TASK_DIR / "repo"
 
@@ -25,6 +34,8 @@ REPO = TASK_DIR / "repo"
 def _load(name: str, path: Path):
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+    # harness.py imports the task kit, which a workspace holds as the package taskkit/
+    sys.modules.setdefault("taskkit", importlib.import_module("mlsbench_env.taskkit"))
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -65,13 +76,85 @@ def densify(stats, rng):
     return {"prune": np.arange(5_000_000)}
 """
 
-# reads the target photograph through numpy's file opener (passes the static policy; the child's
-# audit hook stops it)
-READ_IMAGE = """
-def densify(stats, rng):
-    f = np.lib._datasource._file_openers[None]("data/china.npy", "rb")
-    f.read()
-    return {}
+
+def policy_running(body: str) -> str:
+    """A policy whose first call runs ``body`` (numpy as np and os at hand) and then returns
+    nothing (a run that gets through it scores as the default's no-op)."""
+    inner = "".join("    " + line + "\n" for line in body.strip("\n").splitlines())
+    return f"def densify(stats, rng):\n    import os\n    here = os.path.dirname(os.path.abspath(__file__))\n{inner}    return {{}}\n"
+
+
+SITE = "os.path.dirname(os.path.dirname(np.__file__))"  # site-packages, as the policy finds it
+
+# the fixed files a policy must not read: the target photograph (np.load, np.fromfile and numpy's
+# own file opener, which no lint flags), the hidden setting's image and spec, and the photographs
+# the images are cropped from as scikit-learn and matplotlib ship them
+READS = {
+    "np.load-data": (LABEL, "np.load(os.path.join(here, 'data', 'china.npy'))", "china.npy"),
+    "np.fromfile-data": (
+        LABEL,
+        "np.fromfile(os.path.join(here, 'data', 'flower.npy'), dtype='u1', count=8)",
+        "flower.npy",
+    ),
+    "numpy-opener": (
+        LABEL,
+        "np.lib._datasource._file_openers[None](os.path.join(here, 'data', 'china.npy'), 'rb').read()",
+        "china.npy",
+    ),
+    "hidden-image": (HIDDEN, "np.load(os.path.join(here, 'hopper.npy'))", "hopper.npy"),
+    "hidden-spec": (
+        HIDDEN,
+        "open(os.path.join(here, 'hidden_setting.json')).read()",
+        "hidden_setting.json",
+    ),
+    "harness-images": (LABEL, "open(os.path.join(here, 'images.py')).read()", "images.py"),
+    # the photographs as the installed packages ship them (the settings' sources)
+    "packaged-china": (
+        LABEL,
+        f"np.fromfile(os.path.join({SITE}, 'sklearn', 'datasets', 'images', 'china.jpg'), dtype='u1')",
+        "china.jpg",
+    ),
+    "packaged-hopper": (
+        HIDDEN,
+        f"np.fromfile(os.path.join({SITE}, 'matplotlib', 'mpl-data', 'sample_data', 'grace_hopper.jpg'), dtype='u1')",
+        "grace_hopper.jpg",
+    ),
+}
+
+# what the finding-style cheats reach for outside the task folder's files
+OUT_OF_REACH = {
+    "parent-cmdline": ("open(f'/proc/{os.getppid()}/cmdline').read()", "other processes"),
+    "parent-environ": ("open(f'/proc/{os.getppid()}/environ').read()", "other processes"),
+    "write-fixed-file": ("open(os.path.join(here, 'images.py'), 'a').write('#')", "for writing"),
+    "write-harness": ("open(os.path.join(here, 'harness.py'), 'w')", "for writing"),
+    "secrets-descriptor": (
+        "assert 'MLSBENCH_SECRETS_FD' not in os.environ\n"
+        "for fd in os.listdir('/proc/self/fd'):\n"
+        "    try:\n"
+        "        assert 'memfd' not in os.readlink(f'/proc/self/fd/{fd}'), fd\n"
+        "    except FileNotFoundError:\n"
+        "        pass  # the listing's own descriptor\n"
+        "raise RuntimeError('no secrets descriptor')",
+        "no secrets descriptor",
+    ),
+}
+
+# answers that are not actions: NaN indices, a mask of the wrong length, a frame forged on the
+# kit's pipe (found through the garbage collector) that lies about its sizes, or is of a kind the
+# parent does not expect
+BROKEN = {
+    "nan-indices": ("return {'clone': np.array([np.nan])}", "indices must be integers"),
+    "short-mask": ("return {'prune': np.ones(3, dtype=bool)}", "boolean mask must have shape"),
+    "unknown-key": ("return {'add': np.array([0])}", "unknown keys"),
+    "not-a-dict": ("return [0, 1]", "must return a dict"),
+}
+FORGED_FRAME = """
+import gc, struct
+from multiprocessing.connection import Connection
+conn = [o for o in gc.get_objects() if isinstance(o, Connection)][0]
+conn.send_bytes({frame})
+while True:
+    pass
 """
 
 
@@ -81,33 +164,90 @@ def task():
 
 
 def test_forged_cap_in_stats_fails(task):
-    err = run_cheat(task, LABEL, FORGED_CAP)
+    err = run_cheat(task, LABEL, FORGED_CAP, lint=False)
     assert "Gaussian cap exceeded" in err and "the cap is 80" in err, err
 
 
 @pytest.mark.slow
 def test_one_over_cap_after_filling_fails(task):
-    err = run_cheat(task, LABEL, ONE_OVER)
+    err = run_cheat(task, LABEL, ONE_OVER, lint=False)
     assert "Gaussian cap exceeded" in err and "81 Gaussians" in err, err
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("text", [PHANTOM, NEGATIVE], ids=["past-end", "negative"])
 def test_phantom_indices_fail(task, text):
-    err = run_cheat(task, LABEL, text)
+    err = run_cheat(task, LABEL, text, lint=False)
     assert "index out of range" in err, err
 
 
 @pytest.mark.slow
 def test_oversized_answer_fails(task):
-    err = run_cheat(task, LABEL, HUGE)
-    assert "indices in one call" in err, err
+    err = run_cheat(task, LABEL, HUGE, lint=False)
+    assert "densification policy process sent a message over" in err, err
+
+
+def test_reading_the_target_image_with_numpy_fails(task):
+    """Quick: numpy's np.load of the photograph the targets are cropped from."""
+    label, body, name = READS["np.load-data"]
+    err = run_cheat(task, label, policy_running(body), lint=False)
+    assert "policy violation" in err and name in err, err
 
 
 @pytest.mark.slow
-def test_reading_target_image_fails(task):
-    err = run_cheat(task, LABEL, READ_IMAGE)
-    assert ("sandbox violation" in err and "china.npy" in err) or "allows no file I/O" in err, err
+@pytest.mark.parametrize("case", sorted(set(READS) - {"np.load-data"}))
+def test_fixed_and_hidden_files_are_out_of_reach(task, case):
+    label, body, name = READS[case]
+    err = run_cheat(task, label, policy_running(body), lint=False)
+    assert "policy violation" in err and name in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(OUT_OF_REACH))
+def test_the_parent_secrets_and_fixed_files_are_out_of_reach(task, case):
+    body, named = OUT_OF_REACH[case]
+    err = run_cheat(task, HIDDEN, policy_running(body), lint=False)
+    assert named in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_answers_fail(task, case):
+    body, named = BROKEN[case]
+    err = run_cheat(task, LABEL, f"def densify(stats, rng):\n    {body}\n", lint=False)
+    assert named in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "frame, named",
+    [
+        ("b'A' + struct.pack('<3q', 2, 0, 0) + bytes(8)", "malformed action message"),
+        ("b'A' + struct.pack('<3q', -1, 0, 0)", "malformed action message"),
+        ("b'D'", "protocol error"),
+        ("b'A' + struct.pack('<3q', 0, 0, 10**6)", "malformed action message"),
+    ],
+    ids=["short", "negative-size", "early-done", "lying-size"],
+)
+def test_forged_frames_on_the_pipe_fail(task, frame, named):
+    err = run_cheat(task, LABEL, policy_running(FORGED_FRAME.format(frame=frame)), lint=False)
+    assert named in err, err
+
+
+@pytest.mark.slow
+def test_the_reference_baseline_still_scores_as_anchored(task):
+    """Honest-code control: Taming 3DGS on the quickest visible setting and the hidden one, in
+    one final evaluation (the hidden setting's presence sends the salt and its spec over the
+    secrets channel), reproduces its seed-0 anchors exactly."""
+    ref = task.spec.reference_baseline
+    settings = [s for s in task.spec.settings if s.label in (LABEL, HIDDEN)]
+    result = final_evaluation(task, task.baseline_regions(ref), {}, seeds=[0], settings=settings)
+    anchors = task.anchors()["results"][ref]
+    assert sorted(run.label for run in result.runs) == sorted((LABEL, HIDDEN))
+    for run in result.runs:
+        assert run.error is None, run.error
+        for metric in ("psnr", "ssim"):
+            assert run.metrics[metric] == pytest.approx(anchors[run.label][metric][0], rel=1e-9)
 
 
 # ---------------------------------------------------------------- cheap checks of the harness

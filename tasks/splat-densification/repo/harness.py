@@ -1,6 +1,6 @@
 """Fixed harness: the target images, the renderer, the optimizer and the step loop live in this
-(parent) process; the densification policy runs in a spawn child and sees only per-Gaussian
-statistics.
+(parent) process; the densification policy runs in a child process of its own and sees only
+per-Gaussian statistics.
 
 The scene is a set of anisotropic 2-D Gaussians, one row of X (N, 9) each:
     [mu_x, mu_y, log s_1, log s_2, theta, opacity logit, r, g, b]
@@ -21,26 +21,28 @@ accumulated since the previous call and applies the actions the child returns, a
             displacement) with the copies displaced by 0.5 * a draw from N(0, Sigma_i)
 A relocation (3DGS-MCMC) is a prune plus a clone in the same call. The resulting number of Gaussians
 must never exceed the cap: an action set that would exceed it, or any invalid action, stops the run
-and fails the setting. Protocol: parent -> child pickled statistics (the child trusts the parent);
-child -> parent raw bytes only (the parent unpickles nothing the child sends):
-    b"A" + 3 x int64 lengths (prune, split, clone) + int64 indices     the actions
-    b"X" + utf-8 text                                                   the policy raised
-    b"V" + utf-8 text                                                   the child's guard caught a breach
+and fails the setting.
+
+The policy runs in the task kit's least-privileged child (taskkit.Child: it reads policy.py and
+nothing else of this folder, writes only its scratch folder). Frames (the parent never unpickles
+what the child sends):
+    parent -> child  b"S" + pickled statistics (the trusted direction);   b"E"  end
+    child -> parent  b"R"  ready (policy.py imported)
+                     b"A" + 3 x int64 lengths (prune, split, clone) + int64 indices   the actions
+                     b"D"  done (after b"E");   b"X" / b"V": the kit's (it raised / its guard fired)
 Artifacts (params.npz with each image's final X, run.json) are written after the child has exited.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
+import pickle
 import struct
-import sys
 import time
-import traceback
-from pathlib import Path
 
 import numpy as np
+
+from taskkit import Child, RunFailure, torchstate
 
 NCOL = 9
 AA = 0.3          # px^2 added to each axis variance (anti-aliasing)
@@ -51,44 +53,8 @@ STAT_KEYS = ("grad", "abs_grad", "err", "cover")
 DTYPE = None  # torch.float32, set in run_setting
 
 # ------------------------------------------------------------------------------- child side
-
-
-def _install_guard(conn):
-    """Audit hook of the child: the policy may read Python source and extension modules (imports,
-    tracebacks) and nothing else - not the images, /proc or the parent; it may not start processes
-    or load native libraries. A breach reports itself to the parent and ends the child at once."""
-    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-               "os.fork", "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
-               "ctypes.cdata", "socket.connect", "socket.bind", "os.remove", "os.rename",
-               "os.symlink", "os.link", "os.chdir", "os.truncate", "os.putenv", "os.unsetenv")
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-    state = {"busy": False}
-
-    def breach(what):
-        state["busy"] = True
-        try:
-            conn.send_bytes(b"V" + what.encode("utf-8", "replace")[:2000])
-        finally:
-            os._exit(3)
-
-    def hook(event, args):
-        if state["busy"]:
-            return
-        if event == "open":
-            path, mode, flags = args
-            if isinstance(path, int) or path is None:
-                return
-            p = os.path.abspath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (mode is None and isinstance(flags, int) and flags & write_flags)
-            if writes or not p.endswith((".py", ".pyc", ".so")):
-                breach(f"the policy opened {p!r} ({'write' if writes else 'read'}): the target images "
-                       "and every other file are off limits to the densification policy")
-        elif event.startswith(blocked):
-            breach(f"the policy raised the forbidden event {event!r} (processes, native code, sockets, "
-                   "files and the environment are off limits)")
-
-    sys.addaudithook(hook)
+# (the task kit's least-privileged child: it reads policy.py and nothing else of this folder, not
+# the images; it writes only its scratch folder, and its guard reports what it tried)
 
 
 def _as_index(v, n, name):
@@ -106,43 +72,35 @@ def _as_index(v, n, name):
 
 
 def child_main(conn, seed):
-    try:
-        sys.dont_write_bytecode = True
-        _install_guard(conn)
-        import policy  # the editable module, imported only in the child, after the guard
+    import policy  # the editable module: imported here, in this process only
 
-        rng = np.random.default_rng([int(seed), 7])
-        while True:
-            stats = conn.recv()
-            if stats is None:
-                break
-            n = int(stats["n"])
-            out = policy.densify(stats, rng)
-            if out is None:
-                out = {}
-            if not isinstance(out, dict):
-                raise TypeError(f"densify() must return a dict, got {type(out).__name__}")
-            bad = set(out) - {"prune", "split", "clone"}
-            if bad:
-                raise ValueError(f"densify() returned unknown keys {sorted(bad)}; "
-                                 "allowed: prune, split, clone")
-            parts = [_as_index(out.get(k), n, k) for k in ("prune", "split", "clone")]
-            conn.send_bytes(b"A" + struct.pack("<3q", *[p.size for p in parts])
-                            + b"".join(np.ascontiguousarray(p).tobytes() for p in parts))
-    except BaseException:
-        msg = traceback.format_exc()[-4000:]
-        try:
-            conn.send_bytes(b"X" + msg.encode("utf-8", "replace"))
-        except Exception:
-            pass
-    finally:
-        conn.close()
+    conn.send_bytes(b"R")  # imported: whatever its import did is reported before the first call
+    rng = np.random.default_rng([int(seed), 7])
+    while True:
+        msg = conn.recv_bytes()
+        if msg[:1] == b"E":
+            break
+        stats = pickle.loads(msg[1:])  # from the trusted parent
+        n = int(stats["n"])
+        out = policy.densify(stats, rng)
+        if out is None:
+            out = {}
+        if not isinstance(out, dict):
+            raise TypeError(f"densify() must return a dict, got {type(out).__name__}")
+        bad = set(out) - {"prune", "split", "clone"}
+        if bad:
+            raise ValueError(f"densify() returned unknown keys {sorted(bad)}; "
+                             "allowed: prune, split, clone")
+        parts = [_as_index(out.get(k), n, k) for k in ("prune", "split", "clone")]
+        conn.send_bytes(b"A" + struct.pack("<3q", *[p.size for p in parts])
+                        + b"".join(np.ascontiguousarray(p).tobytes() for p in parts))
+    conn.send_bytes(b"D")
+
 
 # ------------------------------------------------------------------------------ parent side
 
 
-class PolicyError(Exception):
-    """The policy broke a rule: the run stops and the setting fails."""
+PolicyError = RunFailure  # the policy broke a rule (or failed): the run stops, the setting fails
 
 
 def pixel_grid(h, w):
@@ -286,53 +244,52 @@ def _chol(row):
     return np.array([[c, -s_], [s_, c]]) @ np.diag(s)
 
 
-class _Child:
-    def __init__(self, seed, timeout_s):
-        import multiprocessing as mp
+def _photo_sources():
+    """Where the photographs of the settings come from, as installed packages ship them: the
+    hidden setting's portrait is matplotlib's sample data (the kit already keeps scikit-learn's
+    china.jpg and flower.jpg from every child). Found without importing matplotlib."""
+    import importlib.util
 
-        ctx = mp.get_context("spawn")
-        self.conn, child_conn = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=child_main, args=(child_conn, seed), daemon=True)
-        self.proc.start()
-        child_conn.close()
-        self.deadline = time.time() + timeout_s
+    spec = importlib.util.find_spec("matplotlib")
+    roots = (spec.submodule_search_locations or []) if spec else []
+    return tuple(os.path.join(r, "mpl-data", "sample_data") for r in roots)
+
+
+class Policy:
+    """The parent's handle on the policy's process (the kit's child, which reads policy.py and
+    nothing else of this folder); every answer is checked here, against the parent's own cap."""
+
+    def __init__(self, seed, timeout_s):
+        self.deadline = time.monotonic() + timeout_s
         self.timeout_s = timeout_s
+        self.child = Child("harness:child_main", int(seed), may_read=("policy.py",),
+                           deny_read=_photo_sources(), name="densification policy",
+                           timeout_s=timeout_s)
+        self.child.expect(b"R", size=0, timeout_s=self._left())
+
+    def _left(self):
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise PolicyError(f"the policy did not answer within the run's {self.timeout_s:.0f} s")
+        return left
 
     def ask(self, stats, max_items):
-        self.conn.send(stats)
-        if not self.conn.poll(max(0.0, self.deadline - time.time())):
-            raise PolicyError(f"the policy did not answer within the run's {self.timeout_s:.0f} s")
-        try:
-            msg = self.conn.recv_bytes(maxlength=25 + 8 * max_items)
-        except EOFError:
-            raise PolicyError("the policy process exited without answering") from None
-        except OSError:
-            raise PolicyError(f"the policy returned more than {max_items} indices in one call "
-                              "(far more than the cap allows)") from None
-        kind = msg[:1]
-        if kind == b"V":
-            raise PolicyError("policy sandbox violation: " + msg[1:].decode("utf-8", "replace"))
-        if kind == b"X":
-            raise PolicyError("the policy raised:\n" + msg[1:].decode("utf-8", "replace"))
-        if kind != b"A" or len(msg) < 25:
-            raise PolicyError(f"protocol error: unexpected message kind {kind!r}")
-        sizes = struct.unpack("<3q", msg[1:25])
-        if min(sizes) < 0 or len(msg) != 25 + 8 * sum(sizes):
+        """-> (prune, split, clone) int64 arrays; at most ``max_items`` indices in all (far more
+        than the cap allows) or the answer is refused at the pipe."""
+        self.child.send(b"S", pickle.dumps(stats))  # parent -> child: the trusted direction
+        msg = self.child.expect(b"A", maxlength=24 + 8 * max_items, timeout_s=self._left())
+        sizes = struct.unpack("<3q", msg[:24]) if len(msg) >= 24 else (-1, 0, 0)
+        if min(sizes) < 0 or len(msg) != 24 + 8 * sum(sizes):
             raise PolicyError("protocol error: malformed action message")
-        arr = np.frombuffer(msg, dtype="<i8", offset=25)
+        arr = np.frombuffer(msg, dtype="<i8", offset=24)
         a, b = sizes[0], sizes[0] + sizes[1]
         return arr[:a].copy(), arr[a:b].copy(), arr[b:].copy()
 
     def close(self):
-        try:
-            self.conn.send(None)
-        except Exception:
-            pass
-        self.conn.close()
-        self.proc.join(timeout=10)
-        if self.proc.is_alive():
-            self.proc.kill()
-            self.proc.join()
+        """The explicit end of the protocol: the child must say it is done."""
+        self.child.send(b"E")
+        self.child.expect(b"D", size=0, timeout_s=self._left())
+        self.child.close()
 
 
 def fit_image(target, cap, n_init, steps, interval, child, rng, image_index, log):
@@ -401,47 +358,31 @@ def fit_image(target, cap, n_init, steps, interval, child, rng, image_index, log
 
 def run_setting(targets, spec, steps, interval, seed, timeout_s=300.0, log=print):
     """Fit every target image; -> (list of X | None, record)."""
-    import torch
-
     global DTYPE
+    torch = torchstate.setup(seed, threads=1)
     DTYPE = torch.float32
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
     rng = np.random.default_rng([int(seed), 11])
     cap, n_init = int(spec["cap"]), int(spec["n_init"])
     t0 = time.time()
-    child = _Child(seed, timeout_s)
-    params, images, error = [], [], None
+    params, images, error, isolation, policy_cpu = [], [], None, None, None
+    policy = None
     try:
+        policy = Policy(seed, timeout_s)
+        isolation = policy.child.isolation
         for i, tgt in enumerate(targets):
-            Xf, rec = fit_image(tgt, cap, n_init, steps, interval, child, rng, i, log)
+            Xf, rec = fit_image(tgt, cap, n_init, steps, interval, policy, rng, i, log)
             params.append(Xf)
             images.append(rec)
-    except PolicyError as e:
+        policy_cpu = policy.child.cpu_ns() / 1e9  # read from outside, before it exits
+        policy.close()
+    except RunFailure as e:
         error = str(e)
     finally:
-        child.close()
+        if policy is not None:
+            policy.child.close()
     record = dict(cap=cap, steps=steps, interval=interval, n_images=len(targets), images=images,
                   max_n=max([r["max_n"] for r in images], default=0),
                   wall_s=round(time.time() - t0, 3),
-                  status="ok" if error is None else "error", error=error)
+                  policy_cpu_s=None if policy_cpu is None else round(policy_cpu, 3),
+                  isolation=isolation, status="ok" if error is None else "error", error=error)
     return (params if error is None else None), record
-
-
-def write_artifacts(out_dir: Path, params, record: dict) -> None:
-    """Called after the child has exited: wipe whatever is in out_dir, then write ours."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for p in out_dir.iterdir():
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    if params is not None:
-        np.savez(out_dir / "params.npz", **{f"image{i}": X for i, X in enumerate(params)})
-    (out_dir / "run.json").write_text(json.dumps(record, indent=1))
-
-
-def out_dir_from_env() -> Path:
-    """Read MLSBENCH_OUT and remove it from the environment before any child starts."""
-    out = os.environ.pop("MLSBENCH_OUT", None)
-    return Path(out) if out else Path("out")

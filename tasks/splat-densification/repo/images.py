@@ -17,7 +17,6 @@ cannot be known in advance; without it the salt is 0.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,41 +35,23 @@ SETTINGS = {
 }
 
 
-def load_spec(setting: str | None = None, spec_path: str | Path | None = None) -> dict:
-    if (setting is None) == (spec_path is None):
-        raise ValueError("give exactly one of setting / spec_path")
+def load_spec(setting: str | None = None, spec_text: str | None = None) -> dict:
+    """A visible setting's spec by name, or a hidden one's from its JSON text (run.py reads it
+    from the secrets channel at the final evaluation)."""
+    if (setting is None) == (spec_text is None):
+        raise ValueError("give exactly one of setting / spec_text")
     if setting is not None:
         if setting not in SETTINGS:
             raise KeyError(f"unknown setting {setting!r}; known: {sorted(SETTINGS)}")
         return dict(SETTINGS[setting])
-    # a hidden setting's spec comes over the secrets channel at the final evaluation
-    text = read_secret(Path(spec_path).name)
-    return json.loads(Path(spec_path).read_text() if text is None else text)
+    return json.loads(spec_text)
 
 
-_SECRETS: dict | None = None
-
-
-def read_secret(name: str) -> str | None:
-    """A secret of a final-evaluation run (a key, a salt, a hidden setting's spec) from the
-    environment's secrets channel: a descriptor only this process inherits, read once and
-    closed. None in test runs, where the channel is absent."""
-    global _SECRETS
-    if _SECRETS is None:
-        fd = os.environ.pop("MLSBENCH_SECRETS_FD", None)
-        _SECRETS = {}
-        if fd is not None:
-            with os.fdopen(int(fd)) as f:
-                _SECRETS = json.load(f)
-    return _SECRETS.get(name)
-
-
-def load_salt(path: str | Path | None = None) -> int:
-    """The salt: from ``path`` (the grader's copy), else from the secrets channel, else 0."""
+def load_salt(path: str | Path | None = None, text: str | None = None) -> int:
+    """The salt: from ``path`` (the grader's copy) or ``text`` (the secrets channel), else 0."""
     if path is not None:
         p = Path(path)
-        return int(json.loads(p.read_text())["salt"]) if p.is_file() else 0
-    text = read_secret("salt.json")
+        text = p.read_text() if p.is_file() else None
     return int(json.loads(text)["salt"]) if text else 0
 
 

@@ -1,28 +1,35 @@
 """Run one setting: python run.py --setting NAME  (or --spec FILE.json).  Fixed file.
 
 Reads MLSBENCH_SEED / MLSBENCH_OUT, builds the setting's target images from the seed, fits each with
-the fixed renderer / optimizer / step loop in this process, calling policy.densify in a spawn child
-every INTERVAL steps, and writes params.npz (every image's final Gaussians) + run.json to MLSBENCH_OUT.
-The target images never leave this process.
+the fixed renderer / optimizer / step loop in this process, calling policy.densify in the task kit's
+child every INTERVAL steps, and writes params.npz (every image's final Gaussians) + run.json to
+MLSBENCH_OUT. The target images never leave this process.
 """
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def main() -> int:
     import harness
     import images
+    import numpy as np
+    from taskkit import out_dir_from_env, read_secret, write_artifacts
 
-    out_dir = harness.out_dir_from_env()  # removed from os.environ before the child exists
+    out_dir = out_dir_from_env()  # removed from os.environ before the child exists
     ap = argparse.ArgumentParser()
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--setting", choices=sorted(images.SETTINGS))
     g.add_argument("--spec")
     args = ap.parse_args()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    spec = images.load_spec(setting=args.setting, spec_path=args.spec)
-    salt = images.load_salt()
+    if args.setting:
+        spec = images.load_spec(setting=args.setting)
+    else:  # a hidden setting's spec comes over the secrets channel at the final evaluation
+        text = read_secret(Path(args.spec).name)
+        spec = images.load_spec(spec_text=Path(args.spec).read_text() if text is None else text)
+    salt = images.load_salt(text=read_secret("salt.json"))
     targets = images.build_targets(spec, seed, salt)
     name = args.setting or os.path.basename(args.spec)
     print(f"[{name}] seed={seed} {len(targets)} images {spec['size']}x{spec['size']} cap={spec['cap']} "
@@ -30,9 +37,11 @@ def main() -> int:
     params, record = harness.run_setting(targets, spec, images.STEPS, images.INTERVAL, seed,
                                          log=lambda s: print(s, flush=True))
     record.update(setting=name, seed=seed, salted=salt != 0)
-    harness.write_artifacts(out_dir, params, record)
+    write_artifacts(out_dir, record, record_name="run.json")  # ends every child, empties out_dir
+    if params is not None:  # the grader reads one archive of every image's Gaussians (no pickles)
+        np.savez(out_dir / "params.npz", **{f"image{i}": X for i, X in enumerate(params)})
     print(f"[{name}] status={record['status']} max N={record['max_n']} (cap {spec['cap']}) "
-          f"wall={record['wall_s']}s", flush=True)
+          f"isolation={record['isolation']} wall={record['wall_s']}s", flush=True)
     if record["error"]:  # the grader fails the setting with this message (from run.json)
         print(record["error"], file=sys.stderr)
     return 0
