@@ -60,14 +60,20 @@ SYSTEM_WRITE = ("/dev/null", "/dev/zero")
 
 def packaged_data() -> list[str]:
     """Data sets packages ship on this machine (Debian's datasets, scikit-learn's bundled
-    files): a task's harness may train or score on them, and its agent code never reads them,
-    so every child of the kit is denied them (their code stays importable)."""
+    files, matplotlib's sample data): a task's harness may train, test or score on them, and
+    its agent code never reads them, so every child of the kit is denied them (their code
+    stays importable). Found without importing the packages."""
     import importlib.util
 
     out = ["/usr/share/datasets", "/var/cache/apt/archives"]
-    spec = importlib.util.find_spec("sklearn")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        out += [os.path.join(root, "datasets", sub) for sub in ("data", "descr", "images")]
+    shipped = {
+        "sklearn": [("datasets", s) for s in ("data", "descr", "images")],
+        "matplotlib": [("mpl-data", "sample_data")],
+    }
+    for package, subs in shipped.items():
+        spec = importlib.util.find_spec(package)
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            out += [os.path.join(root, *sub) for sub in subs]
     return out
 
 
