@@ -35,7 +35,6 @@ Artifacts (params.npz with each image's final X, run.json) are written after the
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import struct
 import time
