@@ -146,13 +146,14 @@ def attention(q, k, v):
     return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 """
 
-# the fixed reference module, read through torch and numpy (no static check flags numpy)
+# fixed files of the task folder (attention.py's folder; the child works in a scratch folder),
+# read through torch and numpy (no static check flags numpy)
 READ_FILE = (
     NAIVE
     + """
 
 def attention(q, k, v):
-    torch.from_file("reference.py", size=1)
+    torch.from_file(__file__.replace("attention.py", "reference.py"), size=1)
     return naive(q, k, v)
 """
 )
@@ -161,7 +162,7 @@ READ_NUMPY = (
     + """
 import numpy as np
 
-np.fromfile("harness.py", dtype=np.uint8)
+np.fromfile(__file__.replace("attention.py", "harness.py"), dtype=np.uint8)
 """
 )
 READ_PARENT = (
@@ -177,7 +178,7 @@ WRITE_FIXED = (
     + """
 import numpy as np
 
-np.zeros(4).tofile("run.py")
+np.zeros(4).tofile(__file__.replace("attention.py", "run.py"))
 """
 )
 
@@ -356,7 +357,7 @@ def test_contract_violations_fail(task, text, what):
     [
         (READ_FILE, "policy violation: agent code opened"),
         (READ_NUMPY, "policy violation: agent code opened"),
-        (READ_PARENT, "Permission denied"),
+        (READ_PARENT, "/cmdline"),
         (WRITE_FIXED, "for writing"),
     ],
     ids=["torch-reference", "numpy-harness", "parent-cmdline", "write-run-py"],
