@@ -355,7 +355,7 @@ def test_contract_violations_fail(task, text, what):
 @pytest.mark.parametrize(
     "text,what",
     [
-        (READ_FILE, "policy violation: agent code opened"),
+        (READ_FILE, "Permission denied"),  # torch opens it in C: the kernel refuses
         (READ_NUMPY, "policy violation: agent code opened"),
         (READ_PARENT, "/cmdline"),
         (WRITE_FIXED, "for writing"),
@@ -391,8 +391,8 @@ def _anchor(name, metric):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "text",
-    [FUNCTION_MODE, DISPATCH_MODE, SUBCLASS, PATCHED, IN_LOADING],
-    ids=["function-mode", "dispatch-mode", "subclass", "patched-reference", "in-loading"],
+    [FUNCTION_MODE, SUBCLASS, PATCHED, IN_LOADING],
+    ids=["function-mode", "subclass", "patched-reference", "in-loading"],
 )
 def test_hooks_and_moved_work_gain_nothing(task, text):
     """Each is SDPA (the reference, worth 50) or naive attention plus a hook: it must score no
@@ -404,6 +404,15 @@ def test_hooks_and_moved_work_gain_nothing(task, text):
     assert run.metrics["mem_reduction"] < 2 * _anchor("sdpa", "mem_reduction"), run.metrics
     if text is IN_LOADING:  # naive attention's memory, moved into the loading, still counts
         assert run.metrics["mem_reduction"] < 2.0, run.metrics
+
+
+@pytest.mark.slow
+def test_dispatch_mode_refused(task):
+    """Importing torch's dispatch-mode module sets an environment variable (torch's compile
+    cache), which the guard refuses in the candidate's process; were it allowed, the mode would
+    reach nothing but the candidate's own calls, like the function mode above."""
+    err = run_cheat(task, LABEL, DISPATCH_MODE, lint=False)
+    assert "policy violation" in err and "os.putenv" in err, err
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ Protocol: raw bytes over multiprocessing Pipes; the parent never unpickles anyth
                    b"O" + float32 log-probabilities (B * L * 20), b"X" + utf-8 text (failure)
   parent -> eval child  b"P" + float32 state, b"Q" + uint32 B + float32 coordinates (B * L * 3), b"E"
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,10 @@ class Config:
 
 
 def make_cfg(length: int) -> dict:
-    return dict(length=int(length), n_aa=len(S.ALPHABET), alphabet=S.ALPHABET, max_params=S.PARAM_CAP)
+    return dict(
+        length=int(length), n_aa=len(S.ALPHABET), alphabet=S.ALPHABET, max_params=S.PARAM_CAP
+    )
+
 
 # ------------------------------------------------------------------------------- child side
 
@@ -90,7 +94,8 @@ def _build(cfg_dict: dict, seed: int):
     if n > cfg.max_params:
         raise RunFailure(
             f"parameter cap exceeded: the model has {n} parameters and buffers "
-            f"({sum(p.numel() for p in net.parameters())} trainable), the cap is {cfg.max_params}")
+            f"({sum(p.numel() for p in net.parameters())} trainable), the cap is {cfg.max_params}"
+        )
     return torch, cfg, net
 
 
@@ -98,8 +103,10 @@ def _predict(torch, cfg, net, x, seq=None):
     B, L = x.shape[0], x.shape[1]
     out = net(x, seq)
     if not hasattr(out, "shape") or tuple(out.shape) != (B, L, cfg.n_aa):
-        raise RunFailure(f"the model must return logits of shape ({B}, {L}, {cfg.n_aa}), got "
-                         f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
+        raise RunFailure(
+            f"the model must return logits of shape ({B}, {L}, {cfg.n_aa}), got "
+            f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}"
+        )
     return torch.log_softmax(out.float(), dim=-1)
 
 
@@ -118,8 +125,9 @@ def train_child(conn, cfg_dict, seed, epochs, L, x_bytes, s_bytes):
         n = X.shape[0]
         rng = np.random.default_rng(seed)
         params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=S.LR, betas=(0.9, 0.999), eps=1e-8,
-                                weight_decay=S.WEIGHT_DECAY)
+        opt = torch.optim.AdamW(
+            params, lr=S.LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=S.WEIGHT_DECAY
+        )
         bs = S.BATCH_SIZE
         per_epoch = n // bs
         total = epochs * per_epoch
@@ -134,7 +142,7 @@ def train_child(conn, cfg_dict, seed, epochs, L, x_bytes, s_bytes):
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total)
                 snapshot = [p.detach().clone() for p in all_params]
-                idx = perm[i * bs: (i + 1) * bs]
+                idx = perm[i * bs : (i + 1) * bs]
                 logp = _predict(torch, cfg, net, X[idx], Y[idx])
                 loss = -logp.gather(-1, Y[idx].unsqueeze(-1)).mean()
                 if not torch.isfinite(loss):
@@ -143,17 +151,27 @@ def train_child(conn, cfg_dict, seed, epochs, L, x_bytes, s_bytes):
                 loss.backward()
                 for p, s in zip(all_params, snapshot):
                     if not torch.equal(p.detach(), s):
-                        raise RunFailure("a parameter changed outside the fixed optimizer during step "
-                                         f"{step} (training must go through the harness's AdamW only)")
+                        raise RunFailure(
+                            "a parameter changed outside the fixed optimizer during step "
+                            f"{step} (training must go through the harness's AdamW only)"
+                        )
                 opt.step()
                 losses.append(float(loss.detach()))
                 step += 1
-        info = dict(train_loss_last_epoch=float(np.mean(losses[-per_epoch:])), steps=step,
-                    train_s=round(time.time() - t0, 2), n_params=_count(net),
-                    n_trainable=int(sum(p.numel() for p in all_params)))
+        info = dict(
+            train_loss_last_epoch=float(np.mean(losses[-per_epoch:])),
+            steps=step,
+            train_s=round(time.time() - t0, 2),
+            n_params=_count(net),
+            n_trainable=int(sum(p.numel() for p in all_params)),
+        )
         conn.send_bytes(b"I" + json.dumps(info).encode())
         state = _state_tensors(net)
-        flat = torch.cat([v.detach().reshape(-1).float() for _, v in state]) if state else torch.zeros(0)
+        flat = (
+            torch.cat([v.detach().reshape(-1).float() for _, v in state])
+            if state
+            else torch.zeros(0)
+        )
         conn.send_bytes(b"P" + flat.numpy().astype("<f4").tobytes())
     except BaseException as e:
         msg = str(e) if isinstance(e, RunFailure) else traceback.format_exc()[-3000:]
@@ -179,7 +197,7 @@ def eval_child(conn, cfg_dict, seed, L):
         with torch.no_grad():
             i = 0
             for _, v in state:
-                v.copy_(torch.from_numpy(flat[i: i + v.numel()].copy()).view_as(v))
+                v.copy_(torch.from_numpy(flat[i : i + v.numel()].copy()).view_as(v))
                 i += v.numel()
         net.eval()
         frozen = [v.detach().clone() for _, v in state]
@@ -206,6 +224,7 @@ def eval_child(conn, cfg_dict, seed, L):
             pass
     finally:
         conn.close()
+
 
 # ------------------------------------------------------------------------------ parent side
 
@@ -243,14 +262,24 @@ def load(path: str) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-def run(label: str, spec: dict, test_x_path: str, seed: int, out_dir: Path, eval_batch: int = 64) -> dict:
+def run(
+    label: str, spec: dict, test_x_path: str, seed: int, out_dir: Path, eval_batch: int = 64
+) -> dict:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     epochs = int(spec["epochs"])
     cap = S.PARAM_CAP
-    rec = dict(setting=label, seed=seed, status="error", error=None, epochs=epochs,
-               batch_size=S.BATCH_SIZE, lr=S.LR, param_cap=cap)
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        epochs=epochs,
+        batch_size=S.BATCH_SIZE,
+        lr=S.LR,
+        param_cap=cap,
+    )
     pred = None
     t0 = time.time()
     try:
@@ -263,8 +292,11 @@ def run(label: str, spec: dict, test_x_path: str, seed: int, out_dir: Path, eval
         n_out = L * len(S.ALPHABET)
         # ---- training (training backbones and sequences only)
         pc, cc = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=train_child, daemon=True,
-                           args=(cc, cfg, seed, epochs, L, Xtr.tobytes(), Ytr.tobytes()))
+        proc = ctx.Process(
+            target=train_child,
+            daemon=True,
+            args=(cc, cfg, seed, epochs, L, Xtr.tobytes(), Ytr.tobytes()),
+        )
         proc.start()
         cc.close()
         try:
@@ -279,10 +311,17 @@ def run(label: str, spec: dict, test_x_path: str, seed: int, out_dir: Path, eval
             raise RunFailure(f"parameter cap exceeded: {n_state} > {cap}")
         expected_steps = epochs * (len(Xtr) // S.BATCH_SIZE)
         if int(info.get("steps", -1)) != expected_steps:
-            raise RunFailure(f"the training ran {info.get('steps')} steps, expected {expected_steps}")
-        rec.update(n_params=int(info.get("n_params", n_state)), n_state=n_state, steps=expected_steps,
-                   train_loss_last_epoch=float(info.get("train_loss_last_epoch", float("nan"))),
-                   train_s=info.get("train_s"), n_train=int(len(Xtr)))
+            raise RunFailure(
+                f"the training ran {info.get('steps')} steps, expected {expected_steps}"
+            )
+        rec.update(
+            n_params=int(info.get("n_params", n_state)),
+            n_state=n_state,
+            steps=expected_steps,
+            train_loss_last_epoch=float(info.get("train_loss_last_epoch", float("nan"))),
+            train_s=info.get("train_s"),
+            n_train=int(len(Xtr)),
+        )
         # ---- design (fresh process; test backbones only)
         pc, cc = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=eval_child, args=(cc, cfg, seed, L), daemon=True)
@@ -295,7 +334,9 @@ def run(label: str, spec: dict, test_x_path: str, seed: int, out_dir: Path, eval
 
             def ask(x):
                 B = x.shape[0]
-                pc.send_bytes(b"Q" + struct.pack("<I", B) + np.ascontiguousarray(x, dtype="<f4").tobytes())
+                pc.send_bytes(
+                    b"Q" + struct.pack("<I", B) + np.ascontiguousarray(x, dtype="<f4").tobytes()
+                )
                 msg = _recv(pc, proc, 600, B * n_out * 4 + 16)
                 if msg[:1] != b"O" or len(msg) != 1 + B * n_out * 4:
                     raise RunFailure("protocol: malformed predictions")
@@ -304,16 +345,20 @@ def run(label: str, spec: dict, test_x_path: str, seed: int, out_dir: Path, eval
                     raise RunFailure("the model returned non-finite predictions")
                 return out
 
-            pred = np.concatenate([ask(Xte[b0: b0 + eval_batch]) for b0 in range(0, len(Xte), eval_batch)])
+            pred = np.concatenate(
+                [ask(Xte[b0 : b0 + eval_batch]) for b0 in range(0, len(Xte), eval_batch)]
+            )
             # re-ask a re-mixed subset: every backbone must get the same answer in another batch
             rng = np.random.default_rng(10_000 + seed)
             rows = rng.permutation(len(Xte))[: min(eval_batch, len(Xte)) - 1]
             again = ask(Xte[rows])
             d = float(np.abs(again.astype(np.float64) - pred[rows]).max())
             if d > STATE_RTOL * (1.0 + float(np.abs(pred[rows]).max())) + 1e-4:
-                raise RunFailure("the model answered the same backbones differently when asked again in "
-                                 f"another batch (max diff {d:.3g}): it keeps state between calls or "
-                                 "mixes the backbones of a batch")
+                raise RunFailure(
+                    "the model answered the same backbones differently when asked again in "
+                    f"another batch (max diff {d:.3g}): it keeps state between calls or "
+                    "mixes the backbones of a batch"
+                )
             pc.send_bytes(b"E")
         finally:
             _stop(proc, pc)
@@ -353,10 +398,12 @@ def main_for(label: str, spec: dict, test_x_path: str) -> int:
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     rec = run(label, spec, test_x_path, seed, out_dir)
     if rec["status"] == "ok":
-        print(f"[{label}] seed={seed} epochs={spec['epochs']} params={rec['n_params']}/{rec['param_cap']} "
-              f"train_ce={rec['train_loss_last_epoch']:.4f} train_s={rec['train_s']} wall={rec['wall_s']}s "
-              "(test recovery/perplexity are computed by the grader; the test sequences are not in "
-              "this directory)")
+        print(
+            f"[{label}] seed={seed} epochs={spec['epochs']} params={rec['n_params']}/{rec['param_cap']} "
+            f"train_ce={rec['train_loss_last_epoch']:.4f} train_s={rec['train_s']} wall={rec['wall_s']}s "
+            "(test recovery/perplexity are computed by the grader; the test sequences are not in "
+            "this directory)"
+        )
         return 0
     print(f"[{label}] seed={seed} FAILED: {rec['error']}")
     return 0  # the grader fails the setting with this message (exit 0 so that it is called)

@@ -22,6 +22,7 @@ Protocol: raw bytes over multiprocessing Pipes; the parent never unpickles anyth
                    b"O" + float32 predictions (B * n_out), b"X" + utf-8 text (failure)
   parent -> eval child  b"P" + float32 state, b"Q" + uint32 B + float32 inputs (B * n_in), b"E"
 """
+
 from __future__ import annotations
 
 import json
@@ -54,13 +55,23 @@ class Config:
 def make_cfg(stats: dict) -> dict:
     L = int(stats["n_levels"])
     return dict(
-        n_levels=L, n_in_profiles=len(stats["in_profiles"]), n_in_scalars=len(stats["in_scalars"]),
-        n_out_profiles=len(stats["out_profiles"]), n_out_scalars=len(stats["out_scalars"]),
-        in_profiles=list(stats["in_profiles"]), in_scalars=list(stats["in_scalars"]),
-        out_profiles=list(stats["out_profiles"]), out_scalars=list(stats["out_scalars"]),
-        p_levels_hpa=list(stats["p_levels_hpa"]), x_mean=list(stats["x_mean"]),
-        x_std=list(stats["x_std"]), y_mean=list(stats["y_mean"]), y_std=list(stats["y_std"]),
-        max_params=S.PARAM_CAP)
+        n_levels=L,
+        n_in_profiles=len(stats["in_profiles"]),
+        n_in_scalars=len(stats["in_scalars"]),
+        n_out_profiles=len(stats["out_profiles"]),
+        n_out_scalars=len(stats["out_scalars"]),
+        in_profiles=list(stats["in_profiles"]),
+        in_scalars=list(stats["in_scalars"]),
+        out_profiles=list(stats["out_profiles"]),
+        out_scalars=list(stats["out_scalars"]),
+        p_levels_hpa=list(stats["p_levels_hpa"]),
+        x_mean=list(stats["x_mean"]),
+        x_std=list(stats["x_std"]),
+        y_mean=list(stats["y_mean"]),
+        y_std=list(stats["y_std"]),
+        max_params=S.PARAM_CAP,
+    )
+
 
 # ------------------------------------------------------------------------------- child side
 
@@ -98,7 +109,8 @@ def _build(cfg_dict: dict, seed: int):
     if n > cfg.max_params:
         raise RunFailure(
             f"parameter cap exceeded: the model has {n} parameters and buffers "
-            f"({sum(p.numel() for p in net.parameters())} trainable), the cap is {cfg.max_params}")
+            f"({sum(p.numel() for p in net.parameters())} trainable), the cap is {cfg.max_params}"
+        )
     return torch, cfg, net
 
 
@@ -106,14 +118,19 @@ def _predict(torch, cfg, net, x):
     B = x.shape[0]
     L, P = cfg.n_levels, cfg.n_in_profiles
     x_prof = x[:, : P * L].reshape(B, P, L)
-    x_sca = x[:, P * L:]
+    x_sca = x[:, P * L :]
     out = net(x_prof, x_sca)
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise RunFailure("the model must return a pair (y_prof, y_sca)")
     y_prof, y_sca = out
-    if tuple(y_prof.shape) != (B, cfg.n_out_profiles, L) or tuple(y_sca.shape) != (B, cfg.n_out_scalars):
-        raise RunFailure(f"the model must return y_prof ({B}, {cfg.n_out_profiles}, {L}) and y_sca "
-                         f"({B}, {cfg.n_out_scalars}), got {tuple(y_prof.shape)} and {tuple(y_sca.shape)}")
+    if tuple(y_prof.shape) != (B, cfg.n_out_profiles, L) or tuple(y_sca.shape) != (
+        B,
+        cfg.n_out_scalars,
+    ):
+        raise RunFailure(
+            f"the model must return y_prof ({B}, {cfg.n_out_profiles}, {L}) and y_sca "
+            f"({B}, {cfg.n_out_scalars}), got {tuple(y_prof.shape)} and {tuple(y_sca.shape)}"
+        )
     return torch.cat([y_prof.reshape(B, -1), y_sca], dim=1).float()
 
 
@@ -132,8 +149,9 @@ def train_child(conn, cfg_dict, seed, epochs, n_in, n_out, x_bytes, y_bytes):
         n = X.shape[0]
         rng = np.random.default_rng(seed)
         params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=S.LR, betas=(0.9, 0.999), eps=1e-8,
-                                weight_decay=S.WEIGHT_DECAY)
+        opt = torch.optim.AdamW(
+            params, lr=S.LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=S.WEIGHT_DECAY
+        )
         bs = S.BATCH_SIZE
         per_epoch = n // bs
         total = epochs * per_epoch
@@ -148,7 +166,7 @@ def train_child(conn, cfg_dict, seed, epochs, n_in, n_out, x_bytes, y_bytes):
                 for g in opt.param_groups:
                     g["lr"] = lr_at(step, total)
                 snapshot = [p.detach().clone() for p in all_params]
-                idx = perm[i * bs: (i + 1) * bs]
+                idx = perm[i * bs : (i + 1) * bs]
                 pred = _predict(torch, cfg, net, X[idx])
                 loss = torch.mean((pred - Y[idx]) ** 2)
                 if not torch.isfinite(loss):
@@ -157,17 +175,27 @@ def train_child(conn, cfg_dict, seed, epochs, n_in, n_out, x_bytes, y_bytes):
                 loss.backward()
                 for p, s in zip(all_params, snapshot):
                     if not torch.equal(p.detach(), s):
-                        raise RunFailure("a parameter changed outside the fixed optimizer during step "
-                                         f"{step} (training must go through the harness's AdamW only)")
+                        raise RunFailure(
+                            "a parameter changed outside the fixed optimizer during step "
+                            f"{step} (training must go through the harness's AdamW only)"
+                        )
                 opt.step()
                 losses.append(float(loss.detach()))
                 step += 1
-        info = dict(train_loss_last_epoch=float(np.mean(losses[-per_epoch:])), steps=step,
-                    train_s=round(time.time() - t0, 2), n_params=_count(net),
-                    n_trainable=int(sum(p.numel() for p in all_params)))
+        info = dict(
+            train_loss_last_epoch=float(np.mean(losses[-per_epoch:])),
+            steps=step,
+            train_s=round(time.time() - t0, 2),
+            n_params=_count(net),
+            n_trainable=int(sum(p.numel() for p in all_params)),
+        )
         conn.send_bytes(b"I" + json.dumps(info).encode())
         state = _state_tensors(net)
-        flat = torch.cat([v.detach().reshape(-1).float() for _, v in state]) if state else torch.zeros(0)
+        flat = (
+            torch.cat([v.detach().reshape(-1).float() for _, v in state])
+            if state
+            else torch.zeros(0)
+        )
         conn.send_bytes(b"P" + flat.numpy().astype("<f4").tobytes())
     except BaseException as e:
         msg = str(e) if isinstance(e, RunFailure) else traceback.format_exc()[-3000:]
@@ -193,7 +221,7 @@ def eval_child(conn, cfg_dict, seed, n_in):
         with torch.no_grad():
             i = 0
             for _, v in state:
-                v.copy_(torch.from_numpy(flat[i: i + v.numel()].copy()).view_as(v))
+                v.copy_(torch.from_numpy(flat[i : i + v.numel()].copy()).view_as(v))
                 i += v.numel()
         net.eval()
         frozen = [v.detach().clone() for _, v in state]
@@ -220,6 +248,7 @@ def eval_child(conn, cfg_dict, seed, n_in):
             pass
     finally:
         conn.close()
+
 
 # ------------------------------------------------------------------------------ parent side
 
@@ -257,15 +286,25 @@ def load_x(path: str) -> np.ndarray:
     return np.load(path, allow_pickle=False).astype(np.float32)
 
 
-def run(label: str, epochs: int, test_x_path: str, seed: int, out_dir: Path, eval_batch: int = 256) -> dict:
+def run(
+    label: str, epochs: int, test_x_path: str, seed: int, out_dir: Path, eval_batch: int = 256
+) -> dict:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     stats = json.loads(Path(S.STATS).read_text())
     cfg = make_cfg(stats)
     cap = S.PARAM_CAP
-    rec = dict(setting=label, seed=seed, status="error", error=None, epochs=epochs,
-               batch_size=S.BATCH_SIZE, lr=S.LR, param_cap=cap)
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        epochs=epochs,
+        batch_size=S.BATCH_SIZE,
+        lr=S.LR,
+        param_cap=cap,
+    )
     pred = None
     t0 = time.time()
     try:
@@ -274,9 +313,20 @@ def run(label: str, epochs: int, test_x_path: str, seed: int, out_dir: Path, eva
         n_in, n_out = Xtr.shape[1], Ytr.shape[1]
         # ---- training (training columns only)
         pc, cc = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=train_child, daemon=True,
-                           args=(cc, cfg, seed, epochs, n_in, n_out, Xtr.astype("<f4").tobytes(),
-                                 Ytr.astype("<f4").tobytes()))
+        proc = ctx.Process(
+            target=train_child,
+            daemon=True,
+            args=(
+                cc,
+                cfg,
+                seed,
+                epochs,
+                n_in,
+                n_out,
+                Xtr.astype("<f4").tobytes(),
+                Ytr.astype("<f4").tobytes(),
+            ),
+        )
         proc.start()
         cc.close()
         try:
@@ -291,10 +341,17 @@ def run(label: str, epochs: int, test_x_path: str, seed: int, out_dir: Path, eva
             raise RunFailure(f"parameter cap exceeded: {n_state} > {cap}")
         expected_steps = epochs * (len(Xtr) // S.BATCH_SIZE)
         if int(info.get("steps", -1)) != expected_steps:
-            raise RunFailure(f"the training ran {info.get('steps')} steps, expected {expected_steps}")
-        rec.update(n_params=int(info.get("n_params", n_state)), n_state=n_state, steps=expected_steps,
-                   train_loss_last_epoch=float(info.get("train_loss_last_epoch", float("nan"))),
-                   train_s=info.get("train_s"), n_train=int(len(Xtr)))
+            raise RunFailure(
+                f"the training ran {info.get('steps')} steps, expected {expected_steps}"
+            )
+        rec.update(
+            n_params=int(info.get("n_params", n_state)),
+            n_state=n_state,
+            steps=expected_steps,
+            train_loss_last_epoch=float(info.get("train_loss_last_epoch", float("nan"))),
+            train_s=info.get("train_s"),
+            n_train=int(len(Xtr)),
+        )
         # ---- prediction (fresh process; test inputs only)
         pc, cc = ctx.Pipe(duplex=True)
         proc = ctx.Process(target=eval_child, args=(cc, cfg, seed, n_in), daemon=True)
@@ -307,7 +364,9 @@ def run(label: str, epochs: int, test_x_path: str, seed: int, out_dir: Path, eva
 
             def ask(x):
                 B = x.shape[0]
-                pc.send_bytes(b"Q" + struct.pack("<I", B) + np.ascontiguousarray(x, dtype="<f4").tobytes())
+                pc.send_bytes(
+                    b"Q" + struct.pack("<I", B) + np.ascontiguousarray(x, dtype="<f4").tobytes()
+                )
                 msg = _recv(pc, proc, 600, B * n_out * 4 + 16)
                 if msg[:1] != b"O" or len(msg) != 1 + B * n_out * 4:
                     raise RunFailure("protocol: malformed predictions")
@@ -316,16 +375,20 @@ def run(label: str, epochs: int, test_x_path: str, seed: int, out_dir: Path, eva
                     raise RunFailure("the model returned non-finite predictions")
                 return out
 
-            pred = np.concatenate([ask(Xte[b0: b0 + eval_batch]) for b0 in range(0, len(Xte), eval_batch)])
+            pred = np.concatenate(
+                [ask(Xte[b0 : b0 + eval_batch]) for b0 in range(0, len(Xte), eval_batch)]
+            )
             # re-ask a re-mixed subset: every column must get the same answer in another batch
             rng = np.random.default_rng(10_000 + seed)
             rows = rng.permutation(len(Xte))[: min(eval_batch, len(Xte)) - 1]
             again = ask(Xte[rows])
             d = float(np.abs(again.astype(np.float64) - pred[rows]).max())
             if d > STATE_RTOL * (1.0 + float(np.abs(pred[rows]).max())) + 1e-4:
-                raise RunFailure("the model answered the same columns differently when asked again in "
-                                 f"another batch (max diff {d:.3g}): it keeps state between calls or "
-                                 "mixes the columns of a batch")
+                raise RunFailure(
+                    "the model answered the same columns differently when asked again in "
+                    f"another batch (max diff {d:.3g}): it keeps state between calls or "
+                    "mixes the columns of a batch"
+                )
             pc.send_bytes(b"E")
         finally:
             _stop(proc, pc)
@@ -365,9 +428,11 @@ def main_for(label: str, epochs: int, test_x_path: str) -> int:
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     rec = run(label, epochs, test_x_path, seed, out_dir)
     if rec["status"] == "ok":
-        print(f"[{label}] seed={seed} epochs={epochs} params={rec['n_params']}/{rec['param_cap']} "
-              f"train_mse={rec['train_loss_last_epoch']:.4f} train_s={rec['train_s']} wall={rec['wall_s']}s "
-              "(test R^2 is computed by the grader; the test targets are not in this directory)")
+        print(
+            f"[{label}] seed={seed} epochs={epochs} params={rec['n_params']}/{rec['param_cap']} "
+            f"train_mse={rec['train_loss_last_epoch']:.4f} train_s={rec['train_s']} wall={rec['wall_s']}s "
+            "(test R^2 is computed by the grader; the test targets are not in this directory)"
+        )
         return 0
     print(f"[{label}] seed={seed} FAILED: {rec['error']}")
     return 0  # the grader fails the setting with this message (exit 0 so that it is called)

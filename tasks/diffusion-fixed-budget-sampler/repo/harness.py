@@ -9,6 +9,7 @@ Protocol over a multiprocessing Pipe, raw bytes only (nothing is unpickled by th
 The parent counts the calls it answers, refuses every call beyond the budget (the run is then
 failed by the grader), and writes the artifacts only after the child has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,16 @@ class RemoteDenoiser:
     def __call__(self, x, sigma):
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
         if x.shape != self._shape:
-            raise ValueError(f"denoise: x must have shape {self._shape} (the whole batch), got {x.shape}")
+            raise ValueError(
+                f"denoise: x must have shape {self._shape} (the whole batch), got {x.shape}"
+            )
         sigma = float(sigma)
         self._conn.send_bytes(b"D" + struct.pack("<d", sigma) + x.tobytes())
         reply = self._conn.recv_bytes()
         if reply[:1] != b"O":
-            raise RuntimeError("denoise refused by the harness: " + reply[1:].decode("utf-8", "replace"))
+            raise RuntimeError(
+                "denoise refused by the harness: " + reply[1:].decode("utf-8", "replace")
+            )
         return np.frombuffer(reply, dtype=np.float64, offset=1).reshape(self._shape).copy()
 
 
@@ -49,11 +54,19 @@ def child_main(conn, shape, nfe, sigma_min, sigma_max, seed):
         import sampler  # the editable module, imported only in the child
 
         rng = np.random.default_rng(seed)
-        out = sampler.sample(RemoteDenoiser(conn, shape), tuple(shape), int(nfe),
-                             float(sigma_min), float(sigma_max), rng)
+        out = sampler.sample(
+            RemoteDenoiser(conn, shape),
+            tuple(shape),
+            int(nfe),
+            float(sigma_min),
+            float(sigma_max),
+            rng,
+        )
         out = np.ascontiguousarray(np.asarray(out, dtype=np.float64))
         if out.shape != tuple(shape):
-            raise ValueError(f"sample() must return an array of shape {tuple(shape)}, got {out.shape}")
+            raise ValueError(
+                f"sample() must return an array of shape {tuple(shape)}, got {out.shape}"
+            )
         conn.send_bytes(b"R" + out.tobytes())
     except BaseException:  # report any failure of the sampler to the parent, then exit
         msg = traceback.format_exc()[-4000:]
@@ -63,6 +76,7 @@ def child_main(conn, shape, nfe, sigma_min, sigma_max, seed):
             pass
     finally:
         conn.close()
+
 
 # ------------------------------------------------------------------------------ parent side
 
@@ -75,8 +89,9 @@ def serve(mixture, nfe, n, sigma_min, sigma_max, seed, child_timeout_s=600.0):
     nbytes = n * d * 8
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=child_main, args=(child_conn, (n, d), nfe, sigma_min, sigma_max, seed),
-                       daemon=True)
+    proc = ctx.Process(
+        target=child_main, args=(child_conn, (n, d), nfe, sigma_min, sigma_max, seed), daemon=True
+    )
     t0 = time.time()
     proc.start()
     child_conn.close()
@@ -100,13 +115,19 @@ def serve(mixture, nfe, n, sigma_min, sigma_max, seed, child_timeout_s=600.0):
                 (sigma,) = struct.unpack("<d", msg[1:9])
                 if calls >= nfe:
                     refused += 1
-                    parent_conn.send_bytes(f"E NFE budget exhausted: {nfe} denoiser calls already made".encode())
+                    parent_conn.send_bytes(
+                        f"E NFE budget exhausted: {nfe} denoiser calls already made".encode()
+                    )
                     continue
                 # relative slack of 1e-9 so that a schedule ending exactly at sigma_min is not refused
                 # because of rounding
-                if not (math.isfinite(sigma) and sigma_min * (1 - 1e-9) <= sigma <= sigma_max * (1 + 1e-9)):
+                if not (
+                    math.isfinite(sigma)
+                    and sigma_min * (1 - 1e-9) <= sigma <= sigma_max * (1 + 1e-9)
+                ):
                     parent_conn.send_bytes(
-                        f"Esigma={sigma!r} outside the denoiser's range [{sigma_min}, {sigma_max}]".encode())
+                        f"Esigma={sigma!r} outside the denoiser's range [{sigma_min}, {sigma_max}]".encode()
+                    )
                     continue
                 x = np.frombuffer(msg, dtype=np.float64, offset=9).reshape(n, d)
                 if not np.all(np.isfinite(x)):
@@ -114,7 +135,9 @@ def serve(mixture, nfe, n, sigma_min, sigma_max, seed, child_timeout_s=600.0):
                     continue
                 calls += 1
                 sigmas.append(sigma)
-                parent_conn.send_bytes(b"O" + np.ascontiguousarray(mixture.denoise(x, sigma)).tobytes())
+                parent_conn.send_bytes(
+                    b"O" + np.ascontiguousarray(mixture.denoise(x, sigma)).tobytes()
+                )
             elif kind == b"R":
                 if len(msg) != 1 + nbytes:
                     error = f"protocol error: result of {len(msg)} bytes, expected {1 + nbytes}"
@@ -133,10 +156,18 @@ def serve(mixture, nfe, n, sigma_min, sigma_max, seed, child_timeout_s=600.0):
         if proc.is_alive():
             proc.kill()
             proc.join()
-    record = dict(nfe_budget=int(nfe), nfe_used=int(calls), refused_calls=int(refused),
-                  sigmas=[float(s) for s in sigmas], n_samples=int(n), dim=int(d),
-                  child_exitcode=proc.exitcode, wall_s=round(time.time() - t0, 3),
-                  status="ok" if samples is not None and error is None else "error", error=error)
+    record = dict(
+        nfe_budget=int(nfe),
+        nfe_used=int(calls),
+        refused_calls=int(refused),
+        sigmas=[float(s) for s in sigmas],
+        n_samples=int(n),
+        dim=int(d),
+        child_exitcode=proc.exitcode,
+        wall_s=round(time.time() - t0, 3),
+        status="ok" if samples is not None and error is None else "error",
+        error=error,
+    )
     return samples, record
 
 

@@ -17,6 +17,7 @@ needs D and J^T v costs 2. The parent counts the cost of what it answers, refuse
 beyond the budget (the run is then failed by the grader, even if the solver catches the error),
 and writes the artifacts only after the child has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,19 +44,23 @@ class DiffusionModel:
         self.nfe = int(nfe)
         self.sigma_min = float(sigma_min)
         self.sigma_max = float(sigma_max)
-        self.nfe_used = 0          # informational; the parent keeps the count that matters
+        self.nfe_used = 0  # informational; the parent keeps the count that matters
 
     def _x(self, x, name):
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
         if x.shape != self.shape:
-            raise ValueError(f"{name}: must have shape {self.shape} (the whole batch), got {x.shape}")
+            raise ValueError(
+                f"{name}: must have shape {self.shape} (the whole batch), got {x.shape}"
+            )
         return x
 
     def _ask(self, payload):
         self._conn.send_bytes(payload)
         reply = self._conn.recv_bytes()
         if reply[:1] != b"O":
-            raise RuntimeError("request refused by the harness: " + reply[1:].decode("utf-8", "replace"))
+            raise RuntimeError(
+                "request refused by the harness: " + reply[1:].decode("utf-8", "replace")
+            )
         return np.frombuffer(reply, dtype=np.float64, offset=1).reshape(self.shape).copy()
 
     def denoise(self, x, sigma):
@@ -95,6 +100,7 @@ def child_main(conn, A, y, noise, nfe, sigma_min, sigma_max, seed, dim):
     finally:
         conn.close()
 
+
 # ------------------------------------------------------------------------------ parent side
 
 
@@ -107,9 +113,11 @@ def serve(prob: dict, sigma_min, sigma_max, seed, child_timeout_s=600.0):
     nbytes = n * d * 8
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=child_main,
-                       args=(child_conn, prob["A"], prob["y"], prob["noise"], nfe, sigma_min,
-                             sigma_max, seed, d), daemon=True)
+    proc = ctx.Process(
+        target=child_main,
+        args=(child_conn, prob["A"], prob["y"], prob["noise"], nfe, sigma_min, sigma_max, seed, d),
+        daemon=True,
+    )
     t0 = time.time()
     proc.start()
     child_conn.close()
@@ -136,7 +144,9 @@ def serve(prob: dict, sigma_min, sigma_max, seed, child_timeout_s=600.0):
                     break
                 if used + 1 > nfe:
                     refused += 1
-                    parent_conn.send_bytes(f"E NFE budget exhausted: {used} of {nfe} already used".encode())
+                    parent_conn.send_bytes(
+                        f"E NFE budget exhausted: {used} of {nfe} already used".encode()
+                    )
                     continue
                 arr = np.frombuffer(msg, dtype=np.float64, offset=head).reshape(n, d)
                 if not np.all(np.isfinite(arr)):
@@ -144,9 +154,13 @@ def serve(prob: dict, sigma_min, sigma_max, seed, child_timeout_s=600.0):
                     continue
                 if kind == b"D":
                     (sigma,) = struct.unpack("<d", msg[1:9])
-                    if not (math.isfinite(sigma) and sigma_min * (1 - 1e-9) <= sigma <= sigma_max * (1 + 1e-9)):
+                    if not (
+                        math.isfinite(sigma)
+                        and sigma_min * (1 - 1e-9) <= sigma <= sigma_max * (1 + 1e-9)
+                    ):
                         parent_conn.send_bytes(
-                            f"Esigma={sigma!r} outside the model's range [{sigma_min}, {sigma_max}]".encode())
+                            f"Esigma={sigma!r} outside the model's range [{sigma_min}, {sigma_max}]".encode()
+                        )
                         continue
                     last = (arr.copy(), sigma)
                     ans = prior.denoise(last[0], sigma)
@@ -177,10 +191,19 @@ def serve(prob: dict, sigma_min, sigma_max, seed, child_timeout_s=600.0):
         if proc.is_alive():
             proc.kill()
             proc.join()
-    record = dict(nfe_budget=nfe, nfe_used=int(used), refused_calls=int(refused), calls=calls,
-                  n_samples=int(n), dim=int(d), m=int(prob["A"].shape[0]),
-                  child_exitcode=proc.exitcode, wall_s=round(time.time() - t0, 3),
-                  status="ok" if samples is not None and error is None else "error", error=error)
+    record = dict(
+        nfe_budget=nfe,
+        nfe_used=int(used),
+        refused_calls=int(refused),
+        calls=calls,
+        n_samples=int(n),
+        dim=int(d),
+        m=int(prob["A"].shape[0]),
+        child_exitcode=proc.exitcode,
+        wall_s=round(time.time() - t0, 3),
+        status="ok" if samples is not None and error is None else "error",
+        error=error,
+    )
     return samples, record
 
 

@@ -15,6 +15,7 @@ and refuses every call beyond the budget. Protocol over a multiprocessing Pipe, 
                    b"V" + utf-8 text                      the child's guard fired (forbidden event)
 The parent writes the artifacts (executed actions, run record) only after the child has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,11 +43,15 @@ class RemoteDenoiser:
     def __call__(self, x, t):
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
         if x.shape != self._shape:
-            raise ValueError(f"denoise: x must have shape {self._shape} (the whole batch), got {x.shape}")
+            raise ValueError(
+                f"denoise: x must have shape {self._shape} (the whole batch), got {x.shape}"
+            )
         self._conn.send_bytes(b"D" + struct.pack("<d", float(t)) + x.tobytes())
         reply = self._conn.recv_bytes()
         if reply[:1] != b"O":
-            raise RuntimeError("denoise refused by the harness: " + reply[1:].decode("utf-8", "replace"))
+            raise RuntimeError(
+                "denoise refused by the harness: " + reply[1:].decode("utf-8", "replace")
+            )
         return np.frombuffer(reply, dtype=np.float64, offset=1).reshape(self._shape).copy()
 
 
@@ -55,10 +60,30 @@ def _install_guard(conn):
     tracebacks) and nothing else - not the weights, the salt, /proc or the parent; it may not
     start processes or load native libraries. A breach reports itself to the parent and ends the
     child at once (it cannot be caught)."""
-    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-               "os.fork", "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
-               "ctypes.cdata", "socket.connect", "socket.bind", "os.remove", "os.rename",
-               "os.symlink", "os.link", "os.chdir", "os.truncate", "os.putenv", "os.unsetenv")
+    blocked = (
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "socket.connect",
+        "socket.bind",
+        "os.remove",
+        "os.rename",
+        "os.symlink",
+        "os.link",
+        "os.chdir",
+        "os.truncate",
+        "os.putenv",
+        "os.unsetenv",
+    )
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     state = {"busy": False}
 
@@ -77,14 +102,19 @@ def _install_guard(conn):
             if isinstance(path, int) or path is None:
                 return
             p = os.path.abspath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (mode is None and isinstance(flags, int) and flags & write_flags)
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & write_flags
+            )
             if writes or not p.endswith((".py", ".pyc", ".so")):
-                breach(f"the sampler opened {p!r} ({'write' if writes else 'read'}): the denoiser's "
-                       "weights, the evaluation instances and any other file are off limits")
+                breach(
+                    f"the sampler opened {p!r} ({'write' if writes else 'read'}): the denoiser's "
+                    "weights, the evaluation instances and any other file are off limits"
+                )
         elif event.startswith(blocked):
-            breach(f"the sampler raised the forbidden event {event!r} (processes, native code, "
-                   "sockets, files and the environment are off limits)")
+            breach(
+                f"the sampler raised the forbidden event {event!r} (processes, native code, "
+                "sockets, files and the environment are off limits)"
+            )
 
     sys.addaudithook(hook)
 
@@ -104,7 +134,9 @@ def child_main(conn, shape, nfe, seed):
             out = sampler.sample(den, tuple(shape), int(nfe), rng)
             out = np.ascontiguousarray(np.asarray(out, dtype=np.float64))
             if out.shape != tuple(shape):
-                raise ValueError(f"sample() must return an array of shape {tuple(shape)}, got {out.shape}")
+                raise ValueError(
+                    f"sample() must return an array of shape {tuple(shape)}, got {out.shape}"
+                )
             conn.send_bytes(b"R" + out.tobytes())
     except BaseException:  # report any failure of the sampler to the parent, then exit
         msg = traceback.format_exc()[-4000:]
@@ -114,6 +146,7 @@ def child_main(conn, shape, nfe, seed):
             pass
     finally:
         conn.close()
+
 
 # ------------------------------------------------------------------------------ parent side
 
@@ -156,17 +189,24 @@ def rollout(env, inst, model, nfe, seed, t_min, t_max):
                 kind = msg[:1]
                 if kind == b"D":
                     if len(msg) != 9 + nbytes:
-                        raise _Fail(f"protocol error: denoiser call of {len(msg)} bytes, expected {9 + nbytes}")
+                        raise _Fail(
+                            f"protocol error: denoiser call of {len(msg)} bytes, expected {9 + nbytes}"
+                        )
                     (t,) = struct.unpack("<d", msg[1:9])
                     if calls >= nfe:
                         refused += 1
                         parent_conn.send_bytes(
-                            f"E NFE budget exhausted: {nfe} denoiser calls already made for this chunk".encode())
-                        raise _Fail(f"NFE budget exceeded: call {calls + 1} for chunk {len(calls_per_chunk) + 1} "
-                                    f"with a budget of {nfe} denoiser calls per chunk (the run fails even if "
-                                    "the sampler catches the refusal)")
+                            f"E NFE budget exhausted: {nfe} denoiser calls already made for this chunk".encode()
+                        )
+                        raise _Fail(
+                            f"NFE budget exceeded: call {calls + 1} for chunk {len(calls_per_chunk) + 1} "
+                            f"with a budget of {nfe} denoiser calls per chunk (the run fails even if "
+                            "the sampler catches the refusal)"
+                        )
                     if not (math.isfinite(t) and t_min * (1 - 1e-9) <= t <= t_max * (1 + 1e-9)):
-                        parent_conn.send_bytes(f"Et={t!r} outside the denoiser's range [{t_min}, {t_max}]".encode())
+                        parent_conn.send_bytes(
+                            f"Et={t!r} outside the denoiser's range [{t_min}, {t_max}]".encode()
+                        )
                         continue
                     x = np.frombuffer(msg, dtype=np.float64, offset=9).reshape(n, D)
                     if not np.all(np.isfinite(x)):
@@ -174,10 +214,14 @@ def rollout(env, inst, model, nfe, seed, t_min, t_max):
                         continue
                     calls += 1
                     times.append(t)
-                    parent_conn.send_bytes(b"O" + np.ascontiguousarray(model.eps(x, t, obs)).tobytes())
+                    parent_conn.send_bytes(
+                        b"O" + np.ascontiguousarray(model.eps(x, t, obs)).tobytes()
+                    )
                 elif kind == b"R":
                     if len(msg) != 1 + nbytes:
-                        raise _Fail(f"protocol error: chunk of {len(msg)} bytes, expected {1 + nbytes}")
+                        raise _Fail(
+                            f"protocol error: chunk of {len(msg)} bytes, expected {1 + nbytes}"
+                        )
                     chunk = np.frombuffer(msg, dtype=np.float64, offset=1).reshape(n, H, A)
                 elif kind == b"X":
                     raise _Fail("the sampler raised:\n" + msg[1:].decode("utf-8", "replace"))
@@ -205,11 +249,22 @@ def rollout(env, inst, model, nfe, seed, t_min, t_max):
             proc.kill()
             proc.join()
     ok = error is None and len(executed) == env.max_steps
-    record = dict(env=env.name, nfe_budget=int(nfe), calls_per_chunk=[int(c) for c in calls_per_chunk],
-                  nfe_max_per_chunk=int(max(calls_per_chunk, default=0)), refused_calls=int(refused),
-                  n_chunks=len(calls_per_chunk), episodes=int(n), times_first_chunk=[float(t) for t in times[:calls_per_chunk[0]]] if calls_per_chunk else [],
-                  child_exitcode=proc.exitcode, wall_s=round(time.time() - t0, 3),
-                  status="ok" if ok else "error", error=error)
+    record = dict(
+        env=env.name,
+        nfe_budget=int(nfe),
+        calls_per_chunk=[int(c) for c in calls_per_chunk],
+        nfe_max_per_chunk=int(max(calls_per_chunk, default=0)),
+        refused_calls=int(refused),
+        n_chunks=len(calls_per_chunk),
+        episodes=int(n),
+        times_first_chunk=[float(t) for t in times[: calls_per_chunk[0]]]
+        if calls_per_chunk
+        else [],
+        child_exitcode=proc.exitcode,
+        wall_s=round(time.time() - t0, 3),
+        status="ok" if ok else "error",
+        error=error,
+    )
     actions = np.stack(executed, 1) if ok else None
     return actions, record
 

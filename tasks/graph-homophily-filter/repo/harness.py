@@ -79,16 +79,20 @@ def fingerprint(data) -> str:
 def _encode(out) -> bytes:
     """The filter's return value as .npz bytes: the parent loads them without pickle."""
     if not isinstance(out, dict) or set(out) != {"bases", "coef_init", "learn_coef"}:
-        raise TypeError("build_filter must return a dict with exactly the keys "
-                        "'bases', 'coef_init', 'learn_coef'")
+        raise TypeError(
+            "build_filter must return a dict with exactly the keys "
+            "'bases', 'coef_init', 'learn_coef'"
+        )
     if not isinstance(out["bases"], (list, tuple)):
         raise TypeError("'bases' must be a list of numpy arrays")
     if not isinstance(out["learn_coef"], (bool, np.bool_)):
         raise TypeError("'learn_coef' must be a bool")
     for k, b in enumerate(out["bases"]):
         if not isinstance(b, np.ndarray) or b.dtype.kind not in "fiub":
-            raise TypeError(f"bases[{k}] must be a real numpy array (dense, not "
-                            f"scipy.sparse), got {type(b).__name__}")
+            raise TypeError(
+                f"bases[{k}] must be a real numpy array (dense, not "
+                f"scipy.sparse), got {type(b).__name__}"
+            )
     arrays = {f"basis_{k:03d}": b for k, b in enumerate(out["bases"])}
     arrays["coef_init"] = np.asarray(out["coef_init"], dtype=np.float64)
     arrays["learn_coef"] = np.asarray(bool(out["learn_coef"]))
@@ -102,9 +106,11 @@ def _decode(blob: bytes) -> dict:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         keys = sorted(k for k in arrays if k.startswith("basis_"))
-        out = {"bases": [arrays.pop(k) for k in keys],
-               "coef_init": arrays.pop("coef_init"),
-               "learn_coef": bool(arrays.pop("learn_coef"))}
+        out = {
+            "bases": [arrays.pop(k) for k in keys],
+            "coef_init": arrays.pop("coef_init"),
+            "learn_coef": bool(arrays.pop("learn_coef")),
+        }
     except Exception as exc:  # anything malformed from the untrusted child
         raise SettingFailure(f"the filter's output could not be read: {exc}") from None
     if arrays:
@@ -129,9 +135,11 @@ def run_filter(data) -> tuple[dict, float]:
     ctx = mp.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     y_train = data.labels[data.train_idx].copy()
-    proc = ctx.Process(target=_child, daemon=True,
-                       args=(send, data.adj, data.features, data.train_idx.copy(), y_train,
-                             data.num_classes))
+    proc = ctx.Process(
+        target=_child,
+        daemon=True,
+        args=(send, data.adj, data.features, data.train_idx.copy(), y_train, data.num_classes),
+    )
     t0 = time.perf_counter()
     proc.start()
     send.close()
@@ -166,8 +174,10 @@ class SettingFailure(Exception):
 def check_output(out, n: int) -> tuple[list[np.ndarray], np.ndarray, bool]:
     """Validate the filter's return value; see filters.py for the contract."""
     if not isinstance(out, dict) or set(out) != {"bases", "coef_init", "learn_coef"}:
-        raise SettingFailure("build_filter must return a dict with exactly the keys "
-                             "'bases', 'coef_init', 'learn_coef'")
+        raise SettingFailure(
+            "build_filter must return a dict with exactly the keys "
+            "'bases', 'coef_init', 'learn_coef'"
+        )
     bases = out["bases"]
     if not isinstance(bases, (list, tuple)) or not 1 <= len(bases) <= MAX_BASES:
         raise SettingFailure(f"'bases' must be a list of 1..{MAX_BASES} arrays")
@@ -183,11 +193,12 @@ def check_output(out, n: int) -> tuple[list[np.ndarray], np.ndarray, bool]:
         checked.append(b)
     width = checked[0].shape[1]
     if any(b.shape[1] != width for b in checked) or not 1 <= width <= MAX_WIDTH:
-        raise SettingFailure(f"all bases must have the same number of columns f, 1 <= f <= "
-                             f"{MAX_WIDTH}; got {[b.shape[1] for b in checked]}")
+        raise SettingFailure(
+            f"all bases must have the same number of columns f, 1 <= f <= "
+            f"{MAX_WIDTH}; got {[b.shape[1] for b in checked]}"
+        )
     if len(checked) * width > MAX_TOTAL_WIDTH:
-        raise SettingFailure(f"len(bases) * f = {len(checked) * width} exceeds "
-                             f"{MAX_TOTAL_WIDTH}")
+        raise SettingFailure(f"len(bases) * f = {len(checked) * width} exceeds {MAX_TOTAL_WIDTH}")
     try:
         coef = np.asarray(out["coef_init"], dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
@@ -228,10 +239,12 @@ def main(settings: dict) -> int:
     data = generate(settings, args.setting, seed, salt)
     record["fingerprint"] = fingerprint(data)
     n = data.labels.size
-    print(f"[{args.setting}] seed={seed} n={n} edges={data.adj.nnz // 2} "
-          f"features={data.features.shape[1]} classes={data.num_classes} "
-          f"train/val/test={data.train_idx.size}/{data.val_idx.size}/{data.test_idx.size}",
-          flush=True)
+    print(
+        f"[{args.setting}] seed={seed} n={n} edges={data.adj.nnz // 2} "
+        f"features={data.features.shape[1]} classes={data.num_classes} "
+        f"train/val/test={data.train_idx.size}/{data.val_idx.size}/{data.test_idx.size}",
+        flush=True,
+    )
     try:
         out, filter_s = run_filter(data)
         bases, coef_init, learn_coef = check_output(out, n)
@@ -243,19 +256,38 @@ def main(settings: dict) -> int:
         return 1
     t1 = time.perf_counter()
     rng = np.random.default_rng(data_seed(args.setting, seed, salt).spawn(1)[0])
-    pred, info = train_readout(bases, coef_init, learn_coef, data.labels, data.num_classes,
-                               data.train_idx, data.val_idx, rng)
+    pred, info = train_readout(
+        bases,
+        coef_init,
+        learn_coef,
+        data.labels,
+        data.num_classes,
+        data.train_idx,
+        data.val_idx,
+        rng,
+    )
     t2 = time.perf_counter()
     val_acc = 100.0 * float(np.mean(pred[data.val_idx] == data.labels[data.val_idx]))
-    record.update(status="ok", num_bases=len(bases), width=int(bases[0].shape[1]),
-                  learn_coef=learn_coef, best_epoch=info["best_epoch"], epochs=info["epochs"],
-                  val_loss=info["val_loss"], val_acc=val_acc, gamma=info["gamma"],
-                  filter_s=round(filter_s, 3), readout_s=round(t2 - t1, 3),
-                  total_s=round(t2 - t0, 3))
-    print(f"filter: {len(bases)} bases x {bases[0].shape[1]} columns, learn_coef={learn_coef}, "
-          f"{filter_s:.2f} s | readout: best epoch {info['best_epoch']}/{info['epochs']}, "
-          f"val loss {info['val_loss']:.4f}, val acc {val_acc:.2f}% | {t2 - t1:.2f} s",
-          flush=True)
+    record.update(
+        status="ok",
+        num_bases=len(bases),
+        width=int(bases[0].shape[1]),
+        learn_coef=learn_coef,
+        best_epoch=info["best_epoch"],
+        epochs=info["epochs"],
+        val_loss=info["val_loss"],
+        val_acc=val_acc,
+        gamma=info["gamma"],
+        filter_s=round(filter_s, 3),
+        readout_s=round(t2 - t1, 3),
+        total_s=round(t2 - t0, 3),
+    )
+    print(
+        f"filter: {len(bases)} bases x {bases[0].shape[1]} columns, learn_coef={learn_coef}, "
+        f"{filter_s:.2f} s | readout: best epoch {info['best_epoch']}/{info['epochs']}, "
+        f"val loss {info['val_loss']:.4f}, val acc {val_acc:.2f}% | {t2 - t1:.2f} s",
+        flush=True,
+    )
     if math.isfinite(info["val_loss"]) and len(info["gamma"]) <= 12:
         print("coefficients: " + " ".join(f"{g:+.3f}" for g in info["gamma"]), flush=True)
     if out_dir is not None:

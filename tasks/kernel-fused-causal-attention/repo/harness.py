@@ -72,6 +72,18 @@ class Worker:
     def cpu(self) -> int:
         return self.child.cpu_ns()
 
+    def expect(self, kind: bytes, size: int = 0) -> bytes:
+        """The next frame's payload, of ``kind`` and ``size`` bytes. Unlike the kit's
+        ``expect(kind, size=...)``, a failure frame longer than ``size`` is read whole, so that
+        its message (a traceback) reaches the record."""
+        msg = self.child.recv(max(size + 1, 1 << 16))
+        if msg[:1] != kind or len(msg) != size + 1:
+            raise RunFailure(
+                f"protocol error: the {self.role} process sent {msg[:1]!r} with {len(msg) - 1} "
+                f"bytes, expected {kind!r} with {size} bytes"
+            )
+        return msg[1:]
+
     def status(self) -> dict:
         st = self.child.status()
         if self.max_threads is not None and st["Threads"] > self.max_threads:
@@ -95,19 +107,19 @@ class Worker:
         st = self.mark()
         c0 = self.cpu()
         self.child.send(b"L", np.array(self.shape, dtype="<i4").tobytes() + self.sent)
-        self.child.expect(b"K", size=0)
+        self.expect(b"K")
         return self.cpu() - c0, self.status()["VmHWM"] - st["VmRSS"]
 
     def command(self, kind: bytes) -> None:
         self.child.send(kind)
-        self.child.expect(b"K", size=0)
+        self.expect(b"K")
 
     def check_inputs(self) -> int:
         """The inputs as the child holds them after a call must be the ones sent; returns the
         CPU time the child took to send them."""
         c0 = self.cpu()
         self.child.send(b"C")
-        back = self.child.expect(b"C", size=len(self.sent))
+        back = self.expect(b"C", len(self.sent))
         cpu = self.cpu() - c0
         if back != self.sent:
             raise RunFailure(
@@ -122,11 +134,11 @@ class Worker:
         w0 = time.perf_counter_ns()
         c0 = self.cpu()
         self.child.send(kind)
-        data = self.child.expect(b"O", size=nbytes)
+        data = self.expect(b"O", nbytes)
         c1 = self.cpu()
         w1 = time.perf_counter_ns()
         st1 = self.status()
-        self.child.expect(b"K", size=0)
+        self.expect(b"K")
         out = np.frombuffer(data, dtype="<f4").reshape(self.shape) if nbytes else None
         return c1 - c0, w1 - w0, st1["VmHWM"], st["VmRSS"], st["RssAnon"], out
 

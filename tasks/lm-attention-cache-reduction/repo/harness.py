@@ -45,6 +45,8 @@ from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
 
 MAX_TENSORS = 16
 MAX_DIMS = 8
+# "done" frames are read with room for a failure's traceback: the kit's expect(kind, size=0)
+# would cut it at one byte
 LOGP_TOL = 2e-3  # max |log p| difference between decoding and the full forward
 CAUSAL_TOL = 1e-4  # max |logit| change at earlier positions in a causality probe
 PARAM_CAP = 1.10
@@ -175,7 +177,7 @@ def _full_forwards(trainer: Child, inputs: np.ndarray, rng: random.Random) -> np
         else:
             probe_out[i] = out
     trainer.send(b"D")
-    trainer.expect(b"K", size=0)
+    trainer.expect(b"K", maxlength=1 << 16)
     if not np.all(np.isfinite(full)):
         raise RunFailure("the full-sequence forward produced NaN or inf logits")
     for k, (i, p, _) in enumerate(probes):
@@ -212,7 +214,7 @@ def _decode(decoders: list[Child], inputs: np.ndarray, max_cache: int, rng: rand
         total_pos += N * (t + 1)
     for child in decoders:
         child.send(b"D")
-        child.expect(b"K", size=0)
+        child.expect(b"K", maxlength=1 << 16)
     return inc, total_bytes, total_pos
 
 
@@ -273,7 +275,7 @@ def run(cfg: dict, seed: int, train_raw: bytes, val_raw: bytes) -> dict:
         full = _full_forwards(trainer, inputs, rng)
         trainer.close()
         for d in decoders:
-            d.expect(b"K", size=0, timeout_s=300)
+            d.expect(b"K", maxlength=1 << 16, timeout_s=300)
         inc, total_bytes, total_pos = _decode(decoders, inputs, max_cache, rng)
         if not np.all(np.isfinite(inc)):
             raise RunFailure("decoding produced NaN or inf logits")

@@ -24,6 +24,7 @@ Protocol: raw bytes over multiprocessing Pipes; the parent never unpickles anyth
                    b"O" + float32 logits (B*T*256), b"X" + utf-8 text (failure)
   parent -> eval child  b"P" + float32 parameters, b"Q" + uint16 B, T + uint8 tokens, b"E" (end)
 """
+
 from __future__ import annotations
 
 import json
@@ -73,7 +74,8 @@ def _build(cfg_dict: dict, seed: int):
         raise RunFailure(
             f"parameter cap exceeded: the model has {n} trainable parameters "
             f"(body {cfg.body_params} + embedding {n - cfg.body_params}), the cap is {cfg.max_params} "
-            f"(embedding budget {cfg.embedding_budget})")
+            f"(embedding budget {cfg.embedding_budget})"
+        )
     return torch, cfg, model
 
 
@@ -82,16 +84,22 @@ def _positions(torch, cfg, model, T):
     if angles is not None:
         angles = torch.as_tensor(angles, dtype=torch.float32)
         if tuple(angles.shape) != (T, cfg.head_dim // 2):
-            raise RunFailure(f"attention_positions: angles must be ({T}, {cfg.head_dim // 2}), "
-                             f"got {tuple(angles.shape)}")
+            raise RunFailure(
+                f"attention_positions: angles must be ({T}, {cfg.head_dim // 2}), "
+                f"got {tuple(angles.shape)}"
+            )
     if bias is not None:
         bias = torch.as_tensor(bias, dtype=torch.float32)
         if tuple(bias.shape) != (cfg.n_head, T, T):
-            raise RunFailure(f"attention_positions: bias must be ({cfg.n_head}, {T}, {T}), "
-                             f"got {tuple(bias.shape)}")
+            raise RunFailure(
+                f"attention_positions: bias must be ({cfg.n_head}, {T}, {T}), "
+                f"got {tuple(bias.shape)}"
+            )
     W = model.embedding.output_weight()
     if tuple(W.shape) != (cfg.vocab_size, cfg.d_model):
-        raise RunFailure(f"output_weight() must be ({cfg.vocab_size}, {cfg.d_model}), got {tuple(W.shape)}")
+        raise RunFailure(
+            f"output_weight() must be ({cfg.vocab_size}, {cfg.d_model}), got {tuple(W.shape)}"
+        )
     return angles, bias, W
 
 
@@ -156,7 +164,8 @@ def _check_causal(torch, cfg, model, idx, where: str):
         raise RunFailure(
             f"non-causal embedding ({where}): the features at position {t} computed from the whole "
             "window differ from those computed from the prefix up to that position, i.e. they depend "
-            "on later tokens (or on state kept between calls)")
+            "on later tokens (or on state kept between calls)"
+        )
 
 
 def train_child(conn, cfg_dict, seed, steps, batch_size, train_bytes):
@@ -170,25 +179,37 @@ def train_child(conn, cfg_dict, seed, steps, batch_size, train_bytes):
 
         def batch():
             ix = rng.integers(0, len(data) - T - 1, size=batch_size)
-            w = np.stack([data[i: i + T + 1] for i in ix]).astype(np.int64)
+            w = np.stack([data[i : i + T + 1] for i in ix]).astype(np.int64)
             return torch.from_numpy(w[:, :-1]), torch.from_numpy(w[:, 1:])
 
-        probe = torch.from_numpy(np.stack([data[i: i + T] for i in (1000, 500000)]).astype(np.int64))
+        probe = torch.from_numpy(
+            np.stack([data[i : i + T] for i in (1000, 500000)]).astype(np.int64)
+        )
         _check_causal(torch, cfg, model, probe, "before training")
 
         params = [p for p in model.parameters() if p.requires_grad]
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=LR, betas=(0.9, 0.95), eps=1e-8)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=LR,
+            betas=(0.9, 0.95),
+            eps=1e-8,
+        )
         warmup = max(1, steps // 10)
         all_params = list(model.parameters())
         losses = []
         t0 = time.time()
         for step in range(steps):
-            lr = LR * (step + 1) / warmup if step < warmup else \
-                LR * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
+            lr = (
+                LR * (step + 1) / warmup
+                if step < warmup
+                else LR
+                * (
+                    0.1
+                    + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+                )
+            )
             for g in opt.param_groups:
                 g["lr"] = lr
             snapshot = [p.detach().clone() for p in all_params]
@@ -203,16 +224,25 @@ def train_child(conn, cfg_dict, seed, steps, batch_size, train_bytes):
             loss.backward()
             for p, s in zip(all_params, snapshot):
                 if not torch.equal(p.detach(), s):
-                    raise RunFailure("a parameter changed outside the fixed optimizer during step "
-                                     f"{step} (training must go through the harness's AdamW only)")
+                    raise RunFailure(
+                        "a parameter changed outside the fixed optimizer during step "
+                        f"{step} (training must go through the harness's AdamW only)"
+                    )
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             losses.append(float(loss.detach()))
         _check_causal(torch, cfg, model, probe, "after training")
-        info = dict(train_loss_last50=float(np.mean(losses[-50:])), train_s=round(time.time() - t0, 2),
-                    n_params=int(sum(p.numel() for p in all_params)))
+        info = dict(
+            train_loss_last50=float(np.mean(losses[-50:])),
+            train_s=round(time.time() - t0, 2),
+            n_params=int(sum(p.numel() for p in all_params)),
+        )
         conn.send_bytes(b"I" + json.dumps(info).encode())
-        flat = torch.cat([p.detach().reshape(-1).float() for p in all_params]) if all_params else torch.zeros(0)
+        flat = (
+            torch.cat([p.detach().reshape(-1).float() for p in all_params])
+            if all_params
+            else torch.zeros(0)
+        )
         conn.send_bytes(b"P" + flat.numpy().astype("<f4").tobytes())
     except BaseException as e:
         msg = str(e) if isinstance(e, RunFailure) else traceback.format_exc()[-3000:]
@@ -238,7 +268,7 @@ def eval_child(conn, cfg_dict, seed):
         with torch.no_grad():
             i = 0
             for p in all_params:
-                p.copy_(torch.from_numpy(flat[i: i + p.numel()].copy()).view_as(p))
+                p.copy_(torch.from_numpy(flat[i : i + p.numel()].copy()).view_as(p))
                 i += p.numel()
         model.eval()
         T_max = cfg.block_size
@@ -257,7 +287,9 @@ def eval_child(conn, cfg_dict, seed):
             B, T = struct.unpack("<HH", msg[1:5])
             if T not in tables:
                 raise RunFailure(f"protocol: unexpected length {T}")
-            idx = torch.from_numpy(np.frombuffer(msg, dtype=np.uint8, offset=5).reshape(B, T).astype(np.int64))
+            idx = torch.from_numpy(
+                np.frombuffer(msg, dtype=np.uint8, offset=5).reshape(B, T).astype(np.int64)
+            )
             _check_causal(torch, cfg, model, idx, "validation")
             with torch.no_grad():
                 x0, ve = _embed_causal(torch, cfg, model, idx)
@@ -317,7 +349,7 @@ def eval_windows(text: bytes, T: int, n: int) -> np.ndarray:
     starts = np.linspace(0, len(data) - T - 1, n).round().astype(np.int64)
     if n > 1 and np.diff(starts).min() < T + 1:
         raise ValueError("evaluation text too short for the requested windows")
-    return np.stack([data[s: s + T + 1] for s in starts])
+    return np.stack([data[s : s + T + 1] for s in starts])
 
 
 def log_softmax_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -327,23 +359,42 @@ def log_softmax_nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return lse - np.take_along_axis(z, targets[..., None].astype(np.int64), axis=-1)[..., 0]
 
 
-def run(label: str, cfg: dict, train_text: bytes, eval_text: bytes, eval_windows_n: int,
-        steps: int, batch_size: int, seed: int, out_dir: Path, eval_batch: int = 32) -> dict:
+def run(
+    label: str,
+    cfg: dict,
+    train_text: bytes,
+    eval_text: bytes,
+    eval_windows_n: int,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    out_dir: Path,
+    eval_batch: int = 32,
+) -> dict:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     V = S.VOCAB
     T = cfg["block_size"]
     cap = cfg["max_params"]
-    rec = dict(setting=label, seed=seed, status="error", error=None, steps=steps,
-               batch_size=batch_size, block_size=T, param_cap=cap)
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        steps=steps,
+        batch_size=batch_size,
+        block_size=T,
+        param_cap=cap,
+    )
     nll = None
     t0 = time.time()
     try:
         # ---- training (train text only)
         pc, cc = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=train_child, args=(cc, cfg, seed, steps, batch_size, train_text),
-                           daemon=True)
+        proc = ctx.Process(
+            target=train_child, args=(cc, cfg, seed, steps, batch_size, train_text), daemon=True
+        )
         proc.start()
         cc.close()
         try:
@@ -356,8 +407,11 @@ def run(label: str, cfg: dict, train_text: bytes, eval_text: bytes, eval_windows
         n_params = (len(pmsg) - 1) // 4
         if n_params > cap:
             raise RunFailure(f"parameter cap exceeded: {n_params} > {cap}")
-        rec.update(n_params=n_params, train_loss_last50=float(info.get("train_loss_last50", float("nan"))),
-                   train_s=info.get("train_s"))
+        rec.update(
+            n_params=n_params,
+            train_loss_last50=float(info.get("train_loss_last50", float("nan"))),
+            train_s=info.get("train_s"),
+        )
         # ---- evaluation (fresh process, the parent computes the loss)
         win = eval_windows(eval_text, T, eval_windows_n)
         x_all, y_all = win[:, :-1], win[:, 1:]
@@ -375,7 +429,11 @@ def run(label: str, cfg: dict, train_text: bytes, eval_text: bytes, eval_windows
 
             def ask(x):
                 B = x.shape[0]
-                pc.send_bytes(b"Q" + struct.pack("<HH", B, T) + np.ascontiguousarray(x, dtype=np.uint8).tobytes())
+                pc.send_bytes(
+                    b"Q"
+                    + struct.pack("<HH", B, T)
+                    + np.ascontiguousarray(x, dtype=np.uint8).tobytes()
+                )
                 msg = _recv(pc, proc, 600, maxlen)
                 if msg[:1] != b"O" or len(msg) != 1 + B * T * V * 4:
                     raise RunFailure("protocol: malformed logits")
@@ -387,11 +445,11 @@ def run(label: str, cfg: dict, train_text: bytes, eval_text: bytes, eval_windows
             logits_all = np.empty((len(x_all), T, V), dtype=np.float32)
             probe_max = 0.0
             for b0 in range(0, len(x_all), eval_batch):
-                x = x_all[b0: b0 + eval_batch]
-                cut = rng.integers(0, T - 1, size=len(x))            # positions <= cut are kept
+                x = x_all[b0 : b0 + eval_batch]
+                cut = rng.integers(0, T - 1, size=len(x))  # positions <= cut are kept
                 xp = x.copy()
                 for r, k in enumerate(cut):
-                    xp[r, k + 1:] = pool[rng.integers(0, len(pool), size=T - k - 1)]
+                    xp[r, k + 1 :] = pool[rng.integers(0, len(pool), size=T - k - 1)]
                 first_real = bool(rng.integers(0, 2))
                 lp = None
                 if not first_real:
@@ -406,8 +464,9 @@ def run(label: str, cfg: dict, train_text: bytes, eval_text: bytes, eval_windows
                     if d > CAUSAL_RTOL * (1.0 + max(np.abs(a).max(), np.abs(b).max())):
                         raise RunFailure(
                             "non-causal model: changing the tokens after position "
-                            f"{int(k)} changed the logits at or before it (max diff {d:.3g})")
-                logits_all[b0: b0 + eval_batch] = lr_
+                            f"{int(k)} changed the logits at or before it (max diff {d:.3g})"
+                        )
+                logits_all[b0 : b0 + eval_batch] = lr_
             # re-ask a re-mixed batch: windows must be answered identically (stateless, independent)
             n = len(x_all)
             half = min(eval_batch // 2, n // 2)
@@ -415,15 +474,22 @@ def run(label: str, cfg: dict, train_text: bytes, eval_text: bytes, eval_windows
             again = ask(x_all[rows])
             d = float(np.abs(again.astype(np.float64) - logits_all[rows]).max())
             if d > CAUSAL_RTOL * (1.0 + float(np.abs(logits_all[rows]).max())):
-                raise RunFailure("the model answered the same windows differently when asked again in "
-                                 f"another batch (max diff {d:.3g}): it keeps state between calls or "
-                                 "mixes windows of a batch")
+                raise RunFailure(
+                    "the model answered the same windows differently when asked again in "
+                    f"another batch (max diff {d:.3g}): it keeps state between calls or "
+                    "mixes windows of a batch"
+                )
             pc.send_bytes(b"E")
         finally:
             _stop(proc, pc)
         nll = log_softmax_nll(logits_all, y_all)
-        rec.update(status="ok", bpc=float(nll.mean() / math.log(2)), n_chars=int(nll.size),
-                   probe_max_diff=probe_max, eval_windows=int(n))
+        rec.update(
+            status="ok",
+            bpc=float(nll.mean() / math.log(2)),
+            n_chars=int(nll.size),
+            probe_max_diff=probe_max,
+            eval_windows=int(n),
+        )
     except RunFailure as e:
         rec["error"] = str(e)
     except Exception:
@@ -456,15 +522,33 @@ def main_for(label: str, spec: dict, eval_text_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     d, L, T = spec["d_model"], spec["n_layer"], spec["block_size"]
-    cfg = dict(vocab_size=S.VOCAB, d_model=d, n_layer=L, n_head=spec["n_head"], block_size=T,
-               max_params=S.param_cap(d, L, T), body_params=S.body_params(d, L))
+    cfg = dict(
+        vocab_size=S.VOCAB,
+        d_model=d,
+        n_layer=L,
+        n_head=spec["n_head"],
+        block_size=T,
+        max_params=S.param_cap(d, L, T),
+        body_params=S.body_params(d, L),
+    )
     train_text = Path(S.TRAIN_TEXT).read_bytes()
     eval_text = Path(eval_text_path).read_bytes()
-    rec = run(label, cfg, train_text, eval_text, spec["eval_windows"], spec["steps"],
-              spec["batch_size"], seed, out_dir)
+    rec = run(
+        label,
+        cfg,
+        train_text,
+        eval_text,
+        spec["eval_windows"],
+        spec["steps"],
+        spec["batch_size"],
+        seed,
+        out_dir,
+    )
     if rec["status"] == "ok":
-        print(f"[{label}] seed={seed} bpc={rec['bpc']:.4f} params={rec['n_params']}/{rec['param_cap']} "
-              f"train_loss={rec['train_loss_last50']:.4f} wall={rec['wall_s']}s")
+        print(
+            f"[{label}] seed={seed} bpc={rec['bpc']:.4f} params={rec['n_params']}/{rec['param_cap']} "
+            f"train_loss={rec['train_loss_last50']:.4f} wall={rec['wall_s']}s"
+        )
         return 0
     print(f"[{label}] seed={seed} FAILED: {rec['error']}")
     return 0  # the grader fails the setting with this message (exit 0 so that it is called)

@@ -20,6 +20,7 @@ child, then builds and scores the quantized model in the parent with its own cod
 Protocol (child -> parent): b"I" + utf-8 JSON (info), b"F" + float32 float parameters,
 b"C" + uint8 codes, b"S" + float16 scales then zero points, b"X" + utf-8 text (failure).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ import numpy as np
 
 import settings as S
 
-QUANTIZER_PARAM_FACTOR = 2   # a matrix's quantizer may hold at most 2x the matrix's size in parameters
+QUANTIZER_PARAM_FACTOR = (
+    2  # a matrix's quantizer may hold at most 2x the matrix's size in parameters
+)
 BETAS = (0.9, 0.95)
 CLIP = 1.0
 
@@ -45,8 +48,13 @@ class RunFailure(Exception):
 
 def model_config(spec: dict) -> dict:
     m = S.MODELS[spec["model"]]
-    return dict(vocab_size=S.VOCAB, d_model=m["d_model"], n_layer=m["n_layer"], n_head=m["n_head"],
-                block_size=m["block_size"])
+    return dict(
+        vocab_size=S.VOCAB,
+        d_model=m["d_model"],
+        n_layer=m["n_layer"],
+        n_head=m["n_head"],
+        block_size=m["block_size"],
+    )
 
 
 def load_checkpoint(path: str) -> dict[str, np.ndarray]:
@@ -58,7 +66,9 @@ def lr_at(step: int, steps: int, lr: float) -> float:
     warmup = max(1, steps // 10)
     if step < warmup:
         return lr * (step + 1) / warmup
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
+    return lr * (
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+    )
 
 
 # ------------------------------------------------------------------------------- child side
@@ -90,7 +100,7 @@ def _export_all(torch, quant, mats, params, bits, group_size, when):
     import gpt
 
     snapshot = [p.detach().clone() for p in params]
-    levels = 2 ** bits
+    levels = 2**bits
     codes_out, scales_out, zeros_out = [], [], []
     with torch.no_grad():
         for name, W in mats.items():
@@ -100,18 +110,24 @@ def _export_all(torch, quant, mats, params, bits, group_size, when):
                 raise RunFailure(f"export{when}: Quantizer.export must return (codes, scale, zero)")
             codes, scale, zero = (torch.as_tensor(t).detach() for t in res)
             if tuple(codes.shape) != (o, i):
-                raise RunFailure(f"export{when} ({name}): codes must have shape {(o, i)}, "
-                                 f"got {tuple(codes.shape)}")
+                raise RunFailure(
+                    f"export{when} ({name}): codes must have shape {(o, i)}, "
+                    f"got {tuple(codes.shape)}"
+                )
             for nm, t in (("scale", scale), ("zero", zero)):
                 if tuple(t.shape) != (o, i // group_size):
-                    raise RunFailure(f"export{when} ({name}): {nm} must have shape {(o, i // group_size)} "
-                                     f"(one per group of {group_size} weights), got {tuple(t.shape)}")
+                    raise RunFailure(
+                        f"export{when} ({name}): {nm} must have shape {(o, i // group_size)} "
+                        f"(one per group of {group_size} weights), got {tuple(t.shape)}"
+                    )
             c = codes.double()
             if not bool(torch.isfinite(c).all()) or not bool((c == torch.round(c)).all()):
                 raise RunFailure(f"export{when} ({name}): codes must be integers")
             if float(c.min()) < 0 or float(c.max()) > levels - 1:
-                raise RunFailure(f"export{when} ({name}): codes must lie in 0..{levels - 1} for {bits}-bit "
-                                 f"weights, got {int(c.min())}..{int(c.max())}")
+                raise RunFailure(
+                    f"export{when} ({name}): codes must lie in 0..{levels - 1} for {bits}-bit "
+                    f"weights, got {int(c.min())}..{int(c.max())}"
+                )
             codes_out.append(c.to(torch.uint8).contiguous().numpy().reshape(-1))
             scales_out.append(scale.double().numpy().astype(np.float16).reshape(-1))
             zeros_out.append(zero.double().numpy().astype(np.float16).reshape(-1))
@@ -121,7 +137,9 @@ def _export_all(torch, quant, mats, params, bits, group_size, when):
     return codes_out, scales_out, zeros_out
 
 
-def train_child(conn, cfg_dict, ckpt_path, bits, group_size, steps, batch_size, lr, seed, train_bytes):
+def train_child(
+    conn, cfg_dict, ckpt_path, bits, group_size, steps, batch_size, lr, seed, train_bytes
+):
     try:
         torch = _torch_setup(seed)
         import torch.nn.functional as F
@@ -142,7 +160,8 @@ def train_child(conn, cfg_dict, ckpt_path, bits, group_size, steps, batch_size, 
             if n_q > QUANTIZER_PARAM_FACTOR * W.numel():
                 raise RunFailure(
                     f"quantizer parameter cap exceeded: the quantizer of {name} has {n_q} parameters, "
-                    f"at most {QUANTIZER_PARAM_FACTOR} x {W.numel()} (the matrix's size) are allowed")
+                    f"at most {QUANTIZER_PARAM_FACTOR} x {W.numel()} (the matrix's size) are allowed"
+                )
             quant[gpt.key(name)] = q
         # the master weights are the model's own parameters: a quantizer may not hold or alias them
         model_ids = {id(p) for p in model.parameters()}
@@ -155,7 +174,7 @@ def train_child(conn, cfg_dict, ckpt_path, bits, group_size, steps, batch_size, 
 
         def batch():
             ix = rng.integers(0, len(data) - T - 1, size=batch_size)
-            w = np.stack([data[i: i + T + 1] for i in ix]).astype(np.int64)
+            w = np.stack([data[i : i + T + 1] for i in ix]).astype(np.int64)
             return torch.from_numpy(w[:, :-1]), torch.from_numpy(w[:, 1:])
 
         params = list(model.parameters()) + list(quant.parameters())
@@ -177,8 +196,10 @@ def train_child(conn, cfg_dict, ckpt_path, bits, group_size, steps, batch_size, 
             for name, W in mats.items():
                 wq = quant[gpt.key(name)](W, progress)
                 if not isinstance(wq, torch.Tensor) or tuple(wq.shape) != tuple(W.shape):
-                    raise RunFailure(f"Quantizer.forward must return a tensor of shape {tuple(W.shape)} "
-                                     f"for {name}")
+                    raise RunFailure(
+                        f"Quantizer.forward must return a tensor of shape {tuple(W.shape)} "
+                        f"for {name}"
+                    )
                 weights[name] = wq.float()
             logits = model(x, weights)
             ce = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1))
@@ -196,8 +217,10 @@ def train_child(conn, cfg_dict, ckpt_path, bits, group_size, steps, batch_size, 
             loss.backward()
             for p, s in zip(params, snapshot):
                 if not torch.equal(p.detach(), s):
-                    raise RunFailure("a parameter changed outside the fixed optimizer during step "
-                                     f"{step} (training must go through the harness's AdamW only)")
+                    raise RunFailure(
+                        "a parameter changed outside the fixed optimizer during step "
+                        f"{step} (training must go through the harness's AdamW only)"
+                    )
             torch.nn.utils.clip_grad_norm_(all_params, CLIP)
             opt.step()
             losses.append(float(ce.detach()))
@@ -206,10 +229,15 @@ def train_child(conn, cfg_dict, ckpt_path, bits, group_size, steps, batch_size, 
         # ---- export (the master weights and the float parameters must not change)
         model.eval()
         quant.eval()
-        codes_out, scales_out, zeros_out = _export_all(torch, quant, mats, params, bits, group_size, "")
-        info = dict(train_ce_first20=float(np.mean(losses[:20])), train_ce_last50=float(np.mean(losses[-50:])),
-                    train_s=round(train_s, 2),
-                    quantizer_params=int(sum(p.numel() for p in quant.parameters())))
+        codes_out, scales_out, zeros_out = _export_all(
+            torch, quant, mats, params, bits, group_size, ""
+        )
+        info = dict(
+            train_ce_first20=float(np.mean(losses[:20])),
+            train_ce_last50=float(np.mean(losses[-50:])),
+            train_s=round(train_s, 2),
+            quantizer_params=int(sum(p.numel() for p in quant.parameters())),
+        )
         conn.send_bytes(b"I" + json.dumps(info).encode())
         flat = torch.cat([p.detach().reshape(-1).float() for p in model.float_params().values()])
         conn.send_bytes(b"F" + flat.numpy().astype("<f4").tobytes())
@@ -263,7 +291,7 @@ def eval_windows(text: bytes, T: int, n: int) -> np.ndarray:
     starts = np.linspace(0, len(data) - T - 1, n).round().astype(np.int64)
     if n > 1 and np.diff(starts).min() < T + 1:
         raise ValueError("evaluation text too short for the requested windows")
-    return np.stack([data[s: s + T + 1] for s in starts])
+    return np.stack([data[s : s + T + 1] for s in starts])
 
 
 def unpack(cfg_dict: dict, group_size: int, flat: np.ndarray, codes: np.ndarray, sz: np.ndarray):
@@ -275,7 +303,7 @@ def unpack(cfg_dict: dict, group_size: int, flat: np.ndarray, codes: np.ndarray,
     i = 0
     for name, shape in gpt.float_shapes(cfg).items():
         n = int(np.prod(shape))
-        fl[name] = flat[i: i + n].reshape(shape)
+        fl[name] = flat[i : i + n].reshape(shape)
         i += n
     if i != flat.size:
         raise RunFailure(f"expected {i} float parameters, got {flat.size}")
@@ -283,13 +311,18 @@ def unpack(cfg_dict: dict, group_size: int, flat: np.ndarray, codes: np.ndarray,
     n_groups = sum(o * (k // group_size) for o, k in shapes.values())
     n_codes = sum(o * k for o, k in shapes.values())
     if codes.size != n_codes or sz.size != 2 * n_groups:
-        raise RunFailure(f"expected {n_codes} codes and {2 * n_groups} scales/zero points, "
-                         f"got {codes.size} and {sz.size}")
+        raise RunFailure(
+            f"expected {n_codes} codes and {2 * n_groups} scales/zero points, "
+            f"got {codes.size} and {sz.size}"
+        )
     ic = ig = 0
     for name, (o, k) in shapes.items():
         ng = o * (k // group_size)
-        mats[name] = (codes[ic: ic + o * k].reshape(o, k), sz[ig: ig + ng].reshape(o, k // group_size),
-                      sz[n_groups + ig: n_groups + ig + ng].reshape(o, k // group_size))
+        mats[name] = (
+            codes[ic : ic + o * k].reshape(o, k),
+            sz[ig : ig + ng].reshape(o, k // group_size),
+            sz[n_groups + ig : n_groups + ig + ng].reshape(o, k // group_size),
+        )
         ic += o * k
         ig += ng
     return fl, mats
@@ -302,29 +335,34 @@ def check_quantized(mats: dict, bits: int, group_size: int) -> int:
     for name, (codes, scale, zero) in mats.items():
         if codes.dtype != np.uint8 or scale.dtype != np.float16 or zero.dtype != np.float16:
             raise RunFailure(f"{name}: codes must be uint8 and scales / zero points float16")
-        if codes.size and int(codes.max()) > 2 ** bits - 1:
-            raise RunFailure(f"{name}: a code is {int(codes.max())}, above {2 ** bits - 1} "
-                             f"({bits}-bit weights allow {2 ** bits} levels per group)")
+        if codes.size and int(codes.max()) > 2**bits - 1:
+            raise RunFailure(
+                f"{name}: a code is {int(codes.max())}, above {2**bits - 1} "
+                f"({bits}-bit weights allow {2**bits} levels per group)"
+            )
         if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(zero))):
             raise RunFailure(f"{name}: scales and zero points must be finite float16 values")
         o, k = codes.shape
         g = np.sort(codes.reshape(o, k // group_size, group_size), axis=-1)
         distinct = 1 + (np.diff(g.astype(np.int16), axis=-1) != 0).sum(axis=-1)
         levels = max(levels, int(distinct.max()))
-    if levels > 2 ** bits:
+    if levels > 2**bits:
         raise RunFailure(f"a group holds {levels} distinct weights, more than 2^{bits}")
     return levels
 
 
-def dequantize(codes: np.ndarray, scale: np.ndarray, zero: np.ndarray, group_size: int) -> np.ndarray:
+def dequantize(
+    codes: np.ndarray, scale: np.ndarray, zero: np.ndarray, group_size: int
+) -> np.ndarray:
     o, k = codes.shape
     q = codes.astype(np.float32).reshape(o, k // group_size, group_size)
     w = scale.astype(np.float32)[..., None] * (q - zero.astype(np.float32)[..., None])
     return w.reshape(o, k)
 
 
-def evaluate(cfg_dict: dict, float_params: dict, matrices: dict, windows: np.ndarray,
-             batch: int = 32) -> np.ndarray:
+def evaluate(
+    cfg_dict: dict, float_params: dict, matrices: dict, windows: np.ndarray, batch: int = 32
+) -> np.ndarray:
     """Per-byte cross-entropy (nats, float64) of the given float parameters and matrices on the
     windows (inputs = window[:, :-1], targets = window[:, 1:]), with the fixed model code."""
     import torch
@@ -337,18 +375,23 @@ def evaluate(cfg_dict: dict, float_params: dict, matrices: dict, windows: np.nda
     with torch.no_grad():
         for name, p in model.float_params().items():
             p.copy_(torch.from_numpy(np.ascontiguousarray(float_params[name], dtype=np.float32)))
-        W = {name: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32)) for name, m in matrices.items()}
+        W = {
+            name: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))
+            for name, m in matrices.items()
+        }
         model.eval()
         out = []
         for b0 in range(0, len(windows), batch):
-            w = torch.from_numpy(windows[b0: b0 + batch].astype(np.int64))
+            w = torch.from_numpy(windows[b0 : b0 + batch].astype(np.int64))
             logits = model(w[:, :-1], W).double()
             nll = -torch.log_softmax(logits, dim=-1).gather(-1, w[:, 1:, None])[..., 0]
             out.append(nll.numpy())
     return np.concatenate(out).astype(np.float64)
 
 
-def run(label: str, spec: dict, train_text: bytes, eval_text: bytes, seed: int, out_dir: Path) -> dict:
+def run(
+    label: str, spec: dict, train_text: bytes, eval_text: bytes, seed: int, out_dir: Path
+) -> dict:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -356,8 +399,17 @@ def run(label: str, spec: dict, train_text: bytes, eval_text: bytes, seed: int, 
     bits, group_size = spec["bits"], spec["group_size"]
     steps, batch_size = spec["steps"], spec["batch_size"]
     ckpt_path = S.MODELS[spec["model"]]["checkpoint"]
-    rec = dict(setting=label, seed=seed, status="error", error=None, model=spec["model"], bits=bits,
-               group_size=group_size, steps=steps, batch_size=batch_size)
+    rec = dict(
+        setting=label,
+        seed=seed,
+        status="error",
+        error=None,
+        model=spec["model"],
+        bits=bits,
+        group_size=group_size,
+        steps=steps,
+        batch_size=batch_size,
+    )
     arrays = None
     t0 = time.time()
     try:
@@ -370,9 +422,11 @@ def run(label: str, spec: dict, train_text: bytes, eval_text: bytes, seed: int, 
             if k % group_size:
                 raise RunFailure(f"group size {group_size} does not divide {k}")
         pc, cc = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=train_child, daemon=True,
-                           args=(cc, cfg, ckpt_path, bits, group_size, steps, batch_size, S.LR, seed,
-                                 train_text))
+        proc = ctx.Process(
+            target=train_child,
+            daemon=True,
+            args=(cc, cfg, ckpt_path, bits, group_size, steps, batch_size, S.LR, seed, train_text),
+        )
         proc.start()
         cc.close()
         try:
@@ -382,7 +436,13 @@ def run(label: str, spec: dict, train_text: bytes, eval_text: bytes, seed: int, 
             smsg = _recv(pc, proc, 600, 4 * n_codes + 8)
         finally:
             _stop(proc, pc)
-        if fmsg[:1] != b"F" or cmsg[:1] != b"C" or smsg[:1] != b"S" or (len(fmsg) - 1) % 4 or (len(smsg) - 1) % 2:
+        if (
+            fmsg[:1] != b"F"
+            or cmsg[:1] != b"C"
+            or smsg[:1] != b"S"
+            or (len(fmsg) - 1) % 4
+            or (len(smsg) - 1) % 2
+        ):
             raise RunFailure("protocol: expected the float parameters, the codes and the scales")
         flat = np.frombuffer(fmsg, dtype="<f4", offset=1).astype(np.float32)
         codes = np.frombuffer(cmsg, dtype=np.uint8, offset=1).copy()
@@ -391,9 +451,13 @@ def run(label: str, spec: dict, train_text: bytes, eval_text: bytes, seed: int, 
             raise RunFailure("the float parameters are not finite")
         fl, mats = unpack(cfg, group_size, flat, codes, sz)
         levels = check_quantized(mats, bits, group_size)
-        rec.update(train_ce_first20=info.get("train_ce_first20"), train_ce_last50=info.get("train_ce_last50"),
-                   train_s=info.get("train_s"), quantizer_params=info.get("quantizer_params"),
-                   max_levels_per_group=levels)
+        rec.update(
+            train_ce_first20=info.get("train_ce_first20"),
+            train_ce_last50=info.get("train_ce_last50"),
+            train_s=info.get("train_s"),
+            quantizer_params=info.get("quantizer_params"),
+            max_levels_per_group=levels,
+        )
         arrays = {f"float/{k}": v for k, v in fl.items()}
         for name, (c, s, z) in mats.items():
             arrays[f"codes/{name}"], arrays[f"scale/{name}"], arrays[f"zero/{name}"] = c, s, z
@@ -439,9 +503,11 @@ def main_for(label: str, spec: dict) -> int:
     eval_text = Path(S.EVAL_TEXT).read_bytes()
     rec = run(label, spec, train_text, eval_text, seed, out_dir)
     if rec["status"] == "ok":
-        print(f"[{label}] seed={seed} bpc={rec['bpc']:.4f} ({rec['bits']}-bit, groups of {rec['group_size']}; "
-              f"max levels per group {rec['max_levels_per_group']}) train_ce_last50={rec['train_ce_last50']:.4f} "
-              f"wall={rec['wall_s']}s")
+        print(
+            f"[{label}] seed={seed} bpc={rec['bpc']:.4f} ({rec['bits']}-bit, groups of {rec['group_size']}; "
+            f"max levels per group {rec['max_levels_per_group']}) train_ce_last50={rec['train_ce_last50']:.4f} "
+            f"wall={rec['wall_s']}s"
+        )
         return 0
     print(f"[{label}] seed={seed} FAILED: {rec['error']}")
     return 0  # the grader fails the setting with this message (exit 0 so that it is called)

@@ -10,6 +10,7 @@ for another round of the same step, counted the same way). The parent applies SG
 to the aggregated gradient. The test set's labels never reach this process; it writes test
 predictions, and the grader scores them. Artifacts are written after every child has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,8 @@ import numpy as np
 
 import comm
 
-MAX_ROUNDS = 4            # rounds of communication per step (payload -> reply -> payload ...)
-MSG_TIMEOUT_S = 60.0      # a child that does not answer within this fails the run
+MAX_ROUNDS = 4  # rounds of communication per step (payload -> reply -> payload ...)
+MSG_TIMEOUT_S = 60.0  # a child that does not answer within this fails the run
 
 
 class RunFailed(Exception):
@@ -79,7 +80,12 @@ def train(spec, seed):
     numel = sum(p.numel() for p in params)
     K, ratio = int(spec["workers"]), float(spec["ratio"])
     budget = int(math.floor(32 * numel / ratio))
-    steps, batch, lr0, mom = int(spec["steps"]), int(spec["batch"]), float(spec["lr"]), float(spec["momentum"])
+    steps, batch, lr0, mom = (
+        int(spec["steps"]),
+        int(spec["batch"]),
+        float(spec["lr"]),
+        float(spec["momentum"]),
+    )
 
     rng = np.random.default_rng(seed)
     shards = np.array_split(rng.permutation(len(x_tr)), K)
@@ -97,7 +103,8 @@ def train(spec, seed):
                 return F.cross_entropy(functional_call(model, pp, (x,)), y)
 
             gd, lv = vmap(grad_and_value(loss_fn), in_dims=(None, 0, 0))(
-                pd, torch.stack([xt[i] for i in idx]), torch.stack([yt[i] for i in idx]))
+                pd, torch.stack([xt[i] for i in idx]), torch.stack([yt[i] for i in idx])
+            )
             g = torch.cat([gd[n].reshape(K, -1) for n in names], dim=1)
             return g.numpy().astype("<f4"), float(lv.mean())
         out, tot = np.empty((K, numel), dtype="<f4"), 0.0
@@ -113,18 +120,33 @@ def train(spec, seed):
     procs, wconns = [], []
     for w in range(K):
         a, b = ctx.Pipe(duplex=True)
-        p = ctx.Process(target=comm.worker_main, args=(b, w, K, names, shapes, budget, seed), daemon=True)
+        p = ctx.Process(
+            target=comm.worker_main, args=(b, w, K, names, shapes, budget, seed), daemon=True
+        )
         procs.append(p)
         wconns.append(a)
     sa, sb = ctx.Pipe(duplex=True)
-    sp = ctx.Process(target=comm.server_main, args=(sb, K, names, shapes, budget, seed), daemon=True)
+    sp = ctx.Process(
+        target=comm.server_main, args=(sb, K, names, shapes, budget, seed), daemon=True
+    )
     procs.append(sp)
     for p in procs:
         p.start()
 
-    rec = dict(workers=K, ratio=ratio, numel=int(numel), budget_bits=budget, steps=steps,
-               steps_done=0, max_worker_bits=0, max_reply_bits=0, total_uplink_bits=0,
-               max_rounds=0, violation=None, error=None)
+    rec = dict(
+        workers=K,
+        ratio=ratio,
+        numel=int(numel),
+        budget_bits=budget,
+        steps=steps,
+        steps_done=0,
+        max_worker_bits=0,
+        max_reply_bits=0,
+        total_uplink_bits=0,
+        max_rounds=0,
+        violation=None,
+        error=None,
+    )
     bufs = [torch.zeros_like(p) for p in params]
     losses = []
     t0 = time.time()
@@ -132,7 +154,10 @@ def train(spec, seed):
         for step in range(steps):
             lr = lr0 * 0.5 * (1.0 + math.cos(math.pi * step / steps))
             # each worker's stochastic gradient on its own shard
-            idx = [torch.from_numpy(worker_rngs[w].choice(shards[w], batch, replace=False)) for w in range(K)]
+            idx = [
+                torch.from_numpy(worker_rngs[w].choice(shards[w], batch, replace=False))
+                for w in range(K)
+            ]
             flat, step_loss = worker_grads(idx)
             for w in range(K):
                 _send(wconns[w], b"G" + comm.pack_ints(step) + flat[w].tobytes(), f"worker {w}")
@@ -153,12 +178,17 @@ def train(spec, seed):
                     rec["total_uplink_bits"] += bits
                     if sent[w] > budget:
                         rec["max_worker_bits"] = max(rec["max_worker_bits"], sent[w])
-                        rec["violation"] = (f"bit budget exceeded: worker {w} sent {sent[w]} bits at step "
-                                            f"{step} (budget {budget} bits = 32 x {numel} / {ratio:g})")
+                        rec["violation"] = (
+                            f"bit budget exceeded: worker {w} sent {sent[w]} bits at step "
+                            f"{step} (budget {budget} bits = 32 x {numel} / {ratio:g})"
+                        )
                         raise RunFailed(rec["violation"])
                     blobs.append(canon)
-                _send(sa, b"A" + comm.pack_ints(step, rnd, K, *[len(b) for b in blobs]) + b"".join(blobs),
-                      "the aggregator")
+                _send(
+                    sa,
+                    b"A" + comm.pack_ints(step, rnd, K, *[len(b) for b in blobs]) + b"".join(blobs),
+                    "the aggregator",
+                )
                 msg = _recv(sa, "the aggregator")
                 rec["max_rounds"] = max(rec["max_rounds"], rnd + 1)
                 if msg[:1] == b"G":
@@ -166,7 +196,9 @@ def train(spec, seed):
                 if msg[:1] != b"R":
                     raise RunFailed("protocol error from the aggregator")
                 if rnd + 1 >= MAX_ROUNDS:
-                    raise RunFailed(f"step {step}: the aggregator asked for more than {MAX_ROUNDS} rounds")
+                    raise RunFailed(
+                        f"step {step}: the aggregator asked for more than {MAX_ROUNDS} rounds"
+                    )
                 try:
                     canon, bits, _ = comm.parse(msg[1:])
                 except comm.PayloadError as e:
@@ -174,8 +206,10 @@ def train(spec, seed):
                 reply_bits += bits
                 rec["max_reply_bits"] = max(rec["max_reply_bits"], reply_bits)
                 if reply_bits > budget:
-                    rec["violation"] = (f"bit budget exceeded: the aggregator's replies at step {step} "
-                                        f"total {reply_bits} bits (budget {budget} bits)")
+                    rec["violation"] = (
+                        f"bit budget exceeded: the aggregator's replies at step {step} "
+                        f"total {reply_bits} bits (budget {budget} bits)"
+                    )
                     raise RunFailed(rec["violation"])
                 for w in range(K):
                     _send(wconns[w], b"R" + comm.pack_ints(step, rnd + 1) + canon, f"worker {w}")
@@ -190,7 +224,7 @@ def train(spec, seed):
                 i = 0
                 for p, buf in zip(params, bufs):
                     n = p.numel()
-                    buf.mul_(mom).add_(agg[i:i + n].view_as(p))
+                    buf.mul_(mom).add_(agg[i : i + n].view_as(p))
                     p.add_(buf, alpha=-lr)
                     i += n
             rec["steps_done"] = step + 1
@@ -211,7 +245,7 @@ def train(spec, seed):
             c.close()
     rec["train_wall_s"] = round(time.time() - t0, 3)
     rec["final_train_loss"] = float(np.mean(losses[-20:])) if losses else None
-    rec["mean_worker_bits_per_step"] = (rec["total_uplink_bits"] / max(1, K * rec["steps_done"]))
+    rec["mean_worker_bits_per_step"] = rec["total_uplink_bits"] / max(1, K * rec["steps_done"])
     preds = None
     if rec["error"] is None:
         with torch.no_grad():

@@ -97,8 +97,7 @@ class Model:
         a = np.asarray(actions, dtype=np.float64)
         if a.ndim != 3 or a.shape[2] != self._act_dim or a.shape[0] < 1 or a.shape[1] < 1:
             raise ValueError(
-                f"actions must have shape (N, H, {self._act_dim}) with N, H >= 1, "
-                f"got {a.shape}"
+                f"actions must have shape (N, H, {self._act_dim}) with N, H >= 1, got {a.shape}"
             )
         n, h = a.shape[0], a.shape[1]
         if h > self.max_horizon:

@@ -27,6 +27,7 @@ Protocol: raw bytes over a multiprocessing Pipe; the parent never unpickles what
 The parent checks every answer (shape, finite), fails the run on any violation, and writes the
 artifacts only after the child has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,19 +45,19 @@ import numpy as np
 # ----------------------------------------------------------------------------- fixed settings
 GAMMA = 0.99
 BATCH = 64
-LR = 1e-3                 # Adam
-ADAM_EPS = 3.125e-4       # 0.01 / 32, as in Dopamine / Rainbow
-MAX_ATOMS = 128           # head-size cap: outputs per action
-HIDDEN = 64               # fc width of the torso (Young & Tian 2019 use 16 conv + 128 fc; halved for CPU)
+LR = 1e-3  # Adam
+ADAM_EPS = 3.125e-4  # 0.01 / 32, as in Dopamine / Rainbow
+MAX_ATOMS = 128  # head-size cap: outputs per action
+HIDDEN = 64  # fc width of the torso (Young & Tian 2019 use 16 conv + 128 fc; halved for CPU)
 CONV = 16
-N_ENVS = 16               # environments stepped together; one gradient step per N_ENVS frames
-TARGET_SYNC = 200         # gradient steps between target-network syncs
-LEARN_START = 1000        # frames of random play before learning starts
-EPS_START, EPS_END, EPS_FRAC = 1.0, 0.05, 0.4   # linear decay over EPS_FRAC of the budget
+N_ENVS = 16  # environments stepped together; one gradient step per N_ENVS frames
+TARGET_SYNC = 200  # gradient steps between target-network syncs
+LEARN_START = 1000  # frames of random play before learning starts
+EPS_START, EPS_END, EPS_FRAC = 1.0, 0.05, 0.4  # linear decay over EPS_FRAC of the budget
 EVAL_EPS = 0.01
-EVAL_MAX_FRAMES = 2000    # evaluation episodes are truncated there
+EVAL_MAX_FRAMES = 2000  # evaluation episodes are truncated there
 CURVE_POINTS = 10
-CHILD_TIMEOUT_S = 30.0    # one request
+CHILD_TIMEOUT_S = 30.0  # one request
 
 
 class RunFailure(Exception):
@@ -65,14 +66,35 @@ class RunFailure(Exception):
 
 # ------------------------------------------------------------------------------- child side
 
+
 def _install_guard(conn):
     """Audit hook of the child: the head may import Python source and extension modules and
     nothing else; no other file reads or writes, processes, native libraries or sockets.
     A breach reports itself to the parent and ends the child at once."""
-    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-               "os.fork", "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
-               "ctypes.cdata", "socket.connect", "socket.bind", "os.remove", "os.rename",
-               "os.symlink", "os.link", "os.chdir", "os.truncate", "os.putenv", "os.unsetenv")
+    blocked = (
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "socket.connect",
+        "socket.bind",
+        "os.remove",
+        "os.rename",
+        "os.symlink",
+        "os.link",
+        "os.chdir",
+        "os.truncate",
+        "os.putenv",
+        "os.unsetenv",
+    )
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     state = {"busy": False}
 
@@ -91,15 +113,24 @@ def _install_guard(conn):
             if isinstance(path, int) or path is None:
                 return
             p = os.path.abspath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (mode is None and isinstance(flags, int) and flags & write_flags)
-            if writes or not p.endswith((".py", ".pyc", ".so")) and not p.startswith("/proc/self/") \
-                    and not p.startswith("/sys/"):
-                breach(f"the value head opened {p!r} ({'write' if writes else 'read'}): the "
-                       "settings and any other file are off limits")
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & write_flags
+            )
+            if (
+                writes
+                or not p.endswith((".py", ".pyc", ".so"))
+                and not p.startswith("/proc/self/")
+                and not p.startswith("/sys/")
+            ):
+                breach(
+                    f"the value head opened {p!r} ({'write' if writes else 'read'}): the "
+                    "settings and any other file are off limits"
+                )
         elif event.startswith(blocked):
-            breach(f"the value head raised the forbidden event {event!r} (processes, native "
-                   "code, sockets, files and the environment are off limits)")
+            breach(
+                f"the value head raised the forbidden event {event!r} (processes, native "
+                "code, sockets, files and the environment are off limits)"
+            )
 
     sys.addaudithook(hook)
 
@@ -111,8 +142,16 @@ def _warm_up():
     import torch.nn.functional as F
 
     x = torch.randn(4, 3, 5, requires_grad=True)
-    y = torch.log_softmax(x, 2).sum() + F.smooth_l1_loss(x, x.detach() + 1) + F.mse_loss(x, x.detach())
-    y = y + torch.sort(x, 2).values.sum() + F.cross_entropy(x[:, :, 0], torch.zeros(4, dtype=torch.long))
+    y = (
+        torch.log_softmax(x, 2).sum()
+        + F.smooth_l1_loss(x, x.detach() + 1)
+        + F.mse_loss(x, x.detach())
+    )
+    y = (
+        y
+        + torch.sort(x, 2).values.sum()
+        + F.cross_entropy(x[:, :, 0], torch.zeros(4, dtype=torch.long))
+    )
     torch.autograd.grad(y, x)
     torch.zeros(4, 5).scatter_add_(1, torch.zeros(4, 5, dtype=torch.long), torch.ones(4, 5))
 
@@ -121,10 +160,11 @@ def child_main(conn, num_actions, gamma, seed):
     try:
         sys.dont_write_bytecode = True
         import torch
+
         torch.set_num_threads(1)
         _warm_up()
         torch.manual_seed(seed)
-        np.random.seed(seed % (2 ** 32))
+        np.random.seed(seed % (2**32))
         random.seed(seed)
         _install_guard(conn)
         import value_head  # the editable module, imported only after the guard
@@ -143,7 +183,9 @@ def child_main(conn, num_actions, gamma, seed):
             n, B = struct.unpack("<II", msg[1:9])
             off = 9
             if n:
-                out = torch.from_numpy(np.frombuffer(msg, np.float32, n * A * K, off).reshape(n, A, K).copy())
+                out = torch.from_numpy(
+                    np.frombuffer(msg, np.float32, n * A * K, off).reshape(n, A, K).copy()
+                )
                 off += 4 * n * A * K
                 with torch.no_grad():
                     q = head.q_values(out)
@@ -154,16 +196,26 @@ def child_main(conn, num_actions, gamma, seed):
                 conn.send_bytes(b"q" + q.numpy().tobytes())
             if B:
                 m = B * A * K
-                out = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K); off += 4 * m
-                act = np.frombuffer(msg, np.int64, B, off); off += 8 * B
-                rew = np.frombuffer(msg, np.float32, B, off); off += 4 * B
-                done = np.frombuffer(msg, np.float32, B, off); off += 4 * B
-                tnext = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K); off += 4 * m
+                out = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K)
+                off += 4 * m
+                act = np.frombuffer(msg, np.int64, B, off)
+                off += 8 * B
+                rew = np.frombuffer(msg, np.float32, B, off)
+                off += 4 * B
+                done = np.frombuffer(msg, np.float32, B, off)
+                off += 4 * B
+                tnext = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K)
+                off += 4 * m
                 onext = np.frombuffer(msg, np.float32, m, off).reshape(B, A, K)
                 out_t = torch.from_numpy(out.copy()).requires_grad_(True)
-                loss = head.loss(out_t, torch.from_numpy(act.copy()), torch.from_numpy(rew.copy()),
-                                 torch.from_numpy(done.copy()), torch.from_numpy(tnext.copy()),
-                                 torch.from_numpy(onext.copy()))
+                loss = head.loss(
+                    out_t,
+                    torch.from_numpy(act.copy()),
+                    torch.from_numpy(rew.copy()),
+                    torch.from_numpy(done.copy()),
+                    torch.from_numpy(tnext.copy()),
+                    torch.from_numpy(onext.copy()),
+                )
                 if not (torch.is_tensor(loss) and loss.numel() == 1):
                     raise ValueError("loss must return a scalar tensor")
                 if loss.requires_grad:
@@ -172,8 +224,11 @@ def child_main(conn, num_actions, gamma, seed):
                     grad = None
                 if grad is None:
                     grad = torch.zeros_like(out_t)
-                conn.send_bytes(b"g" + struct.pack("<f", float(loss.detach()))
-                                + grad.detach().to(torch.float32).contiguous().numpy().tobytes())
+                conn.send_bytes(
+                    b"g"
+                    + struct.pack("<f", float(loss.detach()))
+                    + grad.detach().to(torch.float32).contiguous().numpy().tobytes()
+                )
     except BaseException:
         msg = traceback.format_exc()[-4000:]
         try:
@@ -186,15 +241,18 @@ def child_main(conn, num_actions, gamma, seed):
 
 # ------------------------------------------------------------------------------ parent side
 
+
 class Child:
     """The parent's handle on the value-head process; every answer is checked here."""
 
     def __init__(self, num_actions, gamma, seed):
         import multiprocessing as mp
+
         ctx = mp.get_context("spawn")
         self.conn, child_conn = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=child_main, args=(child_conn, num_actions, gamma, seed),
-                                daemon=True)
+        self.proc = ctx.Process(
+            target=child_main, args=(child_conn, num_actions, gamma, seed), daemon=True
+        )
         self.proc.start()
         child_conn.close()
         self.A = int(num_actions)
@@ -206,8 +264,10 @@ class Child:
             raise RunFailure("protocol error: expected the head's info")
         (self.K,) = struct.unpack("<I", msg[1:5])
         if not 1 <= self.K <= MAX_ATOMS:
-            raise RunFailure(f"head size violated: ValueHead.atoms = {self.K}, allowed 1..{MAX_ATOMS} "
-                             "outputs per action")
+            raise RunFailure(
+                f"head size violated: ValueHead.atoms = {self.K}, allowed 1..{MAX_ATOMS} "
+                "outputs per action"
+            )
 
     def _recv(self, timeout, maxlen):
         if not self.conn.poll(timeout):
@@ -241,12 +301,14 @@ class Child:
             parts.append(np.ascontiguousarray(act_out, np.float32).tobytes())
         if B:
             out, act, rew, done, tnext, onext = batch
-            parts += [np.ascontiguousarray(out, np.float32).tobytes(),
-                      np.ascontiguousarray(act, np.int64).tobytes(),
-                      np.ascontiguousarray(rew, np.float32).tobytes(),
-                      np.ascontiguousarray(done, np.float32).tobytes(),
-                      np.ascontiguousarray(tnext, np.float32).tobytes(),
-                      np.ascontiguousarray(onext, np.float32).tobytes()]
+            parts += [
+                np.ascontiguousarray(out, np.float32).tobytes(),
+                np.ascontiguousarray(act, np.int64).tobytes(),
+                np.ascontiguousarray(rew, np.float32).tobytes(),
+                np.ascontiguousarray(done, np.float32).tobytes(),
+                np.ascontiguousarray(tnext, np.float32).tobytes(),
+                np.ascontiguousarray(onext, np.float32).tobytes(),
+            ]
         self.conn.send_bytes(b"".join(parts))
 
     def recv_q(self):
@@ -260,18 +322,21 @@ class Child:
         if not np.all(np.isfinite(q)):
             raise RunFailure("q_values returned NaN or inf")
         if not np.allclose(q[n:], q[:n][self.perm], rtol=1e-5, atol=1e-6):
-            raise RunFailure("q_values is not a function of the network outputs: the same outputs, "
-                             "asked twice in one request, got different Q-values. Exploration is "
-                             "fixed by the harness; q_values must not add noise of its own or "
-                             "depend on a row's position in the batch")
+            raise RunFailure(
+                "q_values is not a function of the network outputs: the same outputs, "
+                "asked twice in one request, got different Q-values. Exploration is "
+                "fixed by the harness; q_values must not add noise of its own or "
+                "depend on a row's position in the batch"
+            )
         return q[:n]
 
     def recv_grad(self, B):
         m = B * self.A * self.K
         msg = self._recv(CHILD_TIMEOUT_S, max(5 + 4 * m, 1 << 16))
         if msg[:1] != b"g" or len(msg) != 5 + 4 * m:
-            raise RunFailure("protocol error: expected the loss and its gradient from the "
-                             "value-head process")
+            raise RunFailure(
+                "protocol error: expected the loss and its gradient from the value-head process"
+            )
         (loss,) = struct.unpack("<f", msg[1:5])
         grad = np.frombuffer(msg, np.float32, m, 5).reshape(B, self.A, self.K)
         if not (np.isfinite(loss) and np.all(np.isfinite(grad))):
@@ -292,13 +357,20 @@ class Child:
 
 def build_net(in_ch, num_actions, atoms):
     import torch.nn as nn
+
     return nn.Sequential(
-        nn.Conv2d(in_ch, CONV, 3, 1), nn.ReLU(), nn.Flatten(),
-        nn.Linear(CONV * 8 * 8, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, num_actions * atoms))
+        nn.Conv2d(in_ch, CONV, 3, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(CONV * 8 * 8, HIDDEN),
+        nn.ReLU(),
+        nn.Linear(HIDDEN, num_actions * atoms),
+    )
 
 
 def make_env(game, sticky, seed):
     from minatar import Environment
+
     env = Environment(game, sticky_action_prob=sticky)
     env.seed(int(seed))
     env.reset()
@@ -309,8 +381,9 @@ def obs(env) -> np.ndarray:
     return np.ascontiguousarray(env.state().transpose(2, 0, 1), dtype=np.uint8)
 
 
-def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
-                       sticky: float = 0.1) -> dict:
+def train_and_evaluate(
+    game: str, frames: int, eval_episodes: int, seed: int, sticky: float = 0.1
+) -> dict:
     """The whole run; returns the record (raises RunFailure on a violation)."""
     import torch
 
@@ -333,7 +406,7 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
         Ar = np.zeros(frames, np.int64)
         R = np.zeros(frames, np.float32)
         D = np.zeros(frames, np.float32)
-        envs = [make_env(game, sticky, rng.integers(2 ** 31)) for _ in range(N_ENVS)]
+        envs = [make_env(game, sticky, rng.integers(2**31)) for _ in range(N_ENVS)]
         states = [obs(e) for e in envs]
         ep_ret = np.zeros(N_ENVS)
         ep_returns, ep_ends = [], []
@@ -352,7 +425,9 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
                 out = net(xs).reshape(BATCH, A, K)
                 with torch.no_grad():
                     # online network on s' and on the acting states in one call
-                    x2 = torch.from_numpy(np.concatenate([S2[idx]] + [states[i][None] for i in greedy])).float()
+                    x2 = torch.from_numpy(
+                        np.concatenate([S2[idx]] + [states[i][None] for i in greedy])
+                    ).float()
                     o2 = net(x2).reshape(-1, A, K).numpy()
                     tn = target(x2[:BATCH]).reshape(BATCH, A, K).numpy()
                 batch = (out.detach().numpy(), Ar[idx], R[idx], D[idx], tn, o2[:BATCH])
@@ -391,7 +466,7 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
         # ---- evaluation: fresh environments with a salted seed, epsilon = EVAL_EPS, all episodes
         # stepped together so each step is one batched request
         erng = np.random.default_rng([seed, 0x5EED, 7919])
-        envs = [make_env(game, sticky, erng.integers(2 ** 31)) for _ in range(eval_episodes)]
+        envs = [make_env(game, sticky, erng.integers(2**31)) for _ in range(eval_episodes)]
         rets = np.zeros(eval_episodes)
         lens = np.zeros(eval_episodes, np.int64)
         alive = np.ones(eval_episodes, bool)
@@ -421,12 +496,23 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
         lo, hi = k * frames // CURVE_POINTS, (k + 1) * frames // CURVE_POINTS
         sel = (ends > lo) & (ends <= hi)
         curve.append(float(rets_tr[sel].mean()) if sel.any() else None)
-    return dict(game=game, frames=int(frames), frames_used=int(t), atoms=int(K), updates=int(updates),
-                eval_episodes=int(eval_episodes), eval_returns=[float(x) for x in rets],
-                eval_lengths=[int(x) for x in lens], eval_frames=int(eval_frames),
-                mean_return=float(rets.mean()), train_episodes=len(ep_returns),
-                train_curve=curve, last_loss=float(np.mean(losses[-100:])) if losses else None,
-                train_s=round(train_s, 2), wall_s=round(time.time() - t0, 2))
+    return dict(
+        game=game,
+        frames=int(frames),
+        frames_used=int(t),
+        atoms=int(K),
+        updates=int(updates),
+        eval_episodes=int(eval_episodes),
+        eval_returns=[float(x) for x in rets],
+        eval_lengths=[int(x) for x in lens],
+        eval_frames=int(eval_frames),
+        mean_return=float(rets.mean()),
+        train_episodes=len(ep_returns),
+        train_curve=curve,
+        last_loss=float(np.mean(losses[-100:])) if losses else None,
+        train_s=round(train_s, 2),
+        wall_s=round(time.time() - t0, 2),
+    )
 
 
 def write_artifacts(out_dir: Path, record: dict) -> None:

@@ -16,6 +16,7 @@ updates x horizon x n env steps), refuses anything else and records it, evaluate
 policy itself (deterministic actions, fresh episodes) and writes the artifacts after the child
 has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,10 +36,30 @@ def _install_guard(conn):
     """Audit hook of the child: the learner may read Python source and extension modules
     (imports) and nothing else; no processes, native libraries, sockets or file changes.
     A breach reports itself to the parent and ends the child at once."""
-    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-               "os.fork", "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
-               "ctypes.cdata", "socket.connect", "socket.bind", "os.remove", "os.rename",
-               "os.symlink", "os.link", "os.chdir", "os.truncate", "os.putenv", "os.unsetenv")
+    blocked = (
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "socket.connect",
+        "socket.bind",
+        "os.remove",
+        "os.rename",
+        "os.symlink",
+        "os.link",
+        "os.chdir",
+        "os.truncate",
+        "os.putenv",
+        "os.unsetenv",
+    )
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     state = {"busy": False}
 
@@ -57,15 +78,24 @@ def _install_guard(conn):
             if isinstance(path, int) or path is None:
                 return
             p = os.path.abspath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (mode is None and isinstance(flags, int) and flags & write_flags)
-            if writes or not p.endswith((".py", ".pyc", ".so")) and not p.startswith("/proc/self/") \
-                    and not p.startswith("/sys/"):
-                breach(f"the learner opened {p!r} ({'write' if writes else 'read'}): layouts, "
-                       "settings and any other file are off limits")
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & write_flags
+            )
+            if (
+                writes
+                or not p.endswith((".py", ".pyc", ".so"))
+                and not p.startswith("/proc/self/")
+                and not p.startswith("/sys/")
+            ):
+                breach(
+                    f"the learner opened {p!r} ({'write' if writes else 'read'}): layouts, "
+                    "settings and any other file are off limits"
+                )
         elif event.startswith(blocked):
-            breach(f"the learner raised the forbidden event {event!r} (processes, native code, "
-                   "sockets, files and the environment are off limits)")
+            breach(
+                f"the learner raised the forbidden event {event!r} (processes, native code, "
+                "sockets, files and the environment are off limits)"
+            )
 
     sys.addaudithook(hook)
 
@@ -93,6 +123,7 @@ def child_main(conn, obs_dim, act_dim, n_envs, horizon, updates, cost_limit, see
         torch.set_num_threads(1)
         import net
         import ppo
+
         _warm_up(net, obs_dim, act_dim)
         _install_guard(conn)
         import constraint  # the editable module, imported only after the guard
@@ -101,7 +132,9 @@ def child_main(conn, obs_dim, act_dim, n_envs, horizon, updates, cost_limit, see
             conn.send_bytes(b"R")
             msg = conn.recv_bytes()
             if msg[:1] != b"O":
-                raise RuntimeError("reset refused by the harness: " + msg[1:].decode("utf-8", "replace"))
+                raise RuntimeError(
+                    "reset refused by the harness: " + msg[1:].decode("utf-8", "replace")
+                )
             return np.frombuffer(msg, dtype=np.float32, offset=1).reshape(n_envs, obs_dim).copy()
 
         def step(act):
@@ -109,9 +142,15 @@ def child_main(conn, obs_dim, act_dim, n_envs, horizon, updates, cost_limit, see
             conn.send_bytes(b"A" + a.tobytes())
             msg = conn.recv_bytes()
             if msg[:1] != b"S":
-                raise RuntimeError("step refused by the harness: " + msg[1:].decode("utf-8", "replace"))
+                raise RuntimeError(
+                    "step refused by the harness: " + msg[1:].decode("utf-8", "replace")
+                )
             k = 1 + 4 * n_envs * obs_dim
-            obs = np.frombuffer(msg, dtype=np.float32, count=n_envs * obs_dim, offset=1).reshape(n_envs, obs_dim).copy()
+            obs = (
+                np.frombuffer(msg, dtype=np.float32, count=n_envs * obs_dim, offset=1)
+                .reshape(n_envs, obs_dim)
+                .copy()
+            )
             r = np.frombuffer(msg, dtype=np.float64, count=n_envs, offset=k).copy()
             c = np.frombuffer(msg, dtype=np.float64, count=n_envs, offset=k + 8 * n_envs).copy()
             return obs, r, c
@@ -129,6 +168,7 @@ def child_main(conn, obs_dim, act_dim, n_envs, horizon, updates, cost_limit, see
     finally:
         conn.close()
 
+
 # ------------------------------------------------------------------------------ parent side
 
 
@@ -144,8 +184,11 @@ def serve(layout, cfg, seed, child_timeout_s=280.0):
     d, ad = envmod.OBS_DIM, envmod.ACT_DIM
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=child_main, daemon=True,
-                       args=(child_conn, d, ad, n, horizon, updates, float(cfg["cost_limit"]), seed))
+    proc = ctx.Process(
+        target=child_main,
+        daemon=True,
+        args=(child_conn, d, ad, n, horizon, updates, float(cfg["cost_limit"]), seed),
+    )
     t0 = time.time()
     proc.start()
     child_conn.close()
@@ -173,7 +216,10 @@ def serve(layout, cfg, seed, child_timeout_s=280.0):
                     refused += 1
                     parent_conn.send_bytes(
                         f"Eenvironment step budget exhausted: {updates} rollouts of {horizon} steps x {n} envs "
-                        f"allowed" .encode() if resets >= updates else b"Ereset before the episode ended")
+                        f"allowed".encode()
+                        if resets >= updates
+                        else b"Ereset before the episode ended"
+                    )
                     continue
                 obs = E.reset()
                 resets += 1
@@ -183,7 +229,9 @@ def serve(layout, cfg, seed, child_timeout_s=280.0):
             elif kind == b"A":
                 if not in_episode or len(msg) != 1 + 4 * n * ad:
                     refused += 1
-                    parent_conn.send_bytes(b"Estep outside an episode or of the wrong size (environment step budget)")
+                    parent_conn.send_bytes(
+                        b"Estep outside an episode or of the wrong size (environment step budget)"
+                    )
                     continue
                 act = np.frombuffer(msg, dtype=np.float32, offset=1).reshape(n, ad)
                 if not np.all(np.isfinite(act)):
@@ -198,8 +246,12 @@ def serve(layout, cfg, seed, child_timeout_s=280.0):
                     in_episode = False
                     curve_ret.append(float(ep_r.mean()))
                     curve_cost.append(float(ep_c.mean()))
-                parent_conn.send_bytes(b"S" + obs.tobytes() + r.astype(np.float64).tobytes()
-                                       + c.astype(np.float64).tobytes())
+                parent_conn.send_bytes(
+                    b"S"
+                    + obs.tobytes()
+                    + r.astype(np.float64).tobytes()
+                    + c.astype(np.float64).tobytes()
+                )
             elif kind == b"P":
                 params = np.frombuffer(msg, dtype=np.float32, offset=1).copy()
                 break
@@ -219,14 +271,23 @@ def serve(layout, cfg, seed, child_timeout_s=280.0):
             proc.kill()
             proc.join()
     record = {
-        "n_envs": n, "horizon": horizon, "updates": updates, "cost_limit": float(cfg["cost_limit"]),
-        "env_steps": steps, "resets": resets, "refused": refused,
+        "n_envs": n,
+        "horizon": horizon,
+        "updates": updates,
+        "cost_limit": float(cfg["cost_limit"]),
+        "env_steps": steps,
+        "resets": resets,
+        "refused": refused,
         "budget_steps": updates * horizon * n,
-        "train_curve_return": curve_ret, "train_curve_cost": curve_cost,
-        "violation": violation, "train_wall_s": round(time.time() - t0, 3),
+        "train_curve_return": curve_ret,
+        "train_curve_cost": curve_cost,
+        "violation": violation,
+        "train_wall_s": round(time.time() - t0, 3),
     }
     if params is not None and (steps != updates * horizon * n or resets != updates):
-        error = error or (f"the learner returned after {steps} of {updates * horizon * n} env steps")
+        error = error or (
+            f"the learner returned after {steps} of {updates * horizon * n} env steps"
+        )
     if refused and error is None:
         error = f"the learner asked the harness for more environment steps than the budget ({refused} refused requests)"
     if violation is not None:

@@ -13,6 +13,7 @@ batch that would take any sample past the budget and records the attempt (the se
 fails), refuses rows outside the sample's eps-ball or [0, 1], checks the returned x_adv itself,
 decides success with its own forward pass, and writes the artifacts after the child has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,18 +65,27 @@ class Oracle:
             idx = np.arange(self._n)
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if idx.shape[0] != m or m == 0:
-            raise ValueError(f"query: {m} rows but {idx.shape[0]} indices (need one index per row, m >= 1)")
+            raise ValueError(
+                f"query: {m} rows but {idx.shape[0]} indices (need one index per row, m >= 1)"
+            )
         if idx.min() < 0 or idx.max() >= self._n:
             raise ValueError("query: sample index out of range")
         if not np.all(np.isfinite(xb)):
             raise ValueError("query: images contain NaN or inf")
         counts = np.bincount(idx, minlength=self._n)
         # the budget, [0, 1] and the eps-ball are checked (and enforced) by the parent process
-        msg = b"Q" + struct.pack("<i", m) + idx.astype("<i4").tobytes() + np.ascontiguousarray(xb).tobytes()
+        msg = (
+            b"Q"
+            + struct.pack("<i", m)
+            + idx.astype("<i4").tobytes()
+            + np.ascontiguousarray(xb).tobytes()
+        )
         self._conn.send_bytes(msg)
         reply = self._conn.recv_bytes()
         if reply[:1] != b"O":
-            raise RuntimeError("query refused by the harness: " + reply[1:].decode("utf-8", "replace"))
+            raise RuntimeError(
+                "query refused by the harness: " + reply[1:].decode("utf-8", "replace")
+            )
         self._used += counts
         return np.frombuffer(reply, dtype=np.float32, offset=1).reshape(m, -1).astype(np.float64)
 
@@ -85,10 +95,30 @@ def _install_guard(conn):
     tracebacks) and nothing else - not the weights, the data, /proc or the parent;
     it may not start processes or load native libraries. A breach reports itself to the parent
     and ends the child at once (it cannot be caught)."""
-    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-               "os.fork", "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
-               "ctypes.cdata", "socket.connect", "socket.bind", "os.remove", "os.rename",
-               "os.symlink", "os.link", "os.chdir", "os.truncate", "os.putenv", "os.unsetenv")
+    blocked = (
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "socket.connect",
+        "socket.bind",
+        "os.remove",
+        "os.rename",
+        "os.symlink",
+        "os.link",
+        "os.chdir",
+        "os.truncate",
+        "os.putenv",
+        "os.unsetenv",
+    )
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     state = {"busy": False}
 
@@ -107,14 +137,19 @@ def _install_guard(conn):
             if isinstance(path, int) or path is None:
                 return  # re-wrapping an already open descriptor
             p = os.path.abspath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (mode is None and isinstance(flags, int) and flags & write_flags)
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & write_flags
+            )
             if writes or not p.endswith((".py", ".pyc", ".so")):
-                breach(f"the attack opened {p!r} ({'write' if writes else 'read'}): the target model's "
-                       "weights, the data, the labels and any other file are off limits (black-box attack)")
+                breach(
+                    f"the attack opened {p!r} ({'write' if writes else 'read'}): the target model's "
+                    "weights, the data, the labels and any other file are off limits (black-box attack)"
+                )
         elif event.startswith(blocked):
-            breach(f"the attack raised the forbidden event {event!r} (processes, native code, sockets, "
-                   "files and the environment are off limits)")
+            breach(
+                f"the attack raised the forbidden event {event!r} (processes, native code, sockets, "
+                "files and the environment are off limits)"
+            )
 
     sys.addaudithook(hook)
 
@@ -141,6 +176,7 @@ def child_main(conn, x0, y, eps, budget, seed):
             pass
     finally:
         conn.close()
+
 
 # ------------------------------------------------------------------------------ parent side
 
@@ -171,7 +207,9 @@ def serve(model, x0, y, eps, budget, seed, child_timeout_s=600.0):
                 error = f"the attack did not finish within {child_timeout_s:.0f} s"
                 break
             try:
-                msg = parent_conn.recv_bytes(maxlength=5 + max(4 * n * d, max_rows * 4 * (d + 1)) + 64)
+                msg = parent_conn.recv_bytes(
+                    maxlength=5 + max(4 * n * d, max_rows * 4 * (d + 1)) + 64
+                )
             except EOFError:
                 error = "the attack process exited without returning x_adv"
                 break
@@ -196,14 +234,19 @@ def serve(model, x0, y, eps, budget, seed, child_timeout_s=600.0):
                 counts = np.bincount(idx, minlength=n)
                 if np.any(used + counts > budget):
                     over_budget += 1
-                    parent_conn.send_bytes(f"Equery budget of {budget} per sample exhausted".encode())
+                    parent_conn.send_bytes(
+                        f"Equery budget of {budget} per sample exhausted".encode()
+                    )
                     continue
-                dev = float(np.abs(xb - x0f[idx]).max()) if np.all(np.isfinite(xb)) else float("nan")
+                dev = (
+                    float(np.abs(xb - x0f[idx]).max()) if np.all(np.isfinite(xb)) else float("nan")
+                )
                 if not (dev <= eps + TOL) or xb.min() < -TOL or xb.max() > 1 + TOL:
                     bad_queries += 1
                     parent_conn.send_bytes(
                         f"Equery rows must be finite, in [0, 1] and within eps = {eps} of their sample's "
-                        f"clean image (max deviation {dev:.6f}, range [{xb.min():.4f}, {xb.max():.4f}])".encode())
+                        f"clean image (max deviation {dev:.6f}, range [{xb.min():.4f}, {xb.max():.4f}])".encode()
+                    )
                     continue
                 used += counts
                 batches += 1
@@ -233,10 +276,16 @@ def serve(model, x0, y, eps, budget, seed, child_timeout_s=600.0):
             proc.join()
     wall = time.time() - t0
     record = {
-        "n": n, "eps": eps, "budget": budget, "n_classes": k,
-        "queries": used.tolist(), "query_batches": batches,
-        "over_budget_attempts": over_budget, "refused_queries": bad_queries,
-        "violation": violation, "wall_s": round(wall, 3),
+        "n": n,
+        "eps": eps,
+        "budget": budget,
+        "n_classes": k,
+        "queries": used.tolist(),
+        "query_batches": batches,
+        "over_budget_attempts": over_budget,
+        "refused_queries": bad_queries,
+        "violation": violation,
+        "wall_s": round(wall, 3),
     }
     success = np.zeros(n, dtype=bool)
     if violation is None and error is None and x_adv is not None:
@@ -247,8 +296,10 @@ def serve(model, x0, y, eps, budget, seed, child_timeout_s=600.0):
             error = "x_adv contains NaN or inf"
         elif linf.max() > eps + TOL:
             bad = np.flatnonzero(linf > eps + TOL)
-            error = (f"x_adv outside the eps-ball: {len(bad)} samples, max ||x_adv - x||_inf = "
-                     f"{linf.max():.6f} > eps = {eps}")
+            error = (
+                f"x_adv outside the eps-ball: {len(bad)} samples, max ||x_adv - x||_inf = "
+                f"{linf.max():.6f} > eps = {eps}"
+            )
         elif xa.min() < -TOL or xa.max() > 1 + TOL:
             error = f"x_adv outside [0, 1]: min {xa.min():.6f}, max {xa.max():.6f}"
         else:
@@ -258,8 +309,10 @@ def serve(model, x0, y, eps, budget, seed, child_timeout_s=600.0):
     if over_budget and error is None:
         error = f"the attack attempted to exceed the query budget ({budget} per sample) {over_budget} time(s)"
     if bad_queries and error is None:
-        error = (f"{bad_queries} invalid query batch(es) refused (rows outside the eps-ball or [0, 1], "
-                 "or a bad sample index)")
+        error = (
+            f"{bad_queries} invalid query batch(es) refused (rows outside the eps-ball or [0, 1], "
+            "or a bad sample index)"
+        )
     if violation is not None:
         error = "black-box violation: " + violation
     record["success"] = success.astype(int).tolist()

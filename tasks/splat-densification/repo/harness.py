@@ -28,6 +28,7 @@ child -> parent raw bytes only (the parent unpickles nothing the child sends):
     b"V" + utf-8 text                                                   the child's guard caught a breach
 Artifacts (params.npz with each image's final X, run.json) are written after the child has exited.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 NCOL = 9
-AA = 0.3          # px^2 added to each axis variance (anti-aliasing)
+AA = 0.3  # px^2 added to each axis variance (anti-aliasing)
 LR = (0.1, 0.1, 0.04, 0.04, 0.04, 0.1, 0.02, 0.02, 0.02)
 POS_LR_FINAL = 0.1  # position learning rate decays exponentially to this fraction
 SPLIT_SHRINK = 1.6
@@ -57,10 +58,30 @@ def _install_guard(conn):
     """Audit hook of the child: the policy may read Python source and extension modules (imports,
     tracebacks) and nothing else - not the images, /proc or the parent; it may not start processes
     or load native libraries. A breach reports itself to the parent and ends the child at once."""
-    blocked = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-               "os.fork", "os.forkpty", "os.kill", "os.killpg", "ctypes.dlopen", "ctypes.dlsym",
-               "ctypes.cdata", "socket.connect", "socket.bind", "os.remove", "os.rename",
-               "os.symlink", "os.link", "os.chdir", "os.truncate", "os.putenv", "os.unsetenv")
+    blocked = (
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "socket.connect",
+        "socket.bind",
+        "os.remove",
+        "os.rename",
+        "os.symlink",
+        "os.link",
+        "os.chdir",
+        "os.truncate",
+        "os.putenv",
+        "os.unsetenv",
+    )
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
     state = {"busy": False}
 
@@ -79,14 +100,19 @@ def _install_guard(conn):
             if isinstance(path, int) or path is None:
                 return
             p = os.path.abspath(os.fsdecode(path))
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (mode is None and isinstance(flags, int) and flags & write_flags)
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                mode is None and isinstance(flags, int) and flags & write_flags
+            )
             if writes or not p.endswith((".py", ".pyc", ".so")):
-                breach(f"the policy opened {p!r} ({'write' if writes else 'read'}): the target images "
-                       "and every other file are off limits to the densification policy")
+                breach(
+                    f"the policy opened {p!r} ({'write' if writes else 'read'}): the target images "
+                    "and every other file are off limits to the densification policy"
+                )
         elif event.startswith(blocked):
-            breach(f"the policy raised the forbidden event {event!r} (processes, native code, sockets, "
-                   "files and the environment are off limits)")
+            breach(
+                f"the policy raised the forbidden event {event!r} (processes, native code, sockets, "
+                "files and the environment are off limits)"
+            )
 
     sys.addaudithook(hook)
 
@@ -124,11 +150,15 @@ def child_main(conn, seed):
                 raise TypeError(f"densify() must return a dict, got {type(out).__name__}")
             bad = set(out) - {"prune", "split", "clone"}
             if bad:
-                raise ValueError(f"densify() returned unknown keys {sorted(bad)}; "
-                                 "allowed: prune, split, clone")
+                raise ValueError(
+                    f"densify() returned unknown keys {sorted(bad)}; allowed: prune, split, clone"
+                )
             parts = [_as_index(out.get(k), n, k) for k in ("prune", "split", "clone")]
-            conn.send_bytes(b"A" + struct.pack("<3q", *[p.size for p in parts])
-                            + b"".join(np.ascontiguousarray(p).tobytes() for p in parts))
+            conn.send_bytes(
+                b"A"
+                + struct.pack("<3q", *[p.size for p in parts])
+                + b"".join(np.ascontiguousarray(p).tobytes() for p in parts)
+            )
     except BaseException:
         msg = traceback.format_exc()[-4000:]
         try:
@@ -137,6 +167,7 @@ def child_main(conn, seed):
             pass
     finally:
         conn.close()
+
 
 # ------------------------------------------------------------------------------ parent side
 
@@ -148,8 +179,9 @@ class PolicyError(Exception):
 def pixel_grid(h, w):
     import torch
 
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=DTYPE) + 0.5,
-                            torch.arange(w, dtype=DTYPE) + 0.5, indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=DTYPE) + 0.5, torch.arange(w, dtype=DTYPE) + 0.5, indexing="ij"
+    )
     return xs.reshape(-1), ys.reshape(-1)
 
 
@@ -159,13 +191,13 @@ def step_stats(X, px, py, T):
     import torch
 
     e2 = torch.exp(2 * X[:, 2:4])
-    s2 = e2 + AA                                   # squared dilated scales
+    s2 = e2 + AA  # squared dilated scales
     ct, st = torch.cos(X[:, 4]), torch.sin(X[:, 4])
     a = torch.sigmoid(X[:, 5])
     c = X[:, 6:9]
     dx = px[:, None] - X[:, 0]
     dy = py[:, None] - X[:, 1]
-    u1 = dx * ct + dy * st                         # offsets in the Gaussian's frame
+    u1 = dx * ct + dy * st  # offsets in the Gaussian's frame
     u2 = dy * ct - dx * st
     del dx, dy
     a1 = u1 / s2[:, 0]
@@ -174,8 +206,8 @@ def step_stats(X, px, py, T):
     img = W @ c
     diff = img - T
     loss = (diff * diff).mean()
-    r = diff * (2.0 / diff.numel())                # dL/dI
-    E = (r @ c.T) * W                              # dL/dW * W
+    r = diff * (2.0 / diff.numel())  # dL/dI
+    E = (r @ c.T) * W  # dL/dW * W
     g = torch.empty_like(X)
     g[:, 6:9] = W.T @ r
     g[:, 5] = (1 - a) * E.sum(0)
@@ -184,7 +216,7 @@ def step_stats(X, px, py, T):
     g[:, 2] = (Ev1 * u1).sum(0) * e2[:, 0] / s2[:, 0]
     g[:, 3] = (Ev2 * u2).sum(0) * e2[:, 1] / s2[:, 1]
     g[:, 4] = (Ev2 * u1 - Ev1 * u2).sum(0)
-    gx = Ev1 * ct - Ev2 * st                       # per-pixel dL_p/dmu (P, N) x 2
+    gx = Ev1 * ct - Ev2 * st  # per-pixel dL_p/dmu (P, N) x 2
     gy = Ev1 * st + Ev2 * ct
     g[:, 0] = gx.sum(0)
     g[:, 1] = gy.sum(0)
@@ -228,19 +260,28 @@ def check_actions(prune, split, clone, n, cap, step):
     """Validate one action set; return the resulting number of Gaussians."""
     for name, a in (("prune", prune), ("split", split), ("clone", clone)):
         if a.size and (a.min() < 0 or a.max() >= n):
-            raise PolicyError(f"step {step}: {name} index out of range [0, {n}) "
-                              f"(got {int(a.min())} .. {int(a.max())})")
+            raise PolicyError(
+                f"step {step}: {name} index out of range [0, {n}) "
+                f"(got {int(a.min())} .. {int(a.max())})"
+            )
     for name, a in (("prune", prune), ("split", split)):
         if np.unique(a).size != a.size:
             raise PolicyError(f"step {step}: {name} indices must be unique")
-    if np.intersect1d(prune, split).size or np.intersect1d(prune, clone).size or \
-            np.intersect1d(split, clone).size:
-        raise PolicyError(f"step {step}: a Gaussian may be pruned, split or cloned, only one of them")
+    if (
+        np.intersect1d(prune, split).size
+        or np.intersect1d(prune, clone).size
+        or np.intersect1d(split, clone).size
+    ):
+        raise PolicyError(
+            f"step {step}: a Gaussian may be pruned, split or cloned, only one of them"
+        )
     new_n = n - prune.size + split.size + clone.size
     if new_n > cap:
-        raise PolicyError(f"Gaussian cap exceeded: at step {step} the policy's actions (prune "
-                          f"{prune.size}, split {split.size}, clone {clone.size}) would give {new_n} "
-                          f"Gaussians, the cap is {cap}")
+        raise PolicyError(
+            f"Gaussian cap exceeded: at step {step} the policy's actions (prune "
+            f"{prune.size}, split {split.size}, clone {clone.size}) would give {new_n} "
+            f"Gaussians, the cap is {cap}"
+        )
     return new_n
 
 
@@ -307,8 +348,10 @@ class _Child:
         except EOFError:
             raise PolicyError("the policy process exited without answering") from None
         except OSError:
-            raise PolicyError(f"the policy returned more than {max_items} indices in one call "
-                              "(far more than the cap allows)") from None
+            raise PolicyError(
+                f"the policy returned more than {max_items} indices in one call "
+                "(far more than the cap allows)"
+            ) from None
         kind = msg[:1]
         if kind == b"V":
             raise PolicyError("policy sandbox violation: " + msg[1:].decode("utf-8", "replace"))
@@ -363,29 +406,43 @@ def fit_image(target, cap, n_init, steps, interval, child, rng, image_index, log
         lr_t[:2] *= POS_LR_FINAL ** ((step - 1) / max(1, steps - 1))
         mt.mul_(0.9).add_(0.1 * g)
         vt.mul_(0.999).add_(0.001 * g * g)
-        mh = mt / (1 - 0.9 ** step)
-        vh = vt / (1 - 0.999 ** step)
+        mh = mt / (1 - 0.9**step)
+        vh = vt / (1 - 0.999**step)
         Xt -= lr_t * mh / (torch.sqrt(vh) + 1e-8)
         loss_val = float(loss)
         if step % interval == 0 and step < steps:
             X, m, v = (a.double().numpy() for a in (Xt, mt, vt))
             n = X.shape[0]
             stats = dict(
-                n=n, step=step, total_steps=steps, cap=cap, height=h, width=w, n_init=n_init,
-                image_index=image_index, loss=loss_val, ids=ids.copy(),
-                xy=X[:, :2].copy(), scale=np.exp(X[:, 2:4]), rotation=X[:, 4].copy(),
-                opacity=1.0 / (1.0 + np.exp(-X[:, 5])), color=X[:, 6:9].copy(),
-                **{k: acc[k].copy() for k in STAT_KEYS + ("count",)})
+                n=n,
+                step=step,
+                total_steps=steps,
+                cap=cap,
+                height=h,
+                width=w,
+                n_init=n_init,
+                image_index=image_index,
+                loss=loss_val,
+                ids=ids.copy(),
+                xy=X[:, :2].copy(),
+                scale=np.exp(X[:, 2:4]),
+                rotation=X[:, 4].copy(),
+                opacity=1.0 / (1.0 + np.exp(-X[:, 5])),
+                color=X[:, 6:9].copy(),
+                **{k: acc[k].copy() for k in STAT_KEYS + ("count",)},
+            )
             prune, split, clone = child.ask(stats, max_items=8 * cap + 64)
             new_n = check_actions(prune, split, clone, n, cap, step)
             events += 1
             if prune.size or split.size or clone.size:
-                X, m, v, ids, next_id = apply_actions(X, m, v, ids, next_id, prune, split, clone, rng)
+                X, m, v, ids, next_id = apply_actions(
+                    X, m, v, ids, next_id, prune, split, clone, rng
+                )
                 Xt, mt, vt = (torch.tensor(a, dtype=DTYPE) for a in (X, m, v))
             assert X.shape[0] == new_n
             if X.shape[0] > cap:  # unreachable after check_actions; a second line of defence
                 raise PolicyError(f"Gaussian cap exceeded: {X.shape[0]} > {cap}")
-            acc = {k: np.zeros(X.shape[0]) for k in acc}   # statistics restart after every call
+            acc = {k: np.zeros(X.shape[0]) for k in acc}  # statistics restart after every call
             counts.append(int(X.shape[0]))
             max_n = max(max_n, int(X.shape[0]))
     Xf = Xt.double().numpy()
@@ -393,10 +450,17 @@ def fit_image(target, cap, n_init, steps, interval, child, rng, image_index, log
         raise PolicyError("the fit diverged (non-finite parameters)")
     mse = float(((render(Xt, px, py).clamp(0, 1) - T) ** 2).mean())
     psnr = -10 * math.log10(max(mse, 1e-12))
-    log(f"  image {image_index}: {h}x{w} final N={Xf.shape[0]} (max {max_n}, cap {cap}) "
-        f"train loss {loss_val:.5f} PSNR {psnr:.2f} dB")
-    return Xf, dict(final_n=int(Xf.shape[0]), max_n=int(max_n), counts=counts, policy_calls=events,
-                    psnr_harness=round(psnr, 4))
+    log(
+        f"  image {image_index}: {h}x{w} final N={Xf.shape[0]} (max {max_n}, cap {cap}) "
+        f"train loss {loss_val:.5f} PSNR {psnr:.2f} dB"
+    )
+    return Xf, dict(
+        final_n=int(Xf.shape[0]),
+        max_n=int(max_n),
+        counts=counts,
+        policy_calls=events,
+        psnr_harness=round(psnr, 4),
+    )
 
 
 def run_setting(targets, spec, steps, interval, seed, timeout_s=300.0, log=print):
@@ -421,10 +485,17 @@ def run_setting(targets, spec, steps, interval, seed, timeout_s=300.0, log=print
         error = str(e)
     finally:
         child.close()
-    record = dict(cap=cap, steps=steps, interval=interval, n_images=len(targets), images=images,
-                  max_n=max([r["max_n"] for r in images], default=0),
-                  wall_s=round(time.time() - t0, 3),
-                  status="ok" if error is None else "error", error=error)
+    record = dict(
+        cap=cap,
+        steps=steps,
+        interval=interval,
+        n_images=len(targets),
+        images=images,
+        max_n=max([r["max_n"] for r in images], default=0),
+        wall_s=round(time.time() - t0, 3),
+        status="ok" if error is None else "error",
+        error=error,
+    )
     return (params if error is None else None), record
 
 
