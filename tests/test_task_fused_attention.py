@@ -1,7 +1,12 @@
-"""Cheat tests for kernel-fused-causal-attention: inexact attention (approximate, dropped blocks,
-exact only on inputs that look like checks), extra threads, outputs aliasing the inputs, modified
-inputs and hidden persistent memory are caught: the setting fails with a clear message and
-scores 0 (or, for memory, is charged)."""
+"""Cheat tests for kernel-fused-causal-attention, through the real final evaluation with the static
+policy off (lint=False: the boundary and the measurements must stop them): inexact attention
+(approximate, dropped blocks, exact only on inputs that look like checks), extra threads, outputs
+aliasing the inputs, modified inputs, bad outputs, reading fixed files or the parent, writing a
+fixed file fail the setting with a clear message and score 0; global torch hooks (the finding
+of issue 19: a TorchFunctionMode that outlived the call once slowed the probe eightfold, roofline
+fraction 2.6-5.1, score 97.8), patched harness code, work moved into loading the inputs and
+persistent memory gain nothing (the probe and the naive reference run in a child that never
+imports attention.py; the candidate's time and memory are read from outside its process)."""
 
 import json
 
@@ -132,14 +137,180 @@ def attention(q, k, v):
     return torch.matmul(s, v)
 """
 
+SDPA = """
+import torch
+import torch.nn.functional as F
+
+
+def attention(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+"""
+
+# fixed files of the task folder (attention.py's folder; the child works in a scratch folder),
+# read through torch and numpy (no static check flags numpy)
 READ_FILE = (
     NAIVE
     + """
 
 def attention(q, k, v):
-    torch.from_file("/etc/hostname", size=1)
+    torch.from_file(__file__.replace("attention.py", "reference.py"), size=1)
     return naive(q, k, v)
 """
+)
+READ_NUMPY = (
+    SDPA
+    + """
+import numpy as np
+
+np.fromfile(__file__.replace("attention.py", "harness.py"), dtype=np.uint8)
+"""
+)
+READ_PARENT = (
+    SDPA
+    + """
+import os
+
+open(f"/proc/{os.getppid()}/cmdline", "rb").read()
+"""
+)
+WRITE_FIXED = (
+    SDPA
+    + """
+import numpy as np
+
+np.zeros(4).tofile(__file__.replace("attention.py", "run.py"))
+"""
+)
+
+# the finding: a global torch function mode entered at import, which outlives every call; it
+# repeats each matmul (the GEMM probe) and holds big buffers in the naive reference's ops
+FUNCTION_MODE = (
+    SDPA
+    + """
+from torch.overrides import TorchFunctionMode
+
+KEEP = []
+
+
+class Slow(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.mm, torch.matmul):
+            for _ in range(7):
+                func(*args, **kwargs)
+        if func in (torch.softmax, torch.Tensor.masked_fill):
+            KEEP[:] = [torch.ones(64, 1 << 20)]
+        return func(*args, **kwargs)
+
+
+Slow().__enter__()
+"""
+)
+DISPATCH_MODE = (
+    SDPA
+    + """
+from torch.utils._python_dispatch import TorchDispatchMode
+
+
+class Slow(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.mm.default:
+            for _ in range(7):
+                func(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+Slow().__enter__()
+"""
+)
+# a __torch_function__ subclass: every tensor the module touches becomes one
+SUBCLASS = """
+import torch
+import torch.nn.functional as F
+
+
+class Fast(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def attention(q, k, v):
+    out = F.scaled_dot_product_attention(q.as_subclass(Fast), k, v, is_causal=True)
+    return out.as_subclass(torch.Tensor)
+"""
+# patched fixed code: the reference and torch.mm made slow in the candidate's own process
+PATCHED = (
+    SDPA
+    + """
+import sys
+import time
+
+_mm = torch.mm
+
+
+def slow_mm(*a, **kw):
+    time.sleep(0.05)
+    return _mm(*a, **kw)
+
+
+def slow_naive(q, k, v):
+    time.sleep(0.5)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+torch.mm = slow_mm
+sys.modules["reference"].naive_attention = slow_naive
+"""
+)
+# the work moved out of the timed call: the harness's own loading code patched to compute the
+# (naive, memory-hungry) attention while the inputs arrive; attention() returns the result
+IN_LOADING = (
+    NAIVE
+    + """
+import sys
+
+LOADED, DONE = [], []
+
+
+class _Torch:
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    def from_numpy(self, a):
+        t = torch.from_numpy(a)
+        LOADED.append(t)
+        if len(LOADED) == 3:
+            DONE[:] = [naive(*LOADED)]
+            LOADED.clear()
+        return t
+
+
+sys.modules["worker"].torch = _Torch()
+
+
+def attention(q, k, v):
+    return DONE.pop()
+"""
+)
+THREAD = (
+    SDPA
+    + """
+import threading
+
+
+def spin():
+    while True:
+        sum(range(1000))
+
+
+threading.Thread(target=spin, daemon=True).start()
+"""
+)
+NAN_OUT = SDPA.replace("return F.scaled", "return float('nan') * F.scaled")
+WRONG_SHAPE = SDPA.replace("is_causal=True)", "is_causal=True)[..., :-1].contiguous()")
+HUGE_OUT = SDPA.replace("return F.scaled", "return torch.zeros(64, 1 << 20) + F.scaled").replace(
+    "is_causal=True)", "is_causal=True).sum()"
 )
 
 
@@ -149,19 +320,19 @@ def task():
 
 
 def test_low_precision_caught(task):
-    err = run_cheat(task, LABEL, LOW_PRECISION)
+    err = run_cheat(task, LABEL, LOW_PRECISION, lint=False)
     assert "inexact attention" in err and "max |out - ref|" in err, err
 
 
 @pytest.mark.slow
 def test_dropped_blocks_caught(task):
-    err = run_cheat(task, LABEL, DROP_BLOCKS)
+    err = run_cheat(task, LABEL, DROP_BLOCKS, lint=False)
     assert "inexact attention" in err, err
 
 
 @pytest.mark.slow
 def test_exact_only_on_check_inputs_caught(task):
-    err = run_cheat(task, LABEL, EXACT_ON_CHECKS_ONLY)
+    err = run_cheat(task, LABEL, EXACT_ON_CHECKS_ONLY, lint=False)
     assert "inexact attention (timed call" in err, err
 
 
@@ -176,19 +347,86 @@ def test_exact_only_on_check_inputs_caught(task):
     ids=["threads", "alias", "modify-inputs"],
 )
 def test_contract_violations_fail(task, text, what):
-    err = run_cheat(task, LABEL, text)
+    err = run_cheat(task, LABEL, text, lint=False)
     assert what in err, err
 
 
 @pytest.mark.slow
-def test_file_read_refused(task):
-    err = run_cheat(task, LABEL, READ_FILE)
-    assert "allows no file I/O" in err or "policy violation" in err, err
+@pytest.mark.parametrize(
+    "text,what",
+    [
+        (READ_FILE, "Permission denied"),  # torch opens it in C: the kernel refuses
+        (READ_NUMPY, "policy violation: agent code opened"),
+        (READ_PARENT, "/cmdline"),
+        (WRITE_FIXED, "for writing"),
+    ],
+    ids=["torch-reference", "numpy-harness", "parent-cmdline", "write-run-py"],
+)
+def test_files_and_parent_refused(task, text, what):
+    err = run_cheat(task, LABEL, text, lint=False)
+    assert what in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text,what",
+    [
+        (THREAD, "started threads"),
+        (NAN_OUT, "NaN or inf"),
+        (WRONG_SHAPE, "expected torch.float32 (1, 8, 512, 64)"),
+        (HUGE_OUT, "expected torch.float32 (1, 8, 512, 64)"),
+    ],
+    ids=["thread", "nan", "wrong-shape", "huge"],
+)
+def test_bad_behaviour_fails(task, text, what):
+    err = run_cheat(task, LABEL, text, lint=False)
+    assert what in err, err
+
+
+def _anchor(name, metric):
+    anchors = json.loads((load_task(TASK).root / "anchors.json").read_text())
+    return anchors["results"][name][LABEL][metric][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "text",
+    [FUNCTION_MODE, SUBCLASS, PATCHED, IN_LOADING],
+    ids=["function-mode", "subclass", "patched-reference", "in-loading"],
+)
+def test_hooks_and_moved_work_gain_nothing(task, text):
+    """Each is SDPA (the reference, worth 50) or naive attention plus a hook: it must score no
+    better than honest SDPA (the probe, the naive reference and the loading are out of reach or
+    charged), and never above the roofline."""
+    _, run = run_setting(task, LABEL, text, lint=False)
+    assert run.metrics is not None, run.error
+    assert run.metrics["roofline_fraction"] < 2 * _anchor("sdpa", "roofline_fraction") < 1.0
+    assert run.metrics["mem_reduction"] < 2 * _anchor("sdpa", "mem_reduction"), run.metrics
+    if text is IN_LOADING:  # naive attention's memory, moved into the loading, still counts
+        assert run.metrics["mem_reduction"] < 2.0, run.metrics
+
+
+@pytest.mark.slow
+def test_dispatch_mode_refused(task):
+    """Importing torch's dispatch-mode module sets an environment variable (torch's compile
+    cache), which the guard refuses in the candidate's process; were it allowed, the mode would
+    reach nothing but the candidate's own calls, like the function mode above."""
+    err = run_cheat(task, LABEL, DISPATCH_MODE, lint=False)
+    assert "policy violation" in err and "os.putenv" in err, err
+
+
+@pytest.mark.slow
+def test_honest_sdpa_scores_as_anchored(task):
+    _, run = run_setting(task, LABEL, SDPA, lint=False)
+    assert run.metrics is not None, run.error
+    for metric in ("roofline_fraction", "mem_reduction"):
+        ratio = run.metrics[metric] / _anchor("sdpa", metric)
+        assert 0.6 < ratio < 1.6, (metric, run.metrics)
 
 
 @pytest.mark.slow
 def test_persistent_buffer_is_charged(task):
-    _, run = run_setting(task, LABEL, PERSISTENT_BUFFER)
+    _, run = run_setting(task, LABEL, PERSISTENT_BUFFER, lint=False)
     assert run.metrics is not None, run.error
     # the (8, 512, 512) score buffer kept between calls is 8x the output, and it is counted
     assert run.metrics["mem_reduction"] < 17.0 / 8.0, run.metrics

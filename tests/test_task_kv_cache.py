@@ -1,6 +1,10 @@
-"""Trust tests for tasks/lm-attention-cache-reduction: every way to cheat the measured KV cache
-(state kept outside the returned cache, a non-causal module, a cache that drops what the full
-forward uses, a bigger model) fails the setting with a clear message.
+"""Trust tests for tasks/lm-attention-cache-reduction, with the static policy off (the boundary and
+the parent's measurements must stop them): every way to cheat the measured KV cache (state kept
+outside the returned cache, a non-causal module, a cache that drops what the full forward uses,
+a bigger model, a cache smuggled past the byte count: the finding of issue 19, where a torch
+hook installed at import made plain multi-head attention count 0 cache bytes) fails the setting
+with a clear message, and so do reading the texts or the parent, writing a fixed file and bad
+outputs.
 
 The fast tests run the real harness on the task's unscored `smoke` configuration (a tiny GPT,
 30 training steps: a few seconds); one slow test repeats the main cheat on a scored visible
@@ -9,7 +13,11 @@ setting and checks its score is 0.
 
 from __future__ import annotations
 
+import json
+from unittest import mock
+
 import pytest
+from cheats import run_setting
 
 from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import Setting, load_task
@@ -199,6 +207,91 @@ class CausalSelfAttention(Base):
 )
 
 
+# the finding of issue 19, rebuilt: plain multi-head attention whose cache travels in the
+# description of its structure (the decoders' packing code patched at import), 0 bytes counted
+SMUGGLED = (
+    HONEST
+    + """
+import base64
+import sys
+
+_w = sys.modules["worker"]
+_pack, _unpack = _w.pack, _w.unpack
+
+
+def pack(caches, limit=16):
+    header, raw = _pack(caches, limit)
+    return [{"kind": "tuple", "tensors": [], "data": base64.b64encode(raw).decode(),
+             "header": header}], b""
+
+
+def unpack(header, raw):
+    if header and isinstance(header[0], dict) and "data" in header[0]:
+        return _unpack(header[0]["header"], base64.b64decode(header[0]["data"]))
+    return _unpack(header, raw)
+
+
+_w.pack, _w.unpack = pack, unpack
+"""
+)
+
+# the same through a global torch function mode: the byte view of every tensor the decoders'
+# packing code turns into bytes is empty
+EMPTY_BYTES = (
+    HONEST
+    + """
+import sys
+
+from torch.overrides import TorchFunctionMode
+
+
+def packing():
+    return any(sys._getframe(i).f_code.co_name == "pack" for i in range(2, 5))
+
+
+class Hide(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.Tensor.view and args[1:2] == (torch.uint8,) and packing():
+            return out[:0]
+        return out
+
+
+Hide().__enter__()
+"""
+)
+
+# the task folder is attention.py's folder (the child's working folder is a scratch folder)
+READ_TEXT = (
+    HONEST
+    + """
+import numpy as np
+
+np.fromfile(__file__.replace("attention.py", "data/val.txt"), dtype=np.uint8)
+"""
+)
+READ_PARENT = (
+    HONEST
+    + """
+import os
+
+open(f"/proc/{os.getppid()}/cmdline", "rb").read()
+"""
+)
+WRITE_FIXED = (
+    HONEST
+    + """
+open(__file__.replace("attention.py", "gpt.py"), "a").write("# changed")
+"""
+)
+NAN_OUT = HONEST.replace(
+    "return self.out(attend(q, k, v))", "return float('nan') * self.out(attend(q, k, v))"
+)
+WRONG_SHAPE = HONEST.replace(
+    "return self.out(attend(q, k, v))", "return self.out(attend(q, k, v))[:, :, :-1]"
+)
+HUGE_CACHE = HONEST.replace("(k, v)\n", "(k, v, torch.zeros(1 << 24))\n")
+
 # the default suite keeps two sandbox runs (CI time); the other cheats run with -m slow
 SLOW = pytest.mark.slow
 
@@ -209,7 +302,11 @@ def task():
 
 
 def _run(task, text, setting=SMOKE):
-    return final_evaluation(task, {("attention.py", 1): text}, {}, seeds=[0], settings=[setting])
+    """The edit through the real final evaluation, with the static policy off."""
+    with mock.patch("mlsbench_env.evaluation.check_policy", return_value=[]):
+        return final_evaluation(
+            task, {("attention.py", 1): text}, {}, seeds=[0], settings=[setting]
+        )
 
 
 def _error(result) -> str:
@@ -252,6 +349,16 @@ def test_honest_module_passes_smoke(task, text):
             id="bad-cache",
             marks=SLOW,
         ),
+        pytest.param(SMUGGLED, "protocol error: the cache after a decoding step", id="smuggled"),
+        pytest.param(
+            EMPTY_BYTES, "bytes, but 0 bytes came with it", id="function-mode", marks=SLOW
+        ),
+        pytest.param(READ_TEXT, "policy violation: agent code opened", id="read-text", marks=SLOW),
+        pytest.param(READ_PARENT, "/cmdline", id="parent-cmdline", marks=SLOW),
+        pytest.param(WRITE_FIXED, "for writing", id="write-gpt-py", marks=SLOW),
+        pytest.param(NAN_OUT, "NaN or inf logits", id="nan", marks=SLOW),
+        pytest.param(WRONG_SHAPE, "must return (y, cache) with y of shape", id="shape", marks=SLOW),
+        pytest.param(HUGE_CACHE, "bytes", id="huge-cache", marks=SLOW),
     ],
 )
 def test_cheat_fails_with_message(task, text, expected):
@@ -265,3 +372,17 @@ def test_global_cache_scores_zero_on_scored_setting(task):
     result = _run(task, IN_GLOBAL, setting)
     assert "keeps state outside the cache it returns" in _error(result)
     assert result.setting_scores[LABEL] == 0
+
+
+@pytest.mark.slow
+def test_reference_scores_as_anchored_on_hidden_setting(task):
+    """Honest control: the MLA reference on the hidden setting (the final validation text is
+    present only with a hidden setting) reproduces its calibrated cost exactly."""
+    label = "gpt-d64-h8-l2-ctx64"
+    (text,) = task.baseline_regions("mla").values()
+    _, run = run_setting(task, label, text, lint=False)
+    assert run.metrics is not None, run.error
+    anchors = json.loads((task.root / "anchors.json").read_text())
+    assert run.metrics["cost"] == pytest.approx(
+        anchors["results"]["mla"][label]["cost"][0], abs=1e-9
+    )

@@ -1,7 +1,7 @@
 """Fixed reference implementations (not editable).
 
 naive_attention: the timing reference - the same naive materialised-mask attention as the
-unchanged scaffold. Every speed-up is measured against it, in the same process, on the same
+unchanged scaffold. Every speed-up is measured against it, in a process of its own, on the same
 inputs.
 make_probe: the GEMM probe that measures the matmul peak next to the candidate.
 """

@@ -1,31 +1,33 @@
 """Fixed harness: train the GPT, then decode validation text token by token through the attention
-module's returned cache and measure the cache's real size. Trust layout:
+module's returned cache, and count that cache's bytes. Trust layout:
 
   parent (this process; never imports torch or the editable attention.py)
-    owns the data, the token order, the counts, the losses, and writes the artifacts
-  child T (spawn): builds the model, trains it, sends the trained weights back BEFORE it sees any
-    validation token; then computes full-sequence forwards of the validation chunks (one chunk
-    per call, in a random order, mixed with causality probes whose later tokens are perturbed)
-  children A and B (spawn, fresh): load the weights and decode the validation chunks one token
-    per step. The parent feeds token t only after it has the logits for it, so a step never sees
-    a later token. At random steps (drawn from os.urandom, so not predictable from the seed) the
-    parent moves the cache from one child to the other as raw bytes: whatever a module keeps
-    outside the cache it returns is lost at each move.
+    owns the text, the token order, every count and loss, holds the cache between steps, and
+    writes run.json after every child has exited
+  trainer (worker.train, a task-kit Child): builds and trains the model, sends the trained
+    weights as bytes BEFORE it sees any validation token, then computes full-sequence forwards
+    of the validation chunks (one per call, in a random order, mixed with causality probes
+    whose later tokens are changed)
+  decoders A and B (worker.decode, two more Childs): get the weights from the parent and run
+    decoding steps. The parent sends each step (token, position, cache) to one of them, drawn
+    from os.urandom, so whatever a module keeps outside the returned cache is missing from the
+    other process at about every other step.
 
-Checks that fail the setting (run.json status "failed" with the reason):
-  - parameter count above the cap (1.1x the default multi-head model), counted by the parent
-    from the weights;
-  - a cache that is not None or a tuple/list of <= 16 plain CPU tensors with >= 1 element;
-  - the attention module's state (attributes, parameters, buffers) or the attention file's
-    globals changing while it decodes;
-  - a causality probe: changing later tokens changed the logits of earlier positions;
-  - decoding through the cache disagrees with the full-sequence forward (max |delta log p|);
-  - any exception, timeout or protocol error in a child.
+Every child reads attention.py and nothing else of this folder, writes only its scratch folder
+and cannot see this process (the kit's privilege drop). Measurements are the parent's, on the
+raw bytes it received: a step's reply is the cache's structure (dtype and shape per tensor) and
+its bytes; the parent checks that the structure accounts for exactly those bytes, counts them,
+and sends the same bytes (and a structure it rebuilt) with the next step. Nothing else passes
+from step to step, so the count is everything the module may know about the earlier tokens.
 
-Metrics (computed here, from what the children sent): val_bpc, the validation loss in bits per
-character of the token-by-token decoding; kv_bytes_per_token = sum over steps of the cache bytes
-held after the step / sum over steps of the number of cached positions, per sequence.
+Checks that fail the setting (run.json status "failed" with the reason): parameters above the cap
+(1.1x the default multi-head model), counted from the weights' bytes; a cache that is not None or
+a tuple/list of <= 16 plain tensors with >= 1 element, or bytes its structure does not account
+for; a causality probe whose earlier logits changed; decoding that disagrees with the full
+forward (max |delta log p|); the module's state changing while it decodes (a decoder's own check,
+which names the change); any exception, timeout or protocol error in a child.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,289 +35,42 @@ import json
 import math
 import os
 import random
-import shutil
+import struct
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
-
-# ----------------------------------------------------------------------- torch-side (children)
-# Every torch function the children's fixed code uses to measure and rebuild the cache is bound
-# by _bind_torch(), first thing in a child, before the editable module is imported: patching
-# torch attributes later from attention.py cannot change them. The parent never imports torch.
-def _bind_torch():
-    global _torch, _Tensor, _detach, _contiguous, _reshape, _view, _numpy, _numel
-    global _frombuffer, _DTYPES, _DTYPE_NAMES, _UINT8
-    import torch as _torch
-
-    _Tensor = _torch.Tensor
-    _detach = _torch.Tensor.detach
-    _contiguous = _torch.Tensor.contiguous
-    _reshape = _torch.Tensor.reshape
-    _view = _torch.Tensor.view
-    _numpy = _torch.Tensor.numpy
-    _numel = _torch.Tensor.numel
-    _frombuffer = _torch.frombuffer
-    _DTYPES = {
-        "float32": _torch.float32, "float16": _torch.float16, "bfloat16": _torch.bfloat16,
-        "float64": _torch.float64, "int8": _torch.int8, "uint8": _torch.uint8,
-        "int16": _torch.int16, "int32": _torch.int32, "int64": _torch.int64, "bool": _torch.bool,
-    }
-    _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
-    _UINT8 = _torch.uint8
-
+from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
 
 MAX_TENSORS = 16
-LOGP_TOL = 2e-3        # max |log p| difference between decoding and the full forward
-CAUSAL_TOL = 1e-4      # max |logit| change at earlier positions in a causality probe
-N_HANDOFFS = 3
+MAX_DIMS = 8
+# "done" frames are read with room for a failure's traceback: the kit's expect(kind, size=0)
+# would cut it at one byte
+LOGP_TOL = 2e-3  # max |log p| difference between decoding and the full forward
+CAUSAL_TOL = 1e-4  # max |logit| change at earlier positions in a causality probe
 PARAM_CAP = 1.10
+MAX_CACHE_FACTOR = 16  # a cache above 16x the float32 multi-head cache is refused, not counted
+ITEMSIZE = {
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float64": 8,
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "int32": 4,
+    "int64": 8,
+    "bool": 1,
+}
+VOCAB = 128
+# the editable module, and the fixed modules the children run it in: a traceback quotes their
+# lines (an output of the wrong shape fails in gpt.py) and so does torch.manual_seed, and the
+# scaffold shows them to the agent anyway; no text, setting or harness file
+MAY_READ = ("attention.py", "gpt.py", "worker.py")
 
 
-class CacheError(ValueError):
-    pass
-
-
-def _tensor_bytes(t, where: str) -> tuple[list, bytes]:
-    if type(t) is not _Tensor:
-        raise CacheError(f"{where}: cache entries must be plain torch.Tensor, got {type(t).__name__}")
-    dt = _DTYPE_NAMES.get(t.dtype)
-    if dt is None:
-        raise CacheError(f"{where}: dtype {t.dtype} is not allowed in the cache")
-    if _numel(t) < 1:
-        raise CacheError(f"{where}: empty tensors are not allowed in the cache")
-    flat = _reshape(_contiguous(_detach(t)), (-1,))
-    raw = _numpy(_view(flat, _UINT8)).tobytes()
-    return [dt, [int(s) for s in t.shape]], raw
-
-
-def pack_caches(caches, limit: int = MAX_TENSORS) -> tuple[list, bytes]:
-    """caches (one entry per layer) -> (json-able header, raw bytes). Validates the structure."""
-    if not isinstance(caches, list):
-        raise CacheError("the model's caches must be a list (one entry per layer)")
-    header, chunks = [], []
-    for i, c in enumerate(caches):
-        if c is None:
-            header.append(None)
-            continue
-        if type(c) not in (tuple, list):
-            raise CacheError(f"layer {i}: the cache must be None or a tuple/list of tensors, "
-                             f"got {type(c).__name__}")
-        if len(c) > limit:
-            raise CacheError(f"layer {i}: at most {limit} tensors in the cache, got {len(c)}")
-        entries = []
-        for j, t in enumerate(c):
-            meta, raw = _tensor_bytes(t, f"layer {i} cache[{j}]")
-            entries.append(meta + [len(raw)])
-            chunks.append(raw)
-        header.append({"kind": type(c).__name__, "tensors": entries})
-    return header, b"".join(chunks)
-
-
-def unpack_caches(header, raw: bytes):
-    """Rebuild fresh tensors from bytes: the module gets back exactly what was counted."""
-    out, off = [], 0
-    for layer in header:
-        if layer is None:
-            out.append(None)
-            continue
-        ts = []
-        for dt, shape, n in layer["tensors"]:
-            buf = bytearray(raw[off:off + n])
-            off += n
-            ts.append(_reshape(_view(_frombuffer(buf, dtype=_UINT8), _DTYPES[dt]), tuple(shape)))
-        out.append(tuple(ts) if layer["kind"] == "tuple" else ts)
-    if off != len(raw):
-        raise CacheError("cache bytes do not match the header")
-    return out
-
-
-def _digest(obj, depth=0, seen=None) -> str:
-    """A fingerprint of an object's state: tensors by content, containers recursively."""
-    seen = set() if seen is None else seen
-    if isinstance(obj, _Tensor):
-        t = _contiguous(_detach(obj))
-        return "T" + hashlib.sha1(_numpy(_view(_reshape(t, (-1,)), _UINT8)).tobytes()
-                                  if _numel(t) else b"").hexdigest() + str(tuple(t.shape))
-    if isinstance(obj, (int, float, str, bool, bytes, type(None))):
-        return repr(obj)
-    if depth > 4 or id(obj) in seen:
-        return type(obj).__name__
-    seen.add(id(obj))
-    if callable(obj) or isinstance(obj, type):
-        return type(obj).__name__
-    if isinstance(obj, dict):
-        return "{" + ",".join(f"{k!r}:{_digest(v, depth + 1, seen)}" for k, v in obj.items()) + "}"
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
-        return "[" + ",".join(_digest(v, depth + 1, seen) for v in items) + "]"
-    try:
-        return type(obj).__name__ + _digest(dict(vars(obj)), depth + 1, seen)
-    except TypeError:
-        return type(obj).__name__
-
-
-def module_state(model, attention_module) -> dict[str, str]:
-    """Fingerprints of every attention module's own state and of attention.py's globals."""
-    import types
-
-    state = {}
-    for i, block in enumerate(model.blocks):
-        for name, sub in block.attn.named_modules():
-            for k, v in vars(sub).items():
-                if k == "_modules":
-                    continue
-                state[f"blocks[{i}].attn{'.' + name if name else ''}.{k}"] = _digest(v)
-    for k, v in vars(attention_module).items():
-        if k.startswith("__") or isinstance(v, (types.ModuleType, types.FunctionType)):
-            continue
-        if isinstance(v, type):
-            for ck, cv in vars(v).items():
-                if not ck.startswith("__") and not callable(cv) and not isinstance(
-                        cv, (staticmethod, classmethod, property)):
-                    state[f"attention.{k}.{ck}"] = _digest(cv)
-            continue
-        state[f"attention.{k}"] = _digest(v)
-    return state
-
-
-_STATE_MSG = "the attention module keeps state outside the cache it returns: "
-
-
-def _changed(before: dict, after: dict) -> list[str]:
-    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-
-
-def _send_error(conn, where):
-    try:
-        conn.send_bytes(json.dumps({"error": f"{where}:\n" + traceback.format_exc()[-3000:]}).encode())
-    except Exception:
-        pass
-
-
-def _build(cfg, seed):
-    import torch
-
-    _bind_torch()
-    torch.set_num_threads(1)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    import attention  # the editable module: imported only in children
-    import gpt
-
-    model = gpt.GPT(attention.CausalSelfAttention, cfg["d_model"], cfg["n_head"],
-                    cfg["n_layer"], cfg["block_size"])
-    return model, attention
-
-
-def train_child(conn, cfg, seed, train_raw):
-    """Child T: train, send the weights, then serve full-sequence forwards."""
-    try:
-        import torch
-        import torch.nn.functional as F
-
-        model, _ = _build(cfg, seed)
-        conn.send_bytes(json.dumps(
-            {"n_params": int(sum(p.numel() for p in model.state_dict().values()))}).encode())
-        data = torch.frombuffer(bytearray(train_raw), dtype=torch.uint8).long()
-        gen = torch.Generator().manual_seed(seed)
-        T, B, steps, lr = cfg["block_size"], cfg["batch_size"], cfg["steps"], cfg["lr"]
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-        warm = max(1, steps // 10)
-        model.train()
-        t0 = time.time()
-        offsets = torch.arange(T + 1)
-        for step in range(steps):
-            frac = min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-            for g in opt.param_groups:
-                g["lr"] = lr * frac
-            ix = torch.randint(len(data) - T - 1, (B,), generator=gen)
-            seq = data[ix[:, None] + offsets]
-            logits, _ = model(seq[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), seq[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-        train_loss = float(loss.item())
-        sd = model.state_dict()
-        names = list(sd.keys())
-        header, raw = pack_caches([tuple(sd[k] for k in names)], limit=10**6)
-        conn.send_bytes(json.dumps({"names": names, "header": header, "train_loss": train_loss,
-                                    "train_s": round(time.time() - t0, 2)}).encode())
-        conn.send_bytes(raw)
-        model.eval()
-        with torch.no_grad():
-            while True:
-                msg = conn.recv_bytes()
-                if msg == b"done":
-                    break
-                idx = torch.frombuffer(bytearray(msg), dtype=torch.int64).reshape(1, -1)
-                logits, _ = model(idx)
-                conn.send_bytes(_numpy(_contiguous(_detach(logits[0].float()))).tobytes())
-    except BaseException:
-        _send_error(conn, "training / full-sequence forward failed")
-    finally:
-        conn.close()
-
-
-def decode_child(conn, cfg, seed, names, header, raw):
-    """Child A or B: load the weights, decode one token per step through the returned cache."""
-    try:
-        import torch
-
-        model, attention_module = _build(cfg, seed)
-        sd = dict(zip(names, unpack_caches(header, raw)[0]))
-        model.load_state_dict(sd, strict=True)
-        model.eval()
-        before = module_state(model, attention_module)
-        conn.send_bytes(b"ready")
-        caches, pos = None, 0
-        with torch.no_grad():
-            while True:
-                msg = conn.recv_bytes()
-                kind = msg[:1]
-                if kind == b"S":  # one decoding step: the newest token of every sequence
-                    tok = torch.frombuffer(bytearray(msg[1:]), dtype=torch.int64).reshape(-1, 1)
-                    logits, new = model(tok, caches, pos0=pos)
-                    h, r = pack_caches(new)
-                    caches = unpack_caches(h, r)
-                    pos += 1
-                    conn.send_bytes(json.dumps({"nbytes": len(r)}).encode())
-                    conn.send_bytes(_numpy(_contiguous(_detach(logits[:, 0].float()))).tobytes())
-                elif kind == b"G":  # hand the cache over, after checking no state was kept
-                    changed = _changed(before, module_state(model, attention_module))
-                    if changed:
-                        conn.send_bytes(json.dumps({"error": _STATE_MSG + ", ".join(changed[:5])
-                                                    + " changed during decoding"}).encode())
-                        continue
-                    h, r = pack_caches(caches)
-                    conn.send_bytes(json.dumps({"header": h, "pos": pos}).encode())
-                    conn.send_bytes(r)
-                elif kind == b"P":  # take a cache over
-                    meta = json.loads(msg[1:].decode())
-                    caches = unpack_caches(meta["header"], conn.recv_bytes())
-                    pos = int(meta["pos"])
-                elif kind == b"D":  # report state changes and exit
-                    changed = _changed(before, module_state(model, attention_module))
-                    conn.send_bytes(json.dumps({"changed": changed}).encode())
-                    break
-    except BaseException:
-        _send_error(conn, "decoding failed")
-    finally:
-        conn.close()
-
-
-# ----------------------------------------------------------------------------- parent side
-class SettingFailed(Exception):
-    pass
-
-
-def default_param_count(d_model: int, n_head: int, n_layer: int, block_size: int,
-                        vocab: int = 128) -> int:
+def default_param_count(d_model: int, n_layer: int, block_size: int, vocab: int = VOCAB) -> int:
     """Parameters of gpt.GPT with the default multi-head attention (q, k, v and output
     projections with biases): the reference for the parameter cap."""
     d = d_model
@@ -325,27 +80,58 @@ def default_param_count(d_model: int, n_head: int, n_layer: int, block_size: int
     return vocab * d + block_size * d + n_layer * per_layer + 2 * d + d * vocab
 
 
-def _recv(conn, timeout, what, maxlength=1 << 30):
-    if not conn.poll(timeout):
-        raise SettingFailed(f"timeout after {timeout:.0f} s waiting for {what}")
-    try:
-        msg = conn.recv_bytes(maxlength)
-    except EOFError:
-        raise SettingFailed(f"the child process exited while the harness waited for {what}")
-    except OSError as e:
-        raise SettingFailed(f"protocol error while waiting for {what}: {e}")
-    return msg
+def structure(header, n_bytes: int, limit: int, what: str) -> tuple[list, int]:
+    """Check a child's description of a list of per-layer caches against the ``n_bytes`` it
+    sent; returns (the description rebuilt from checked values only, number of values)."""
+
+    def bad(why: str) -> RunFailure:
+        return RunFailure(f"protocol error: {what}: {why}")
+
+    if not isinstance(header, list):
+        raise bad("the description is not a list of layers")
+    clean, total, values = [], 0, 0
+    for i, layer in enumerate(header):
+        if layer is None:
+            clean.append(None)
+            continue
+        if not isinstance(layer, dict) or set(layer) != {"kind", "tensors"}:
+            raise bad(f"layer {i} is not None or {{kind, tensors}}")
+        kind, tensors = layer["kind"], layer["tensors"]
+        if kind not in ("tuple", "list") or not isinstance(tensors, list):
+            raise bad(f"layer {i}: the cache must be None or a tuple/list of tensors")
+        if len(tensors) > limit:
+            raise bad(f"layer {i}: at most {limit} tensors in the cache, got {len(tensors)}")
+        entries = []
+        for j, entry in enumerate(tensors):
+            ok = isinstance(entry, list) and len(entry) == 2 and entry[0] in ITEMSIZE
+            shape = entry[1] if ok else None
+            if not (
+                isinstance(shape, list)
+                and len(shape) <= MAX_DIMS
+                and all(type(s) is int and 1 <= s < 2**40 for s in shape)
+            ):
+                raise bad(f"layer {i} tensor {j}: not [dtype, shape] of a non-empty tensor")
+            n = math.prod(shape)
+            values += n
+            total += n * ITEMSIZE[entry[0]]
+            entries.append([entry[0], list(shape)])
+        clean.append({"kind": kind, "tensors": entries})
+    if total != n_bytes:
+        raise bad(f"its tensors hold {total} bytes, but {n_bytes} bytes came with it")
+    return clean, values
 
 
-def _recv_json(conn, timeout, what):
-    msg = _recv(conn, timeout, what, 1 << 24)
+def _unframe(payload: bytes, what: str):
     try:
-        obj = json.loads(msg.decode())
-    except Exception:
-        raise SettingFailed(f"protocol error: {what} is not valid JSON")
-    if isinstance(obj, dict) and "error" in obj:
-        raise SettingFailed(str(obj["error"]))
-    return obj
+        (n,) = struct.unpack_from("<I", payload)
+        return json.loads(payload[4 : 4 + n]), payload[4 + n :]
+    except (struct.error, ValueError) as e:
+        raise RunFailure(f"protocol error: {what} is malformed ({e})") from None
+
+
+def _frame(kind: bytes, meta, raw: bytes = b"") -> tuple[bytes, bytes]:
+    text = json.dumps(meta).encode()
+    return kind, struct.pack("<I", len(text)) + text + raw
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:
@@ -365,177 +151,160 @@ def val_chunks(val_raw: bytes, n: int, length: int) -> np.ndarray:
     """n chunks of length+1 tokens, evenly spaced over the text (fixed, not seeded)."""
     starts = np.linspace(0, len(val_raw) - length - 2, n).astype(np.int64)
     arr = np.frombuffer(val_raw, dtype=np.uint8).astype(np.int64)
-    return np.stack([arr[s:s + length + 1] for s in starts])
+    return np.stack([arr[s : s + length + 1] for s in starts])
 
 
-def run(cfg: dict, seed: int, train_raw: bytes, val_raw: bytes, vocab: int = 128) -> dict:
-    import multiprocessing as mp
+def _full_forwards(trainer: Child, inputs: np.ndarray, rng: random.Random) -> np.ndarray:
+    """The trainer's full-sequence logits of every chunk; fails a non-causal model."""
+    N, T = inputs.shape
+    probes = []
+    for i in rng.sample(range(N), min(4, N)):
+        p = rng.randrange(1, T - 1)
+        pert = inputs[i].copy()
+        pert[p:] = [rng.randrange(32, 127) for _ in range(T - p)]
+        probes.append((i, p, pert))
+    jobs = [("full", i, inputs[i]) for i in range(N)]
+    jobs += [("probe", k, pr[2]) for k, pr in enumerate(probes)]
+    rng.shuffle(jobs)
+    full = np.zeros((N, T, VOCAB), dtype=np.float32)
+    probe_out = {}
+    for kind, i, toks in jobs:
+        trainer.send(b"F", np.ascontiguousarray(toks, dtype="<i8").tobytes())
+        raw = trainer.expect(b"L", size=T * VOCAB * 4, timeout_s=300)
+        out = np.frombuffer(raw, dtype="<f4").reshape(T, VOCAB)
+        if kind == "full":
+            full[i] = out
+        else:
+            probe_out[i] = out
+    trainer.send(b"D")
+    trainer.expect(b"K", maxlength=1 << 16)
+    if not np.all(np.isfinite(full)):
+        raise RunFailure("the full-sequence forward produced NaN or inf logits")
+    for k, (i, p, _) in enumerate(probes):
+        delta = float(np.abs(probe_out[k][:p] - full[i][:p]).max())
+        if delta > CAUSAL_TOL:
+            raise RunFailure(
+                f"non-causal attention: changing the tokens from position {p} on changed "
+                f"the logits at earlier positions (max |delta| = {delta:.3g})"
+            )
+    return full
 
-    ctx = mp.get_context("spawn")
+
+def _decode(decoders: list[Child], inputs: np.ndarray, max_cache: int, rng: random.Random):
+    """Decode every chunk one token per step, each step in a decoder drawn at random; returns
+    (logits (N, T, VOCAB), bytes counted over the steps, cached positions over the steps)."""
+    N, T = inputs.shape
+    inc = np.zeros((N, T, VOCAB), dtype=np.float32)
+    header, raw = None, b""
+    total_bytes = total_pos = 0
+    for t in range(T):
+        child = rng.choice(decoders)
+        tokens = np.ascontiguousarray(inputs[:, t], dtype="<i8").tobytes()
+        child.send(*_frame(b"S", {"pos": t, "header": header}, tokens + raw))
+        reply = child.expect(b"C", maxlength=max_cache + N * VOCAB * 4 + (1 << 20))
+        meta, rest = _unframe(reply, "a decoding step's reply")
+        if len(rest) < N * VOCAB * 4:
+            raise RunFailure(f"protocol error: a decoding step's reply of {len(rest)} bytes")
+        raw, logits = rest[: -N * VOCAB * 4], rest[-N * VOCAB * 4 :]
+        header, _ = structure(meta, len(raw), MAX_TENSORS, "the cache after a decoding step")
+        if len(raw) > max_cache:
+            raise RunFailure(f"the cache holds {len(raw)} bytes, over the limit of {max_cache}")
+        inc[:, t] = np.frombuffer(logits, dtype="<f4").reshape(N, VOCAB)
+        total_bytes += len(raw)
+        total_pos += N * (t + 1)
+    for child in decoders:
+        child.send(b"D")
+        child.expect(b"K", maxlength=1 << 16)
+    return inc, total_bytes, total_pos
+
+
+def run(cfg: dict, seed: int, train_raw: bytes, val_raw: bytes) -> dict:
     T, N = cfg["block_size"], cfg["val_chunks"]
-    chunks = val_chunks(val_raw, N, T)            # (N, T+1)
+    chunks = val_chunks(val_raw, N, T)  # (N, T+1)
     inputs, targets = chunks[:, :-1], chunks[:, 1:]
-    cap = int(PARAM_CAP * default_param_count(
-        cfg["d_model"], cfg["n_head"], cfg["n_layer"], T))
+    cap = int(PARAM_CAP * default_param_count(cfg["d_model"], cfg["n_layer"], T))
+    # 16x the float32 multi-head cache of the whole batch at full context
+    max_cache = MAX_CACHE_FACTOR * N * T * 8 * cfg["d_model"] * cfg["n_layer"]
     rec = {"param_cap": cap}
-    procs, conns = [], []
-
-    def spawn(target, *args):
-        pc, cc = ctx.Pipe(duplex=True)
-        p = ctx.Process(target=target, args=(cc, *args), daemon=True)
-        p.start()
-        cc.close()
-        procs.append(p)
-        conns.append(pc)
-        return pc
-
     t0 = time.time()
     try:
-        # ---- child T: count, train, weights back (before any validation token), full forwards
-        ct = spawn(train_child, cfg, seed, train_raw)
-        n_params = int(_recv_json(ct, 600, "the model's parameter count")["n_params"])
-        if n_params > cap:
-            raise SettingFailed(f"parameter cap exceeded: the model has {n_params} parameters, "
-                                f"the cap is {cap} (1.1x the default multi-head model)")
-        meta = _recv_json(ct, cfg["train_timeout_s"], "the trained weights")
-        state_raw = _recv(ct, 300, "the trained weights")
-        names, header = meta["names"], meta["header"]
-        counted = sum(int(np.prod(s)) if s else 1 for _, s, _ in header[0]["tensors"])
-        sizes = sum(n for _, _, n in header[0]["tensors"])
-        if sizes != len(state_raw) or len(names) != len(header[0]["tensors"]):
-            raise SettingFailed("protocol error: the weights do not match their header")
+        trainer = Child(
+            "trainer:train",
+            cfg,
+            seed,
+            train_raw,
+            may_read=MAY_READ,
+            name="trainer",
+            timeout_s=600,
+        )
+        rec["isolation"] = trainer.isolation
+        meta, _ = _unframe(trainer.expect(b"N", maxlength=4096), "the parameter count")
+        if not isinstance(meta, dict) or int(meta.get("n_params", 1 << 62)) > cap:
+            raise RunFailure(
+                f"parameter cap exceeded: the model has {meta.get('n_params')} parameters, "
+                f"the cap is {cap} (1.1x the default multi-head model)"
+            )
+        # the decoders start (and import torch) while the trainer trains
+        decoders = [
+            Child("worker:decode", cfg, seed, N, may_read=MAY_READ, name=f"decoder {c}")
+            for c in "AB"
+        ]
+        timeout = cfg["train_timeout_s"]
+        reply = trainer.expect(b"W", maxlength=64 * cap + (1 << 24), timeout_s=timeout)
+        meta, state_raw = _unframe(reply, "the trained weights")
+        if not isinstance(meta, dict) or not isinstance(names := meta.get("names"), list):
+            raise RunFailure("protocol error: the weights come without their names")
+        header, counted = structure(meta.get("header"), len(state_raw), 10**6, "the weights")
+        if len(header) != 1 or header[0] is None:
+            raise RunFailure("protocol error: the weights are not one list of named tensors")
+        if len(names) != len(header[0]["tensors"]):
+            raise RunFailure("protocol error: the weights' names do not match their tensors")
         if counted > cap:
-            raise SettingFailed(f"parameter cap exceeded: the trained weights hold {counted} "
-                                f"values, the cap is {cap} (1.1x the default multi-head model)")
-        rec.update(n_params=counted, train_loss=meta["train_loss"], train_s=meta["train_s"])
-        # decoders start now (fresh processes) and import torch while T serves full forwards
-        ca = spawn(decode_child, cfg, seed, names, header, state_raw)
-        cb = spawn(decode_child, cfg, seed, names, header, state_raw)
-
+            raise RunFailure(
+                f"parameter cap exceeded: the trained weights hold {counted} values, the cap "
+                f"is {cap} (1.1x the default multi-head model)"
+            )
+        rec.update(
+            n_params=counted,
+            train_loss=float(meta.get("train_loss", math.nan)),
+            train_s=meta.get("train_s"),
+        )
+        for d in decoders:
+            d.send(*_frame(b"W", {"names": [str(n) for n in names], "header": header}, state_raw))
         rng = random.Random(int.from_bytes(os.urandom(8), "little"))
-        probes = []
-        for i in rng.sample(range(N), min(4, N)):
-            p = rng.randrange(1, T - 1)
-            pert = inputs[i].copy()
-            pert[p:] = [rng.randrange(32, 127) for _ in range(T - p)]
-            probes.append((i, p, pert))
-        jobs = [("full", i, inputs[i]) for i in range(N)] + [("probe", k, pr[2]) for k, pr in enumerate(probes)]
-        rng.shuffle(jobs)
-        full = np.zeros((N, T, vocab), dtype=np.float32)
-        probe_out = {}
-        for kind, i, toks in jobs:
-            ct.send_bytes(np.ascontiguousarray(toks, dtype=np.int64).tobytes())
-            msg = _recv(ct, 300, "a full-sequence forward", T * vocab * 4 + 64)
-            if msg[:1] == b"{":
-                _recv_json_from(msg)
-            if len(msg) != T * vocab * 4:
-                raise SettingFailed(f"protocol error: full forward of {len(msg)} bytes")
-            out = np.frombuffer(msg, dtype=np.float32).reshape(T, vocab)
-            if kind == "full":
-                full[i] = out
-            else:
-                probe_out[i] = out
-        ct.send_bytes(b"done")
-        if not np.all(np.isfinite(full)):
-            raise SettingFailed("the full-sequence forward produced NaN or inf logits")
-        for k, (i, p, _) in enumerate(probes):
-            delta = float(np.abs(probe_out[k][:p] - full[i][:p]).max())
-            if delta > CAUSAL_TOL:
-                raise SettingFailed(
-                    f"non-causal attention: changing the tokens from position {p} on changed "
-                    f"the logits at earlier positions (max |delta| = {delta:.3g})")
-
-        # ---- decoding through the cache, moved between A and B at random steps
-        for c in (ca, cb):
-            msg = _recv(c, 600, "a decoder to start")
-            if msg != b"ready":
-                _recv_json_from(msg)
-                raise SettingFailed("protocol error: a decoder did not start")
-        handoffs = set(rng.sample(range(1, T), min(N_HANDOFFS, T - 1)))
-        cur, other = ca, cb
-        inc = np.zeros((N, T, vocab), dtype=np.float32)
-        total_bytes, total_pos = 0, 0
-        last_nbytes = None
-        for t in range(T):
-            if t in handoffs:
-                cur.send_bytes(b"G")
-                h = _recv_json(cur, 300, "the cache at a hand-over")
-                r = _recv(cur, 300, "the cache at a hand-over")
-                if len(r) != last_nbytes:
-                    raise SettingFailed(f"the cache handed over holds {len(r)} bytes, but "
-                                        f"{last_nbytes} were counted after the last step")
-                other.send_bytes(b"P" + json.dumps(h).encode())
-                other.send_bytes(r)
-                cur, other = other, cur
-            cur.send_bytes(b"S" + np.ascontiguousarray(inputs[:, t], dtype=np.int64).tobytes())
-            info = _recv_json(cur, 300, "a decoding step")
-            msg = _recv(cur, 300, "a decoding step", N * vocab * 4 + 64)
-            if len(msg) != N * vocab * 4:
-                raise SettingFailed(f"protocol error: step logits of {len(msg)} bytes")
-            inc[:, t] = np.frombuffer(msg, dtype=np.float32).reshape(N, vocab)
-            last_nbytes = int(info["nbytes"])
-            total_bytes += last_nbytes
-            total_pos += N * (t + 1)
-        for c in (ca, cb):
-            c.send_bytes(b"D")
-            changed = _recv_json(c, 300, "the decoder's state report")["changed"]
-            if changed:
-                raise SettingFailed(_STATE_MSG + f"{', '.join(changed[:5])} changed during decoding")
+        full = _full_forwards(trainer, inputs, rng)
+        trainer.close()
+        for d in decoders:
+            d.expect(b"K", maxlength=1 << 16, timeout_s=300)
+        inc, total_bytes, total_pos = _decode(decoders, inputs, max_cache, rng)
         if not np.all(np.isfinite(inc)):
-            raise SettingFailed("decoding produced NaN or inf logits")
+            raise RunFailure("decoding produced NaN or inf logits")
         lp_inc, lp_full = _log_softmax(inc), _log_softmax(full)
         delta = float(np.abs(lp_inc - lp_full).max())
         rec["max_logp_delta"] = delta
         if delta > LOGP_TOL:
-            raise SettingFailed(
+            raise RunFailure(
                 "decoding through the returned cache disagrees with the full-sequence forward "
                 f"(max |delta log p| = {delta:.3g} > {LOGP_TOL}): the module keeps state outside "
-                "the cache it returns, or its cache drops information the full forward uses")
+                "the cache it returns, or its cache drops information the full forward uses"
+            )
         nll = -np.take_along_axis(lp_inc, targets[..., None], axis=-1)[..., 0]
-        rec.update(status="ok", val_bpc=float(nll.mean() / math.log(2)),
-                   kv_bytes_per_token=total_bytes / total_pos, val_tokens=int(N * T))
-    except SettingFailed as e:
+        rec.update(
+            status="ok",
+            val_bpc=float(nll.mean() / math.log(2)),
+            kv_bytes_per_token=total_bytes / total_pos,
+            val_tokens=int(N * T),
+        )
+    except RunFailure as e:
         rec.update(status="failed", reason=str(e))
-    finally:
-        for c in conns:
-            try:
-                c.close()
-            except Exception:
-                pass
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-                p.join()
     rec["wall_s"] = round(time.time() - t0, 2)
     return rec
-
-
-def _recv_json_from(msg: bytes):
-    try:
-        obj = json.loads(msg.decode())
-    except Exception:
-        return
-    if isinstance(obj, dict) and "error" in obj:
-        raise SettingFailed(str(obj["error"]))
-
-
-def write_artifacts(out_dir: Path, record: dict) -> None:
-    """After every child has exited: wipe out_dir, then write run.json."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for p in out_dir.iterdir():
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        else:
-            p.unlink()
-    (out_dir / "run.json").write_text(json.dumps(record, indent=1))
 
 
 def main(table: dict, argv=None) -> int:
     import argparse
 
-    out = os.environ.pop("MLSBENCH_OUT", None)  # removed before any child exists
-    out_dir = Path(out) if out else Path("out")
+    out_dir = out_dir_from_env()  # removed from the environment before any child exists
     ap = argparse.ArgumentParser()
     ap.add_argument("--setting", required=True, choices=sorted(table))
     args = ap.parse_args(argv)
@@ -547,15 +316,21 @@ def main(table: dict, argv=None) -> int:
     train_raw = read_text(here / "data" / "train.txt")
     val_raw = read_text(val_path)
     rec = run(cfg, seed, train_raw, val_raw)
-    rec.update(setting=args.setting, seed=seed,
-               val_source="final" if val_path == final_val else "visible",
-               val_sha1=hashlib.sha1(val_raw).hexdigest())
-    write_artifacts(out_dir, rec)
+    rec.update(
+        setting=args.setting,
+        seed=seed,
+        val_source="final" if val_path == final_val else "visible",
+        val_sha1=hashlib.sha1(val_raw).hexdigest(),
+    )
+    write_artifacts(out_dir, rec, record_name="run.json")
     if rec["status"] == "ok":
-        print(f"[{args.setting}] seed={seed} val_bpc={rec['val_bpc']:.4f} "
-              f"kv_bytes_per_token={rec['kv_bytes_per_token']:.1f} params={rec['n_params']}"
-              f"/{rec['param_cap']} train_loss={rec['train_loss'] / math.log(2):.3f} bpc "
-              f"max|dlogp|={rec['max_logp_delta']:.2e} train {rec['train_s']}s wall {rec['wall_s']}s")
+        print(
+            f"[{args.setting}] seed={seed} val_bpc={rec['val_bpc']:.4f} "
+            f"kv_bytes_per_token={rec['kv_bytes_per_token']:.1f} params={rec['n_params']}"
+            f"/{rec['param_cap']} train_loss={rec['train_loss'] / math.log(2):.3f} bpc "
+            f"max|dlogp|={rec['max_logp_delta']:.2e} train {rec['train_s']}s "
+            f"wall {rec['wall_s']}s isolation {rec['isolation']}"
+        )
         return 0
     # a failed check is a result, not a crash: run.json says why and the grader fails the
     # setting with that reason
