@@ -8,6 +8,7 @@ the parent, so no hook the attack leaves in its own process reaches a measuremen
 import pytest
 from cheats import run_cheat, run_setting
 
+from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "security-blackbox-linf-attack"
@@ -249,9 +250,14 @@ def test_plain_open_refused_by_policy(task):
 
 @pytest.mark.slow
 def test_the_reference_scores_as_anchored(task):
-    """Honest control: square on the quickest setting, seed 0, gives its anchors."""
-    result, run = run_setting(task, LABEL, next(iter(task.baseline_regions("square").values())))
-    want = task.anchors()["results"]["square"][LABEL]
-    assert run.error is None, run.error
-    for metric, values in want.items():
-        assert run.metrics[metric] == pytest.approx(values[0])
+    """Honest control: square on the quickest setting, seed 0, gives its anchors (run with a
+    hidden setting, as the calibration ran it: the final evaluation then adds hidden/'s files)."""
+    hidden = next(s for s in task.spec.settings if s.hidden)
+    quick = next(s for s in task.spec.settings if s.label == LABEL)
+    region = next(iter(task.baseline_regions("square").items()))
+    result = final_evaluation(task, dict([region]), {}, seeds=[0], settings=[quick, hidden])
+    for run in result.runs:
+        want = task.anchors()["results"]["square"][run.label]
+        assert run.error is None, run.error
+        for metric, values in want.items():
+            assert run.metrics[metric] == pytest.approx(values[0])

@@ -10,9 +10,10 @@ Standard library only (numpy and torch imported where used); it never imports th
 
 from .artifacts import out_dir_from_env, write_artifacts
 from .budget import Budget
-from .child import Child, RunFailure, close_all, send_failure
+from .child import Child, RunFailure, close_all, send_failure, send_frame
 from .privilege import landlock_abi
 from .secrets import read_secret
+from .setting import run_seed, setting_spec
 
 __all__ = [
     "Budget",
@@ -22,6 +23,9 @@ __all__ = [
     "landlock_abi",
     "out_dir_from_env",
     "read_secret",
+    "run_seed",
     "send_failure",
+    "send_frame",
+    "setting_spec",
     "write_artifacts",
 ]

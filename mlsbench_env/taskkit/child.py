@@ -16,6 +16,7 @@ import pickle
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -177,6 +178,11 @@ class Child:
         """CPU time the child has used, all its threads, read from outside it."""
         return time.clock_gettime_ns(((~self.pid) << 3) | 2)
 
+    def reset_peak(self) -> None:
+        """Set the child's peak-memory mark (VmHWM) to its current use, for the next call."""
+        with open(f"/proc/{self.pid}/clear_refs", "w") as f:
+            f.write("5")
+
     def status(self) -> dict[str, int]:
         """VmRSS, VmHWM, RssAnon (bytes) and Threads of the child, from /proc."""
         out = {}
@@ -224,6 +230,15 @@ def close_all() -> None:
         child.close(grace_s=1.0)
 
 
+def send_frame(conn, kind: bytes, buf) -> None:
+    """From the child: a frame of ``kind`` whose payload is ``buf`` (any buffer: a numpy
+    array's memory) without copying it into one bytes object first, so a large output does not
+    count twice in the child's memory. The parent reads it as one frame."""
+    view = memoryview(buf).cast("B")
+    conn._send(struct.pack("!i", len(view) + 1) + kind)  # Connection's own framing, in two writes
+    conn._send(view)
+
+
 def send_failure(conn, exc: BaseException) -> None:
     """From the child: report why it failed (a RunFailure's message, else the traceback)."""
     text = str(exc) if isinstance(exc, RunFailure) else traceback.format_exc()[-4000:]
@@ -244,11 +259,19 @@ def main() -> None:
         target = getattr(fixed, function)
         if hasattr(fixed, "before_drop"):  # warm-ups that need what the drop takes away
             fixed.before_drop()
-        # its own code and the target's module stay readable: tracebacks quote them
+        # its own code and every module of the task folder already imported stay readable:
+        # tracebacks quote them, and their code is in this process anyway
+        task_dir = os.path.realpath(config["task_dir"]) + os.sep
+        imported = [
+            m.__file__
+            for m in list(sys.modules.values())
+            if isinstance(getattr(m, "__file__", None), str)
+            and os.path.realpath(m.__file__).startswith(task_dir)
+        ]
         may_read = [
             *config["may_read"],
             os.path.dirname(os.path.abspath(__file__)),
-            os.path.abspath(sys.modules[module].__file__),
+            *imported,
         ]
         level = privilege.drop(
             may_read, [config["scratch"]], [config["task_dir"]], config["deny_read"]

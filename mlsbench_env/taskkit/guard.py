@@ -4,7 +4,7 @@ The boundary is ``privilege.drop`` (the kernel refuses); this hook runs first an
 attempt into a message the parent reports ("agent code opened ... for writing"), then ends the
 process. It blocks what no agent code of a task needs: files of the task folder beyond those it
 may import, writes outside its scratch folder, processes, native libraries, sockets, signals
-and the environment.
+(its environment is its own: setting a variable is allowed, torch does).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ BLOCKED_EVENTS = (
     "ctypes.cdata",
     "ctypes.call_function",
     "socket.",
-    "os.putenv",
-    "os.unsetenv",
     "os.chdir",
     "os.symlink",
     "os.link",
@@ -98,7 +96,7 @@ def install(
         elif event.startswith(BLOCKED_EVENTS):
             breach(
                 f"agent code raised the forbidden event {event!r}: processes, native "
-                "libraries, sockets, signals, tracing and the environment are off limits"
+                "libraries, sockets, signals and tracing are off limits"
             )
 
     sys.addaudithook(hook)

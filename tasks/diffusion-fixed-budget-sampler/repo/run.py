@@ -3,27 +3,22 @@
 Reads MLSBENCH_SEED / MLSBENCH_OUT, runs sampler.sample in the task kit's child against the
 exact denoiser served from this process, and writes samples.npy + run.json to MLSBENCH_OUT.
 """
-import argparse
-import os
 import sys
 
 
 def main() -> int:
     import harness
     import problems
-    from taskkit import out_dir_from_env, write_artifacts
+    from taskkit import out_dir_from_env, run_seed, setting_spec, write_artifacts
 
     out_dir = out_dir_from_env()  # removed from os.environ before the child exists
-    ap = argparse.ArgumentParser()
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--problem", choices=sorted(problems.PROBLEMS))
-    g.add_argument("--spec")
-    args = ap.parse_args()
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    spec = problems.load_spec(problem=args.problem, spec_path=args.spec)
+    name, spec, args = setting_spec(problems.PROBLEMS, option="--problem")
+    if args.problem:  # a named problem is drawn from its parameters
+        spec = problems.make_spec(**spec)
+    seed = run_seed()
     mixture, nfe, n = problems.build(spec)
     samples, record = harness.serve(mixture, nfe, n, problems.SIGMA_MIN, problems.SIGMA_MAX, seed)
-    record["problem"] = args.problem or os.path.basename(args.spec)
+    record["problem"] = name
     record["seed"] = seed
     write_artifacts(out_dir, record, arrays={"samples": samples}, record_name="run.json")
     print(f"[{record['problem']}] seed={seed} dim={mixture.d} n={n} "

@@ -34,21 +34,6 @@ PROBLEMS = {
 }
 
 
-def load_spec(problem: str | None = None, spec_path: str | Path | None = None) -> dict:
-    if (problem is None) == (spec_path is None):
-        raise ValueError("give exactly one of problem / spec_path")
-    if problem is not None:
-        if problem not in PROBLEMS:
-            raise KeyError(f"unknown problem {problem!r}; known: {sorted(PROBLEMS)}")
-        return dict(PROBLEMS[problem])
-    # a hidden setting's spec comes over the secrets channel at the final evaluation (imported
-    # here: the grader loads this file outside a workspace, where there is no taskkit)
-    from taskkit import read_secret
-
-    text = read_secret(Path(spec_path).name)
-    return json.loads(Path(spec_path).read_text() if text is None else text)
-
-
 def load_salt(path: str | Path | None = None) -> int:
     """The salt: from ``path`` (the grader's copy), else from the secrets channel, else 0."""
     if path is not None:

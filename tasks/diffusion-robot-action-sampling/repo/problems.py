@@ -18,18 +18,6 @@ PROBLEMS = {
 }
 
 
-def load_spec(problem: str | None = None, spec_path: str | None = None) -> dict:
-    if problem is not None:
-        return dict(PROBLEMS[problem], name=problem)
-    # a hidden setting's spec comes over the secrets channel at the final evaluation (imported
-    # here: the grader loads this file outside a workspace, where there is no taskkit)
-    from taskkit import read_secret
-
-    p = Path(spec_path)
-    text = read_secret(p.name)
-    return dict(json.loads(p.read_text() if text is None else text), name=p.name)
-
-
 def load_salt(path: str | Path | None = None) -> int:
     """The salt: from ``path`` (the grader's copy), else from the secrets channel, else 0."""
     if path is not None:

@@ -5,8 +5,6 @@ the sampler (sampler.sample, run in the task kit's child) asking the denoiser se
 and writes actions.npy (the executed actions) + run.json to MLSBENCH_OUT. It also prints the
 success rate and the modes taken (the grader recomputes them from the actions).
 """
-import argparse
-import os
 import sys
 
 
@@ -16,16 +14,12 @@ def main() -> int:
     import denoiser
     import harness
     import problems
-    from taskkit import out_dir_from_env, write_artifacts
+    from taskkit import out_dir_from_env, run_seed, setting_spec, write_artifacts
 
     out_dir = out_dir_from_env()  # removed from os.environ before the child exists
-    ap = argparse.ArgumentParser()
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--problem", choices=sorted(problems.PROBLEMS))
-    g.add_argument("--spec")
-    args = ap.parse_args()
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    spec = problems.load_spec(problem=args.problem, spec_path=args.spec)
+    name, spec, _ = setting_spec(problems.PROBLEMS, option="--problem")
+    spec["name"] = name
+    seed = run_seed()
     salt = problems.load_salt()
     env, inst = problems.instances(spec, seed, salt)
     model = denoiser.Denoiser(env.name)

@@ -96,8 +96,7 @@ class Worker:
     def mark(self) -> dict:
         """The child's status, then its peak-RSS mark reset to the current RSS."""
         st = self.status()
-        with open(f"/proc/{self.child.pid}/clear_refs", "w") as f:
-            f.write("5")
+        self.child.reset_peak()
         return st
 
     def load(self, q, k, v) -> tuple[int, int]:

@@ -5,45 +5,29 @@ naive reference and matmul probe in another (see harness.py), and writes run.jso
 fraction, speed-up, peak memory, checks) to MLSBENCH_OUT.
 """
 
-import argparse
-import json
 import os
 import random
 import sys
 
-from taskkit import out_dir_from_env, read_secret, write_artifacts
+from taskkit import out_dir_from_env, run_seed, setting_spec, write_artifacts
 
 
 def main() -> int:
     import harness
 
     out_dir = out_dir_from_env()  # removed from os.environ before any child exists
-    ap = argparse.ArgumentParser()
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--setting")
-    g.add_argument("--spec")
-    args = ap.parse_args()
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-
     import numpy as np
     import settings
+
+    name, cfg, args = setting_spec(settings.SETTINGS)
+    if args.spec:
+        name = os.path.splitext(name)[0]
+    seed = run_seed()
 
     # the parent never imports torch (only the children do); its inputs
     # and checks draw from numpy generators seeded from the seed
     random.seed(seed)
     np.random.seed(seed)
-    if args.spec:
-        # a hidden setting's spec comes over the secrets channel at the final evaluation
-        text = read_secret(os.path.basename(args.spec))
-        if text is None:
-            with open(args.spec) as f:
-                text = f.read()
-        cfg = json.loads(text)
-        name = os.path.splitext(os.path.basename(args.spec))[0]
-    else:
-        if args.setting not in settings.SETTINGS:
-            ap.error(f"unknown setting {args.setting!r}; choose from {sorted(settings.SETTINGS)}")
-        cfg, name = settings.SETTINGS[args.setting], args.setting
     record = harness.measure(cfg, seed)
     record.update(setting=name, seed=seed)
     write_artifacts(out_dir, record, record_name="run.json")

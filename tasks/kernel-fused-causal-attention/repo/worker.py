@@ -24,16 +24,7 @@ import struct
 import numpy as np
 import reference
 import torch
-from taskkit import RunFailure
-
-
-def _send_frame(conn, kind: bytes, buf) -> None:
-    """A kit frame (kind + payload) whose payload is not copied: a copy of the output would
-    count in the call's peak memory. Connection's wire format: a 4-byte big-endian length and
-    the bytes."""
-    view = memoryview(buf).cast("B")
-    conn._send(struct.pack("!i", len(view) + 1) + kind)
-    conn._send(view)
+from taskkit import RunFailure, send_frame
 
 
 def _check(out, shape, q, k, v) -> None:
@@ -85,7 +76,7 @@ def serve(conn, role: str, probe_n: int) -> None:
                 conn.send_bytes(b"O")
             else:
                 _check(out, shape, q, k, v)
-                _send_frame(conn, b"O", out.contiguous().numpy())
+                send_frame(conn, b"O", out.contiguous().numpy())  # no copy: it would count in the peak
             out = None
             conn.send_bytes(b"K")  # the output is freed: the parent may read the RSS again
         elif kind == b"C":

@@ -64,10 +64,10 @@ ITEMSIZE = {
     "bool": 1,
 }
 VOCAB = 128
-# the editable module, and the fixed modules the children run it in: a traceback quotes their
-# lines (an output of the wrong shape fails in gpt.py) and so does torch.manual_seed, and the
-# scaffold shows them to the agent anyway; no text, setting or harness file
-MAY_READ = ("attention.py", "gpt.py", "worker.py")
+# the editable module; the fixed modules the children run it in (gpt.py, worker.py) are
+# imported before the drop, and the kit keeps those readable (tracebacks quote them); no
+# text, setting or harness file
+MAY_READ = ("attention.py",)
 
 
 def default_param_count(d_model: int, n_layer: int, block_size: int, vocab: int = VOCAB) -> int:

@@ -3,35 +3,18 @@
 Reads MLSBENCH_SEED / MLSBENCH_OUT, trains with the compressor in compressor.py (every worker's
 Compressor and the Aggregator in task kit children of their own), writes preds.npy + run.json.
 """
-import argparse
-import json
-import os
 import sys
 
 
 def main() -> int:
-    from taskkit import out_dir_from_env, read_secret, write_artifacts
+    from taskkit import out_dir_from_env, run_seed, setting_spec, write_artifacts
 
     import harness
     import settings
 
     out_dir = out_dir_from_env()  # removed from os.environ before any child exists
-    ap = argparse.ArgumentParser()
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--setting", choices=sorted(settings.SETTINGS))
-    g.add_argument("--spec")
-    args = ap.parse_args()
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    if args.setting:
-        spec, name = settings.SETTINGS[args.setting], args.setting
-    else:
-        # a hidden setting's spec comes over the secrets channel at the final evaluation
-        name = os.path.basename(args.spec)
-        text = read_secret(name)
-        if text is None:
-            with open(args.spec) as f:
-                text = f.read()
-        spec = json.loads(text)
+    name, spec, _ = setting_spec(settings.SETTINGS)
+    seed = run_seed()
     preds, record = harness.train(spec, seed)
     record["setting"] = name
     record["seed"] = seed

@@ -4,8 +4,6 @@ Trains PPO in this process under a fixed budget of env steps, with constraint.Co
 in the task kit's child (harness.py), evaluates the final policy with deterministic actions on
 fresh episodes, and writes run.json to MLSBENCH_OUT.
 """
-import argparse
-import json
 import os
 import random
 import sys
@@ -13,30 +11,21 @@ import sys
 
 def main() -> int:
     import harness
-    from taskkit import out_dir_from_env, write_artifacts
+    from taskkit import out_dir_from_env, run_seed, setting_spec, write_artifacts
 
     out_dir = out_dir_from_env()
-    ap = argparse.ArgumentParser()
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--setting")
-    g.add_argument("--spec")
-    args = ap.parse_args()
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
 
     import numpy as np
 
     import settings
 
+    name, cfg, args = setting_spec(settings.SETTINGS)
+    if args.spec:
+        name = os.path.splitext(name)[0]
+    seed = run_seed()
+
     random.seed(seed)
     np.random.seed(seed)
-    if args.spec:
-        with open(args.spec) as f:
-            cfg = json.load(f)
-        name = os.path.splitext(os.path.basename(args.spec))[0]
-    else:
-        if args.setting not in settings.SETTINGS:
-            ap.error(f"unknown setting {args.setting!r}; choose from {sorted(settings.SETTINGS)}")
-        cfg, name = settings.SETTINGS[args.setting], args.setting
     params, record = harness.serve(cfg["layout"], cfg, seed)
     record.update(setting=name, seed=seed)
     if record["error"] is None:

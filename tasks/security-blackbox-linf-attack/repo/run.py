@@ -5,25 +5,17 @@ target model), runs attack.attack in the task kit's least-privileged child again
 served from this process, and writes x_clean.npy, x_adv.npy and run.json (per-sample queries and
 success) to MLSBENCH_OUT.
 """
-import argparse
-import json
 import os
 import random
 import sys
 
 
 def main() -> int:
-    from taskkit import out_dir_from_env, write_artifacts
+    from taskkit import out_dir_from_env, run_seed, setting_spec, write_artifacts
 
     import harness
 
     out_dir = out_dir_from_env()  # removed from os.environ before the child exists
-    ap = argparse.ArgumentParser()
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--setting")
-    g.add_argument("--spec")
-    args = ap.parse_args()
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
 
     import numpy as np
     import torch
@@ -32,18 +24,15 @@ def main() -> int:
     import models
     import settings
 
+    name, cfg, args = setting_spec(settings.SETTINGS)
+    if args.spec:
+        name = os.path.splitext(name)[0]
+    seed = run_seed()
+
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
-    if args.spec:
-        with open(args.spec) as f:
-            cfg = json.load(f)
-        name = os.path.splitext(os.path.basename(args.spec))[0]
-    else:
-        if args.setting not in settings.SETTINGS:
-            ap.error(f"unknown setting {args.setting!r}; choose from {sorted(settings.SETTINGS)}")
-        cfg, name = settings.SETTINGS[args.setting], args.setting
     x, y = data.load(cfg["dataset"], "test")
     side = x.shape[-1]
     model = models.load(cfg["arch"], side, os.path.join("weights", f"{cfg['arch']}_{cfg['dataset']}.npz"))

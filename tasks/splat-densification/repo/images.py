@@ -35,18 +35,6 @@ SETTINGS = {
 }
 
 
-def load_spec(setting: str | None = None, spec_text: str | None = None) -> dict:
-    """A visible setting's spec by name, or a hidden one's from its JSON text (run.py reads it
-    from the secrets channel at the final evaluation)."""
-    if (setting is None) == (spec_text is None):
-        raise ValueError("give exactly one of setting / spec_text")
-    if setting is not None:
-        if setting not in SETTINGS:
-            raise KeyError(f"unknown setting {setting!r}; known: {sorted(SETTINGS)}")
-        return dict(SETTINGS[setting])
-    return json.loads(spec_text)
-
-
 def load_salt(path: str | Path | None = None, text: str | None = None) -> int:
     """The salt: from ``path`` (the grader's copy) or ``text`` (the secrets channel), else 0."""
     if path is not None:

@@ -5,33 +5,20 @@ the fixed renderer / optimizer / step loop in this process, calling policy.densi
 child every INTERVAL steps, and writes params.npz (every image's final Gaussians) + run.json to
 MLSBENCH_OUT. The target images never leave this process.
 """
-import argparse
-import os
 import sys
-from pathlib import Path
 
 
 def main() -> int:
     import harness
     import images
     import numpy as np
-    from taskkit import out_dir_from_env, read_secret, write_artifacts
+    from taskkit import out_dir_from_env, read_secret, run_seed, setting_spec, write_artifacts
 
     out_dir = out_dir_from_env()  # removed from os.environ before the child exists
-    ap = argparse.ArgumentParser()
-    g = ap.add_mutually_exclusive_group(required=True)
-    g.add_argument("--setting", choices=sorted(images.SETTINGS))
-    g.add_argument("--spec")
-    args = ap.parse_args()
-    seed = int(os.environ.get("MLSBENCH_SEED", "0"))
-    if args.setting:
-        spec = images.load_spec(setting=args.setting)
-    else:  # a hidden setting's spec comes over the secrets channel at the final evaluation
-        text = read_secret(Path(args.spec).name)
-        spec = images.load_spec(spec_text=Path(args.spec).read_text() if text is None else text)
+    name, spec, _ = setting_spec(images.SETTINGS)
+    seed = run_seed()
     salt = images.load_salt(text=read_secret("salt.json"))
     targets = images.build_targets(spec, seed, salt)
-    name = args.setting or os.path.basename(args.spec)
     print(f"[{name}] seed={seed} {len(targets)} images {spec['size']}x{spec['size']} cap={spec['cap']} "
           f"steps={images.STEPS} policy every {images.INTERVAL} steps", flush=True)
     params, record = harness.run_setting(targets, spec, images.STEPS, images.INTERVAL, seed,
