@@ -10,13 +10,14 @@ Standard library only (numpy and torch imported where used); it never imports th
 
 from .artifacts import out_dir_from_env, write_artifacts
 from .budget import Budget
-from .child import Child, RunFailure, close_all, send_failure, send_frame
+from .child import Child, RunFailure, ask_parent, close_all, send_failure, send_frame
 from .privilege import landlock_abi
 from .secrets import read_secret
 from .setting import run_seed, setting_spec
 
 __all__ = [
     "Budget",
+    "ask_parent",
     "Child",
     "RunFailure",
     "close_all",

@@ -239,6 +239,24 @@ def send_frame(conn, kind: bytes, buf) -> None:
     conn._send(view)
 
 
+def ask_parent(conn, head: bytes, x, shape: tuple, what: str):
+    """From the child: send ``head`` and ``x`` (float64, exactly ``shape``: the whole batch) to
+    the parent and return its answer, an array of the same shape (frame ``O``); any other frame
+    is the parent's refusal and raises RuntimeError with its text."""
+    import numpy as np
+
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    if x.shape != tuple(shape):
+        raise ValueError(f"{what} must have shape {tuple(shape)} (the whole batch), got {x.shape}")
+    conn.send_bytes(head + x.tobytes())
+    reply = conn.recv_bytes()
+    if reply[:1] != b"O":
+        raise RuntimeError(
+            f"{what} refused by the harness: " + reply[1:].decode("utf-8", "replace")
+        )
+    return np.frombuffer(reply, dtype=np.float64, offset=1).reshape(shape).copy()
+
+
 def send_failure(conn, exc: BaseException) -> None:
     """From the child: report why it failed (a RunFailure's message, else the traceback)."""
     text = str(exc) if isinstance(exc, RunFailure) else traceback.format_exc()[-4000:]

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from taskkit import Budget, Child, RunFailure
+from taskkit import Budget, Child, RunFailure, ask_parent
 
 # ------------------------------------------------------------------------------- child side
 
@@ -42,15 +42,9 @@ class DiffusionModel:
         self.nfe_used = 0          # informational; the parent keeps the count that matters
 
     def _ask(self, head, x, name):
-        x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-        if x.shape != self.shape:
-            raise ValueError(f"{name}: must have shape {self.shape} (the whole batch), got {x.shape}")
-        self._conn.send_bytes(head + x.tobytes())
-        reply = self._conn.recv_bytes()
-        if reply[:1] != b"O":
-            raise RuntimeError("request refused by the harness: " + reply[1:].decode("utf-8", "replace"))
+        out = ask_parent(self._conn, head, x, self.shape, name)
         self.nfe_used += 1
-        return np.frombuffer(reply, dtype=np.float64, offset=1).reshape(self.shape).copy()
+        return out
 
     def denoise(self, x, sigma):
         """D(x; sigma) = E[x0 | x0 + sigma eps = x] on the whole batch. Costs 1 NFE."""

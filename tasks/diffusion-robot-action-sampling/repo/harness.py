@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from taskkit import Budget, Child, RunFailure
+from taskkit import Budget, Child, RunFailure, ask_parent
 
 # ------------------------------------------------------------------------------- child side
 
@@ -36,14 +36,8 @@ class RemoteDenoiser:
         self._shape = tuple(shape)
 
     def __call__(self, x, t):
-        x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-        if x.shape != self._shape:
-            raise ValueError(f"denoise: x must have shape {self._shape} (the whole batch), got {x.shape}")
-        self._conn.send_bytes(b"D" + struct.pack("<d", float(t)) + x.tobytes())
-        reply = self._conn.recv_bytes()
-        if reply[:1] != b"O":
-            raise RuntimeError("denoise refused by the harness: " + reply[1:].decode("utf-8", "replace"))
-        return np.frombuffer(reply, dtype=np.float64, offset=1).reshape(self._shape).copy()
+        return ask_parent(self._conn, b"D" + struct.pack("<d", float(t)), x, self._shape,
+                          "denoise: x")
 
 
 def child_main(conn, shape, nfe, seed):
