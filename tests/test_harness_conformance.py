@@ -208,7 +208,7 @@ def check(task_id: str, cheat: str, bodies: list[str]) -> None:
     seen = (run.error or "") + run.log_tail
     assert "CHEAT-WON" not in seen, seen[-3000:]
     assert run.metrics is None and run.error, "the cheat ran to a graded result"
-    named = ("CHEAT-BLOCKED", "policy violation", "Permission")
+    named = ("CHEAT-BLOCKED", "violation", "Permission")
     assert any(n in seen for n in named), seen[-3000:]
 
 

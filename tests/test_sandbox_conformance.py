@@ -851,7 +851,8 @@ def test_final_runs_cannot_touch_each_other(env_backend, tmp_path):
         assert lines, (task_id, c.log_tail)
         for line in lines:
             digest, rel = line.split("  ./", 1)
-            src = task.repo / rel if (task.repo / rel).is_file() else task.root / "hidden" / rel
+            files = task.scaffold_files()  # repo/ and the task kit
+            src = files[rel] if rel in files else task.root / "hidden" / rel
             assert hashlib.sha256(src.read_bytes()).hexdigest() == digest, (task_id, rel)
         assert "planted" not in c.log_tail, (task_id, c.log_tail)
         assert c.log_tail.split()[0] == "eval-0-checker", (task_id, c.log_tail)  # nothing else
