@@ -124,6 +124,18 @@ ACCESS = {
         except OSError:
             pass
     """,
+    "leave-a-process": """
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = None
+        if pid == 0:  # the copy: outlive the run
+            import time
+            time.sleep(600)
+            os._exit(0)
+        if pid:
+            won.append(f"forked process {pid}, left running")
+    """,
     "native-library": """
         import ctypes
         try:
