@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import stat
 import sys
 
 # linux/landlock.h; the syscall numbers are the same on every architecture (the generic table)
@@ -125,7 +126,7 @@ def _add(libc, ruleset: int, path: str, access: int, handled: int) -> None:
     except OSError:
         return  # a path this system does not have
     try:
-        if not os.path.isdir(path):
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
             access &= _FILE_ONLY
         attr = _PathBeneath(access & handled, fd)
         if libc.syscall(_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(attr), 0) != 0:
@@ -136,27 +137,36 @@ def _add(libc, ruleset: int, path: str, access: int, handled: int) -> None:
 
 
 def _without(paths: list[str], deny: list[str]) -> list[str]:
-    """``paths`` with every ``deny`` path cut out of them. Landlock only grants, so a granted
-    folder that holds a denied path is replaced by its other entries, one level at a time."""
-    deny = [os.path.realpath(d) for d in deny]
+    """``paths`` (resolved, a path under another one left out) with every ``deny`` path cut out
+    of them. Landlock only grants, so a granted folder that holds a denied path is replaced by
+    its other entries, one level at a time."""
+    sep = os.sep
+    denied = {os.path.realpath(d) for d in deny}
+    holders = set()  # the folders that hold a denied path
+    for d in denied:
+        while (d := os.path.dirname(d)) not in holders and d != sep:
+            holders.add(d)
+    holders.add(sep)
+    reals = sorted({os.path.realpath(p) for p in paths if os.path.exists(p)})
+    top = [p for p in reals if not any(p.startswith(q + sep) for q in reals)]
     out: list[str] = []
 
-    def visit(path: str) -> None:
-        real = os.path.realpath(path)
-        if any(real == d or real.startswith(d + os.sep) for d in deny):
+    def visit(real: str) -> None:
+        if real in denied:
             return
-        if not any(d.startswith(real + os.sep) for d in deny):
-            out.append(path)
+        if real not in holders:
+            out.append(real)
             return
         try:
-            entries = os.listdir(path)
+            entries = list(os.scandir(real))
         except OSError:
             return
-        for entry in entries:
-            visit(os.path.join(path, entry))
+        for e in entries:
+            visit(os.path.realpath(e.path) if e.is_symlink() else e.path)
 
-    for path in paths:
-        visit(path)
+    for path in top:
+        if not any(path.startswith(d + sep) for d in denied):
+            visit(path)
     return out
 
 
