@@ -36,6 +36,13 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(samples)
 
 
+def copy_scaffold(task, work: Path) -> None:
+    """The files a workspace starts with (repo/ and the task kit), copied to ``work``."""
+    for rel, src in task.scaffold_files().items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, work / rel)
+
+
 def run_directly(task, setting, seed: int, work: Path, out: Path) -> None:
     """The baseline of the test and final figures: one setting's command run in ``work`` with
     no sandbox, into a fresh ``out``, then graded."""
@@ -110,7 +117,7 @@ def main() -> None:
             work = tmp / "direct"
             if work.exists():
                 shutil.rmtree(work)
-            shutil.copytree(task.repo, work)
+            copy_scaffold(task, work)
             for s in task.visible_settings:
                 run_directly(task, s, task.spec.seeds.dev, work, tmp / f"out-{s.label}")
 
@@ -140,7 +147,7 @@ def main() -> None:
                 work = tmp / "direct-final"
                 if work.exists():
                     shutil.rmtree(work)
-                shutil.copytree(task.repo, work)
+                copy_scaffold(task, work)
                 if (task.root / "hidden").is_dir():
                     shutil.copytree(task.root / "hidden", work, dirs_exist_ok=True)
                 run_directly(task, s, seed, work, tmp / f"final-out-{s.label}")
