@@ -248,6 +248,15 @@ class ParentState:
         return losses
 
 
+def warmup_cosine(step: int, total: int, peak: float, warmup: int, floor: float = 0.0) -> float:
+    """The learning rate of ``step`` (from 0) of ``total``: linear warmup to ``peak`` over
+    ``warmup`` steps, then cosine decay to ``floor`` x ``peak``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    cos = 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    return peak * (floor + (1 - floor) * cos)
+
+
 def layout_size(layout: dict) -> int:
     """The number of state values a layout (``send_layout``) describes, after checking its form."""
     shapes, kinds = layout["shape"], layout["kind"]

@@ -17,7 +17,6 @@ Artifacts (log-probabilities, record) are written after every child has exited.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import traceback
@@ -25,7 +24,7 @@ import traceback
 import numpy as np
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
-from taskkit.torchstate import ParentState
+from taskkit.torchstate import ParentState, warmup_cosine
 
 STATE_RTOL = 1e-5
 AGENT_FILES = ("model.py",)  # all that the model's processes may read of this folder
@@ -35,13 +34,6 @@ def make_cfg(length: int) -> dict:
     return dict(
         length=int(length), n_aa=len(S.ALPHABET), alphabet=S.ALPHABET, max_params=S.PARAM_CAP
     )
-
-
-def lr_at(step: int, total: int) -> float:
-    warm = max(1, total // 20)
-    if step < warm:
-        return S.LR * (step + 1) / warm
-    return S.LR * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
 def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
@@ -58,7 +50,8 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
                 perm = rng.permutation(len(Xtr))
             idx = perm[(step % per_epoch) * S.BATCH_SIZE :][: S.BATCH_SIZE]
             batch = Xtr[idx].tobytes() + Ytr[idx].tobytes()
-            losses.append(state.step(child, step, batch, lr_at(step, total))[0])
+            lr = warmup_cosine(step, total, S.LR, max(1, total // 20))  # 5% warmup, decay to 0
+            losses.append(state.step(child, step, batch, lr)[0])
         child.send(b"D")
         rec.update(
             n_params=int(state.layout["count"]),

@@ -17,7 +17,6 @@ Artifacts (predictions, record) are written after every child has exited.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 import traceback
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
-from taskkit.torchstate import ParentState
+from taskkit.torchstate import ParentState, warmup_cosine
 
 STATE_RTOL = 1e-5
 MAY_READ = ("model.py",)  # the emulator's processes read this of the folder, nothing else
@@ -39,14 +38,6 @@ def make_cfg(stats: dict) -> dict:
     cfg.update({k: list(stats[k]) for k in (*names, "p_levels_hpa")})
     cfg.update({k: list(stats[k]) for k in ("x_mean", "x_std", "y_mean", "y_std")})
     return dict(n_levels=L, **cfg, max_params=S.PARAM_CAP)
-
-
-def schedule(step: int, total: int) -> float:
-    """5% linear warmup, then cosine decay to 0."""
-    warm = max(1, total // 20)
-    if step < warm:
-        return S.LR * (step + 1) / warm
-    return S.LR * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
 
 
 def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
@@ -62,7 +53,8 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
             for i in range(per_epoch):
                 step = epoch * per_epoch + i
                 rows = order[i * S.BATCH_SIZE : (i + 1) * S.BATCH_SIZE].tobytes()
-                mse.append(state.step(child, step, rows, schedule(step, total))[0])
+                lr = warmup_cosine(step, total, S.LR, max(1, total // 20))  # 5% warmup, decay to 0
+                mse.append(state.step(child, step, rows, lr)[0])
         child.send(b"D")
         rec["train_loss_last_epoch"] = float(np.mean(mse[-per_epoch:]))
         rec.update(n_params=int(state.layout["count"]), n_state=state.n, steps=total)

@@ -27,21 +27,11 @@ from pathlib import Path
 import numpy as np
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
-from taskkit.torchstate import ParentState
+from taskkit.torchstate import ParentState, warmup_cosine
 
 CAUSAL_RTOL = 1e-4
 LR = 3e-3
 READABLE = ("embedding.py",)  # what the model's processes may read of this folder
-
-
-def lr_at(step: int, steps: int) -> float:
-    """10% linear warmup, then cosine decay to 10% of the peak."""
-    warmup = max(1, steps // 10)
-    if step < warmup:
-        return LR * (step + 1) / warmup
-    return LR * (
-        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-    )
 
 
 def train(rec: dict, cfg: dict, seed: int, steps: int, batch_size: int, text: bytes) -> bytes:
@@ -56,7 +46,8 @@ def train(rec: dict, cfg: dict, seed: int, steps: int, batch_size: int, text: by
         for step in range(steps):
             ix = rng.integers(0, len(data) - T - 1, size=batch_size)
             batch = np.stack([data[i : i + T + 1] for i in ix]).tobytes()
-            losses.append(state.step(child, step, batch, lr_at(step, steps))[0])
+            lr = warmup_cosine(step, steps, LR, max(1, steps // 10), floor=0.1)
+            losses.append(state.step(child, step, batch, lr)[0])
         child.send(b"D")
     rec.update(
         n_params=state.n,
