@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from mlsbench_env.errors import EditError, TaskSpecError
@@ -272,3 +273,223 @@ def test_a_task_may_not_ship_its_own_taskkit(tmp_path):
     (root / "repo" / "taskkit").mkdir()
     with pytest.raises(TaskSpecError, match="repo/taskkit is where the task kit goes"):
         load_task_dir(root)
+
+
+# ------------------------------------------------------------ training with the parent's optimizer
+class PipeChild:
+    """A Child's frame interface over one end of a pipe whose other end a thread serves."""
+
+    name = "training"
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def send(self, kind: bytes, payload: bytes = b"") -> None:
+        self.conn.send_bytes(kind + payload)
+
+    def expect(self, kind: bytes, maxlength: int = 1 << 20, size: int | None = None) -> bytes:
+        assert self.conn.poll(60), "the serving thread did not answer"
+        msg = self.conn.recv_bytes()
+        assert msg[:1] == kind and (size is None or len(msg) == size + 1), (msg[:1], len(msg))
+        return msg[1:]
+
+
+def _tiny_net(seed: int):
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
+    )
+    net[0].bias.requires_grad_(False)  # a frozen parameter: never moves, and is checked
+    return net
+
+
+def _batches(n: int):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((8, 5)).astype("<f4") for _ in range(n)]
+
+
+def _train_through_kit(opt_args: dict, steps: int, cheat: bool = False) -> bytes:
+    """Train _tiny_net in a thread through send_layout / serve_steps, the optimizer in a
+    ParentState; returns the parent's final state bytes."""
+    import threading
+    from multiprocessing import Pipe
+
+    import torch
+
+    from mlsbench_env.taskkit import torchstate
+
+    parent_end, child_end = Pipe()
+    net = _tiny_net(0)  # built here: the generator is global to the process
+
+    def child_side():
+        torchstate.send_layout(child_end, net, count=torchstate.count(net))
+        net.train()
+
+        def loss_fn(batch):
+            xy = torch.from_numpy(np.frombuffer(batch, "<f4").reshape(-1, 5).copy())
+            if cheat:  # a step of its own
+                with torch.no_grad():
+                    net[3].weight.add_(1e-3)
+            loss = ((net(xy[:, :3]) - xy[:, 3:]) ** 2).mean()
+            return loss, loss * 2
+
+        child_end.send_bytes(b"E" + torchstate.serve_steps(child_end, net, loss_fn))
+
+    thread = threading.Thread(target=child_side, daemon=True)
+    thread.start()
+    child = PipeChild(parent_end)
+    state = torchstate.ParentState.receive(child, cap=1000)
+    assert state.layout["count"] == 43  # the whole state_dict: num_batches_tracked too
+    assert state.kinds == [2, 1, 2, 2, 0, 0, 2, 2]  # weight, frozen bias, BN (2 + 2 buffers), ..
+    state.adamw(0.01, (0.9, 0.95), 0.1, **opt_args)
+    try:
+        for step, batch in enumerate(_batches(steps)):
+            loss, twice = state.step(child, step, batch.tobytes(), 0.01 * (step + 1), n_losses=2)
+            assert twice == pytest.approx(2 * loss)
+    finally:
+        child.send(b"D", b"end")
+        assert child.expect(b"E") == b"Dend"  # serve_steps returns the frame that ended it
+        thread.join(5)
+    return state.bytes()
+
+
+@pytest.mark.parametrize(
+    "opt_args", [{}, {"clip": 0.05, "matrices_only": True}], ids=["plain", "clip-matrices"]
+)
+def test_parent_state_trains_bitwise_as_torch_does_in_one_process(opt_args, monkeypatch):
+    import torch
+
+    from mlsbench_env.taskkit import torchstate
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the reduction order: as here
+    net, steps = _tiny_net(0), 6
+    trained = [p for p in net.parameters() if p.requires_grad]
+    if opt_args.get("matrices_only"):
+        groups = [
+            {"params": [p for p in trained if p.dim() >= 2], "weight_decay": 0.1},
+            {"params": [p for p in trained if p.dim() < 2], "weight_decay": 0.0},
+        ]
+    else:
+        groups = [{"params": trained, "weight_decay": 0.1}]
+    opt = torch.optim.AdamW(groups, lr=0.01, betas=(0.9, 0.95), eps=1e-8)
+    net.train()
+    for step, batch in enumerate(_batches(steps)):
+        xy = torch.from_numpy(batch)
+        loss = ((net(xy[:, :3]) - xy[:, 3:]) ** 2).mean()
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+        for group in opt.param_groups:
+            group["lr"] = 0.01 * (step + 1)
+        if "clip" in opt_args:
+            torch.nn.utils.clip_grad_norm_(trained, opt_args["clip"])
+        opt.step()
+    assert _train_through_kit(opt_args, steps) == torchstate.state_bytes(net)
+
+
+def test_parent_state_fails_a_parameter_changed_in_the_child():
+    from mlsbench_env.taskkit.child import RunFailure
+
+    with pytest.raises(RunFailure, match="a parameter changed outside the fixed optimizer during"):
+        _train_through_kit({}, 3, cheat=True)
+
+
+def test_parent_state_checks_parameters_takes_buffers_and_loads_gradients():
+    from mlsbench_env.taskkit.child import RunFailure
+    from mlsbench_env.taskkit.torchstate import ParentState
+
+    layout = {"shape": [[2, 2], [3], [1]], "kind": [2, 1, 0]}  # trained, frozen, buffer
+    initial = np.arange(8, dtype="<f4")
+    state = ParentState(layout, initial.tobytes())
+    assert state.n == 8 and state.n_trained == 4 and state.bytes() == initial.tobytes()
+    assert [tuple(t.shape) for t in state.tensors] == [(2, 2), (3,), (1,)]
+    returned = initial.copy()
+    returned[7] = 42.0  # a buffer: taken as the child left it
+    state.check_returned(0, returned.tobytes())
+    assert state.flat[7] == 42.0 and float(state.tensors[2]) == 42.0  # the views see it
+    for i in (0, 5):  # a trained and a frozen parameter
+        bad = state.flat.copy()
+        bad[i] = np.nextafter(bad[i], np.float32(np.inf))
+        with pytest.raises(RunFailure, match="changed outside the fixed optimizer during step 3"):
+            state.check_returned(3, bad.tobytes())
+    with pytest.raises(RunFailure, match="has 7 values, not 8"):
+        state.check_returned(1, initial[:7].tobytes())
+    grads = np.arange(8, dtype="<f4") / 10
+    state.load_grads(bytes([1, 0, 1]) + grads.tobytes())
+    assert np.array_equal(state.tensors[0].grad.numpy(), grads[:4].reshape(2, 2))
+    assert state.tensors[1].grad is None and state.tensors[2].grad.shape == (1,)
+    with pytest.raises(RunFailure, match="the gradients hold"):
+        state.load_grads(bytes([1, 0, 1]) + grads[:7].tobytes())
+    with pytest.raises(RunFailure, match="initial state holds 4 bytes"):
+        ParentState(layout, initial[:1].tobytes())
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        b"not json",
+        b'{"shape": [[2]]}',
+        b'{"shape": [[2], [3]], "kind": [2]}',
+        b'{"shape": [[-1]], "kind": [2]}',
+        b'{"shape": [[2.5]], "kind": [2]}',
+        b'{"shape": [[2]], "kind": [3]}',
+        b'{"shape": [[2]], "kind": [true]}',
+        b"[1, 2]",
+    ],
+)
+def test_parent_state_refuses_a_malformed_layout(layout):
+    from mlsbench_env.taskkit.child import RunFailure
+    from mlsbench_env.taskkit.torchstate import ParentState
+
+    class Sent:
+        name = "training"
+
+        def expect(self, kind, maxlength=1 << 20, size=None):
+            return layout
+
+    with pytest.raises(RunFailure, match="protocol error: the training process sent a bad layout"):
+        ParentState.receive(Sent())
+
+
+def test_parent_state_refuses_a_state_over_the_cap_before_reading_it():
+    from mlsbench_env.taskkit.child import RunFailure
+    from mlsbench_env.taskkit.torchstate import ParentState
+
+    class Sent:
+        name = "training"
+        frames = [b'{"shape": [[10, 10], [5]], "kind": [2, 0]}']
+
+        def expect(self, kind, maxlength=1 << 20, size=None):
+            return self.frames.pop(0)  # a second read would fail: the values are never read
+
+    with pytest.raises(RunFailure, match="parameter cap exceeded: the state holds 105 numbers"):
+        ParentState.receive(Sent(), cap=104)
+
+
+def test_step_reply_packs_losses_mask_and_gradients():
+    import struct
+
+    import torch
+
+    from mlsbench_env.taskkit.torchstate import step_reply
+
+    net = torch.nn.Linear(2, 1)
+    net(torch.ones(1, 2)).sum().backward()
+    net.bias.grad = None
+    reply = step_reply(net, (torch.tensor(1.5), 2.5))
+    assert struct.unpack("<2f", reply[:8]) == (1.5, 2.5) and reply[8:10] == b"\x01\x00"
+    assert np.frombuffer(reply, "<f4", offset=10).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_artifacts_write_npz_without_pickles(task_dir, tmp_path):
+    write_artifacts = importlib.import_module("taskkit").write_artifacts
+    out = tmp_path / "out"
+    arrays = {"float/w": np.ones((2, 2), np.float32), "codes/w": np.arange(4, dtype=np.uint8)}
+    write_artifacts(out, {"ok": True}, npz={"quantized": arrays, "skipped": None})
+    assert sorted(p.name for p in out.iterdir()) == ["quantized.npz", "result.json"]
+    with np.load(out / "quantized.npz", allow_pickle=False) as z:
+        assert sorted(z.files) == ["codes/w", "float/w"]
+        assert np.array_equal(z["codes/w"], arrays["codes/w"])
+    with pytest.raises(ValueError, match="object arrays would be pickled"):
+        write_artifacts(out, {}, npz={"bad": {"x": np.array([object()])}})

@@ -18,10 +18,15 @@ def out_dir_from_env() -> Path:
 
 
 def write_artifacts(
-    out_dir: Path, record: dict, arrays: dict | None = None, record_name: str = "result.json"
+    out_dir: Path,
+    record: dict,
+    arrays: dict | None = None,
+    record_name: str = "result.json",
+    npz: dict | None = None,
 ) -> None:
     """End every child still running, empty ``out_dir`` (nothing a child left there survives),
-    then write ``record`` as JSON and each array as ``<name>.npy`` (no pickles)."""
+    then write ``record`` as JSON, each array as ``<name>.npy`` and each ``npz`` entry
+    ({name: {key: array}}) as ``<name>.npz`` (no pickles: an object array is a ValueError)."""
     close_all()
     out_dir.mkdir(parents=True, exist_ok=True)
     for p in out_dir.iterdir():
@@ -29,10 +34,16 @@ def write_artifacts(
             shutil.rmtree(p)
         else:
             p.unlink()
-    if arrays:
+    if arrays or npz:
         import numpy as np
 
-        for name, value in arrays.items():
-            if value is not None:
-                np.save(out_dir / f"{name}.npy", np.asarray(value), allow_pickle=False)
+    for name, value in (arrays or {}).items():
+        if value is not None:
+            np.save(out_dir / f"{name}.npy", np.asarray(value), allow_pickle=False)
+    for name, members in (npz or {}).items():
+        if members is not None:
+            members = {key: np.asarray(value) for key, value in members.items()}
+            if any(a.dtype.hasobject for a in members.values()):
+                raise ValueError(f"{name}.npz: object arrays would be pickled")
+            np.savez(out_dir / f"{name}.npz", **members)
     (out_dir / record_name).write_text(json.dumps(record, indent=1))

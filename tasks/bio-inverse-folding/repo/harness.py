@@ -17,16 +17,14 @@ Artifacts (log-probabilities, record) are written after every child has exited.
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import struct
 import time
 import traceback
 
 import numpy as np
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit.torchstate import ParentState, warmup_cosine
 
 STATE_RTOL = 1e-5
 AGENT_FILES = ("model.py",)  # all that the model's processes may read of this folder
@@ -38,39 +36,11 @@ def make_cfg(length: int) -> dict:
     )
 
 
-def lr_at(step: int, total: int) -> float:
-    warm = max(1, total // 20)
-    if step < warm:
-        return S.LR * (step + 1) / warm
-    return S.LR * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-
 def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
     """Train in a child with the parent's AdamW; returns the trained state (float32 bytes)."""
-    import torch
-
-    torch.set_num_threads(1)
     with Child("worker:train", cfg, seed, may_read=AGENT_FILES, name="training") as child:
-        layout = json.loads(child.expect(b"M", 1 << 20))
-        sizes, kinds = layout["numel"], layout["kind"]
-        n = sum(sizes)
-        if n > S.PARAM_CAP or min(sizes, default=0) < 0:
-            raise RunFailure(
-                f"parameter cap exceeded: the state holds {n} numbers, cap {S.PARAM_CAP}"
-            )
-        flat = np.frombuffer(child.expect(b"S", size=4 * n), "<f4").copy()
-        ends = np.cumsum(sizes)
-        views = [torch.from_numpy(flat[e - k : e]) for e, k in zip(ends, sizes, strict=False)]
-        fixed = np.concatenate(
-            [np.full(k, kd > 0) for k, kd in zip(sizes, kinds, strict=False)] or [[]]
-        )
-        opt = torch.optim.AdamW(
-            [v for v, kd in zip(views, kinds, strict=False) if kd == 2],
-            lr=S.LR,
-            betas=(0.9, 0.999),
-            eps=1e-8,
-            weight_decay=S.WEIGHT_DECAY,
-        )
+        state = ParentState.receive(child, cap=S.PARAM_CAP)
+        state.adamw(S.LR, weight_decay=S.WEIGHT_DECAY)
         rng = np.random.default_rng(seed)
         per_epoch = len(Xtr) // S.BATCH_SIZE
         total, losses = epochs * per_epoch, []
@@ -79,38 +49,21 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
             if step % per_epoch == 0:
                 perm = rng.permutation(len(Xtr))
             idx = perm[(step % per_epoch) * S.BATCH_SIZE :][: S.BATCH_SIZE]
-            child.send(b"S", flat.tobytes())
-            child.send(b"B", Xtr[idx].tobytes() + Ytr[idx].tobytes())
-            g = child.expect(b"G", size=4 + len(sizes) + 4 * n)
-            after = np.frombuffer(child.expect(b"S", size=4 * n), "<f4")
-            if not np.array_equal(after.view("<u4")[fixed], flat.view("<u4")[fixed]):
-                raise RunFailure(
-                    f"a parameter changed outside the fixed optimizer during step {step} "
-                    "(training must go through the harness's AdamW only)"
-                )
-            (loss,) = struct.unpack("<f", g[:4])
-            if not math.isfinite(loss):
-                raise RunFailure(f"training loss is not finite at step {step}")
-            grad = np.frombuffer(g, "<f4", offset=4 + len(sizes))
-            for v, e, k, has in zip(views, ends, sizes, g[4 : 4 + len(sizes)], strict=False):
-                v.grad = torch.from_numpy(grad[e - k : e].copy()) if has else None
-            flat[~fixed] = after[~fixed]  # buffers (running statistics) as the forward left them
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total)
-            opt.step()
-            losses.append(loss)
+            batch = Xtr[idx].tobytes() + Ytr[idx].tobytes()
+            lr = warmup_cosine(step, total, S.LR, max(1, total // 20))  # 5% warmup, decay to 0
+            losses.append(state.step(child, step, batch, lr)[0])
         child.send(b"D")
         rec.update(
-            n_params=int(layout["count"]),
-            n_state=n,
+            n_params=int(state.layout["count"]),
+            n_state=state.n,
             steps=total,
             n_train=len(Xtr),
-            n_trainable=int(sum(k for k, kd in zip(sizes, kinds, strict=False) if kd == 2)),
+            n_trainable=state.n_trained,
             train_loss_last_epoch=float(np.mean(losses[-per_epoch:])),
             train_s=round(time.time() - t0, 2),
             isolation=child.isolation,
         )
-    return flat.tobytes()
+    return state.bytes()
 
 
 def design(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 64):

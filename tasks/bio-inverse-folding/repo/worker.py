@@ -13,9 +13,6 @@ Frames are raw bytes (kind byte first); nothing here is pickled back to the pare
 
 from __future__ import annotations
 
-import json
-import struct
-
 import numpy as np
 import torch
 from taskkit import RunFailure, torchstate
@@ -58,32 +55,19 @@ def _logits(net, x, seq=None):
 
 def train(conn, cfg_dict: dict, seed: int) -> None:
     cfg, net = _build(cfg_dict, seed)
-    state = torchstate.state_tensors(net)
-    # 0 buffer, 1 frozen parameter, 2 trained parameter
-    kinds = [isinstance(v, torch.nn.Parameter) * (1 + v.requires_grad) for _, v in state]
-    layout = dict(numel=[v.numel() for _, v in state], kind=kinds, count=torchstate.count(net))
-    conn.send_bytes(b"M" + json.dumps(layout).encode())
-    conn.send_bytes(b"S" + torchstate.state_bytes(net))
+    torchstate.send_layout(conn, net, count=torchstate.count(net))
     net.train()
     L = cfg.length
-    while (msg := conn.recv_bytes())[:1] == b"S":
-        torchstate.load_state_bytes(net, msg[1:])
-        batch = conn.recv_bytes()
-        B = (len(batch) - 1) // (13 * L)  # float32 coordinates (L x 3), then int8 residues (L)
-        x = torch.from_numpy(np.frombuffer(batch, "<f4", B * L * 3, 1).reshape(B, L, 3).copy())
-        seq = np.frombuffer(batch, np.int8, B * L, 1 + 12 * B * L).reshape(B, L)
+
+    def cross_entropy(batch: bytes):
+        B = len(batch) // (13 * L)  # float32 coordinates (L x 3), then int8 residues (L)
+        x = torch.from_numpy(np.frombuffer(batch, "<f4", B * L * 3).reshape(B, L, 3).copy())
+        seq = np.frombuffer(batch, np.int8, B * L, 12 * B * L).reshape(B, L)
         y = torch.from_numpy(seq.astype(np.int64))
         logp = torch.log_softmax(_logits(net, x, y), dim=-1)
-        loss = -logp.gather(-1, y.unsqueeze(-1)).mean()
-        net.zero_grad(set_to_none=True)
-        loss.backward()
-        has = bytes(v.grad is not None for _, v in state)
-        grads = [torch.zeros_like(v) if v.grad is None else v.grad for _, v in state]
-        flat = torch.cat([g.detach().reshape(-1).float() for g in grads]).numpy()
-        conn.send_bytes(
-            b"G" + struct.pack("<f", float(loss.detach())) + has + flat.astype("<f4").tobytes()
-        )
-        conn.send_bytes(b"S" + torchstate.state_bytes(net))
+        return -logp.gather(-1, y.unsqueeze(-1)).mean()
+
+    torchstate.serve_steps(conn, net, cross_entropy)
 
 
 def design(conn, cfg_dict: dict, seed: int, state: bytes) -> None:

@@ -17,9 +17,7 @@ Artifacts (predictions, record) are written after every child has exited.
 from __future__ import annotations
 
 import json
-import math
 import os
-import struct
 import time
 import traceback
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit.torchstate import ParentState, warmup_cosine
 
 STATE_RTOL = 1e-5
 MAY_READ = ("model.py",)  # the emulator's processes read this of the folder, nothing else
@@ -41,64 +40,11 @@ def make_cfg(stats: dict) -> dict:
     return dict(n_levels=L, **cfg, max_params=S.PARAM_CAP)
 
 
-def schedule(step: int, total: int) -> float:
-    """5% linear warmup, then cosine decay to 0."""
-    warm = max(1, total // 20)
-    if step < warm:
-        return S.LR * (step + 1) / warm
-    return S.LR * 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-
-class Optimizer:
-    """The parent's copy of the emulator's state (float32, state_dict order) and its AdamW."""
-
-    def __init__(self, layout: dict, initial: bytes):
-        import torch
-
-        torch.set_num_threads(1)
-        self.sizes = [int(k) for k in layout["numel"]]
-        self.flat = np.frombuffer(initial, "<f4").copy()
-        bounds = np.cumsum([0, *self.sizes])
-        self.tensors = [
-            torch.from_numpy(self.flat[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)
-        ]
-        self.params = np.repeat(
-            [bool(t or f) for t, f in zip(layout["trained"], layout["frozen"], strict=False)],
-            self.sizes,
-        )
-        trained = [x for x, t in zip(self.tensors, layout["trained"], strict=False) if t]
-        self.adamw = torch.optim.AdamW(
-            trained, lr=S.LR, betas=(0.9, 0.999), eps=1e-8, weight_decay=S.WEIGHT_DECAY
-        )
-
-    def apply(self, step: int, lr: float, grads: bytes, returned: np.ndarray) -> None:
-        import torch
-
-        mine, theirs = self.flat.view("<u4"), returned.view("<u4")
-        if not np.array_equal(mine[self.params], theirs[self.params]):
-            raise RunFailure(
-                f"a parameter changed outside the fixed optimizer during step {step} "
-                "(training must go through the harness's AdamW only)"
-            )
-        self.flat[~self.params] = returned[~self.params]  # buffers: what the forward left
-        values = np.frombuffer(grads, "<f4", offset=len(self.sizes))
-        offset = 0
-        for x, has in zip(self.tensors, grads[: len(self.sizes)], strict=False):
-            x.grad = torch.from_numpy(values[offset : offset + x.numel()].copy()) if has else None
-            offset += x.numel()
-        for group in self.adamw.param_groups:
-            group["lr"] = lr
-        self.adamw.step()
-
-
 def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
     args = (cfg, seed, Xtr.tobytes(), Ytr.tobytes())
     with Child("worker:train", *args, may_read=MAY_READ, name="training") as child:
-        layout = json.loads(child.expect(b"M", 1 << 20))
-        n = sum(int(k) for k in layout["numel"])
-        if n > S.PARAM_CAP:
-            raise RunFailure(f"parameter cap exceeded: the state holds {n} numbers > {S.PARAM_CAP}")
-        opt = Optimizer(layout, child.expect(b"S", size=4 * n))
+        state = ParentState.receive(child, cap=S.PARAM_CAP)
+        state.adamw(S.LR, weight_decay=S.WEIGHT_DECAY)
         per_epoch = len(Xtr) // S.BATCH_SIZE
         total, mse = epochs * per_epoch, []
         rng, t0 = np.random.default_rng(seed), time.time()
@@ -106,19 +52,14 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
             order = rng.permutation(len(Xtr)).astype("<u4")
             for i in range(per_epoch):
                 step = epoch * per_epoch + i
-                child.send(b"S", opt.flat.tobytes())
-                child.send(b"B", order[i * S.BATCH_SIZE : (i + 1) * S.BATCH_SIZE].tobytes())
-                reply = child.expect(b"G", size=4 + len(opt.sizes) + 4 * n)
-                returned = np.frombuffer(child.expect(b"S", size=4 * n), "<f4")
-                mse.append(struct.unpack("<f", reply[:4])[0])
-                if not math.isfinite(mse[-1]):
-                    raise RunFailure(f"training loss is not finite at step {step}")
-                opt.apply(step, schedule(step, total), reply[4:], returned)
+                rows = order[i * S.BATCH_SIZE : (i + 1) * S.BATCH_SIZE].tobytes()
+                lr = warmup_cosine(step, total, S.LR, max(1, total // 20))  # 5% warmup, decay to 0
+                mse.append(state.step(child, step, rows, lr)[0])
         child.send(b"D")
         rec["train_loss_last_epoch"] = float(np.mean(mse[-per_epoch:]))
-        rec.update(n_params=int(layout["count"]), n_state=n, steps=total, n_train=len(Xtr))
-        rec.update(train_s=round(time.time() - t0, 2), isolation=child.isolation)
-    return opt.flat.tobytes()
+        rec.update(n_params=int(state.layout["count"]), n_state=state.n, steps=total)
+        rec.update(n_train=len(Xtr), train_s=round(time.time() - t0, 2), isolation=child.isolation)
+    return state.bytes()
 
 
 def predict(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 256):

@@ -13,8 +13,6 @@ drops their privileges before `import model`; they read model.py and nothing els
 
 from __future__ import annotations
 
-import json
-import struct
 from types import SimpleNamespace
 
 import numpy as np
@@ -67,36 +65,14 @@ def train(conn, cfg_dict: dict, seed: int, x_bytes: bytes, y_bytes: bytes) -> No
             f"{cfg.max_params}"
         )
     X, Y = _table(x_bytes, cfg.n_in_profiles, cfg.n_in_scalars, cfg), _table(y_bytes, 0, 0, cfg)
-    entries = [v for _, v in torchstate.state_tensors(net)]
-    trained = [isinstance(v, torch.nn.Parameter) and v.requires_grad for v in entries]
-    frozen = [isinstance(v, torch.nn.Parameter) and not v.requires_grad for v in entries]
-    layout = dict(numel=[v.numel() for v in entries], trained=trained, frozen=frozen)
-    conn.send_bytes(b"M" + json.dumps(dict(layout, count=torchstate.count(net))).encode())
-    conn.send_bytes(b"S" + torchstate.state_bytes(net))
+    torchstate.send_layout(conn, net, count=torchstate.count(net))
     net.train()
-    while True:
-        msg = conn.recv_bytes()
-        if msg[:1] != b"S":
-            break
-        torchstate.load_state_bytes(net, msg[1:])
-        rows = torch.from_numpy(np.frombuffer(conn.recv_bytes(), "<u4", offset=1).astype(np.int64))
-        mse = torch.mean((_columns(cfg, net, X[rows]) - Y[rows]) ** 2)
-        net.zero_grad(set_to_none=True)
-        mse.backward()
-        mask = bytes(v.grad is not None for v in entries)
-        g = torch.cat(
-            [
-                (torch.zeros_like(v) if v.grad is None else v.grad).detach().reshape(-1)
-                for v in entries
-            ]
-        )
-        reply = (
-            struct.pack("<f", float(mse.detach()))
-            + mask
-            + g.float().numpy().astype("<f4").tobytes()
-        )
-        conn.send_bytes(b"G" + reply)
-        conn.send_bytes(b"S" + torchstate.state_bytes(net))
+
+    def mse(batch: bytes):
+        rows = torch.from_numpy(np.frombuffer(batch, "<u4").astype(np.int64))
+        return torch.mean((_columns(cfg, net, X[rows]) - Y[rows]) ** 2)
+
+    torchstate.serve_steps(conn, net, mse)
 
 
 def predict(conn, cfg_dict: dict, seed: int, state: bytes, x_bytes: bytes) -> None:

@@ -18,10 +18,8 @@ Artifacts are written after every child has exited.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import struct
 import time
 import traceback
 from pathlib import Path
@@ -29,82 +27,35 @@ from pathlib import Path
 import numpy as np
 import settings as S
 from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit.torchstate import ParentState, warmup_cosine
 
 CAUSAL_RTOL = 1e-4
 LR = 3e-3
 READABLE = ("embedding.py",)  # what the model's processes may read of this folder
 
 
-def lr_at(step: int, steps: int) -> float:
-    """10% linear warmup, then cosine decay to 10% of the peak."""
-    warmup = max(1, steps // 10)
-    if step < warmup:
-        return LR * (step + 1) / warmup
-    return LR * (
-        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-    )
-
-
 def train(rec: dict, cfg: dict, seed: int, steps: int, batch_size: int, text: bytes) -> bytes:
     """Train in a child with the parent's AdamW; returns the trained parameters (float32)."""
-    import torch
-
-    torch.set_num_threads(1)
     data = np.frombuffer(text, dtype=np.uint8)
     T = cfg["block_size"]
     probe = np.stack([data[i : i + T] for i in (1000, 500000)]).tobytes()
     with Child("worker:train", cfg, seed, probe, may_read=READABLE, name="training") as child:
-        info = json.loads(child.expect(b"M", 1 << 20))
-        shapes, trained = [tuple(s) for s in info["shape"]], info["trained"]
-        sizes = [math.prod(s) for s in shapes]
-        n = sum(sizes)
-        if n > cfg["max_params"]:
-            raise RunFailure(f"parameter cap exceeded: {n} > {cfg['max_params']}")
-        flat = np.frombuffer(child.expect(b"S", size=4 * n), "<f4").copy()
-        cuts = np.cumsum([0, *sizes])
-        params = [
-            torch.from_numpy(flat[a:b]).view(s)
-            for a, b, s in zip(cuts, cuts[1:], shapes, strict=False)
-        ]
-        live = [p for p, t in zip(params, trained, strict=False) if t]
-        opt = torch.optim.AdamW(
-            [
-                {"params": [p for p in live if p.dim() >= 2], "weight_decay": 0.1},
-                {"params": [p for p in live if p.dim() < 2], "weight_decay": 0.0},
-            ],
-            lr=LR,
-            betas=(0.9, 0.95),
-            eps=1e-8,
-        )
+        state = ParentState.receive(child, cap=cfg["max_params"])
+        state.adamw(LR, (0.9, 0.95), weight_decay=0.1, clip=1.0, matrices_only=True)
         rng, losses, t0 = np.random.default_rng(seed), [], time.time()
         for step in range(steps):
             ix = rng.integers(0, len(data) - T - 1, size=batch_size)
-            child.send(b"S", flat.tobytes())
-            child.send(b"B", np.stack([data[i : i + T + 1] for i in ix]).tobytes())
-            g = child.expect(b"G", size=4 + len(sizes) + 4 * n)
-            if child.expect(b"S", size=4 * n) != flat.tobytes():
-                raise RunFailure(
-                    f"a parameter changed outside the fixed optimizer during step {step} "
-                    "(training must go through the harness's AdamW only)"
-                )
-            losses.append(struct.unpack("<f", g[:4])[0])
-            if not math.isfinite(losses[-1]):
-                raise RunFailure(f"training loss is not finite at step {step}")
-            grad = np.frombuffer(g, "<f4", offset=4 + len(sizes))
-            for p, a, b, got in zip(params, cuts, cuts[1:], g[4 : 4 + len(sizes)], strict=False):
-                p.grad = torch.from_numpy(grad[a:b].copy()).view(p.shape) if got else None
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, steps)
-            torch.nn.utils.clip_grad_norm_(live, 1.0)
-            opt.step()
+            batch = np.stack([data[i : i + T + 1] for i in ix]).tobytes()
+            lr = warmup_cosine(step, steps, LR, max(1, steps // 10), floor=0.1)
+            losses.append(state.step(child, step, batch, lr)[0])
         child.send(b"D")
     rec.update(
-        n_params=n,
+        n_params=state.n,
         train_loss_last50=float(np.mean(losses[-50:])),
         train_s=round(time.time() - t0, 2),
         isolation=child.isolation,
     )
-    return flat.tobytes()
+    return state.bytes()
 
 
 def eval_windows(text: bytes, T: int, n: int) -> np.ndarray:

@@ -16,9 +16,6 @@ of this folder (the fixed body, gpt.py, is imported before the drop).
 
 from __future__ import annotations
 
-import json
-import struct
-
 import gpt
 import numpy as np
 import torch
@@ -139,25 +136,17 @@ def train(conn, cfg_dict: dict, seed: int, probe: bytes) -> None:
     T = cfg.block_size
     windows = torch.from_numpy(np.frombuffer(probe, np.uint8).reshape(-1, T).astype(np.int64))
     _check_causal(cfg, model, windows, "before training")
-    state = [p for _, p in torchstate.state_tensors(params)]
-    shapes = dict(shape=[list(p.shape) for p in state], trained=[p.requires_grad for p in state])
-    conn.send_bytes(b"M" + json.dumps(shapes).encode())
-    conn.send_bytes(b"S" + torchstate.state_bytes(params))
-    while (msg := conn.recv_bytes())[:1] == b"S":
-        torchstate.load_state_bytes(params, msg[1:])
-        w = np.frombuffer(conn.recv_bytes(), np.uint8, offset=1).reshape(-1, T + 1)
+    torchstate.send_layout(conn, params)
+
+    def cross_entropy(batch: bytes):
+        w = np.frombuffer(batch, np.uint8).reshape(-1, T + 1)
         x, y = (torch.from_numpy(a.astype(np.int64)) for a in (w[:, :-1], w[:, 1:]))
         angles, bias, W = _positions(cfg, model, T)
         x0, ve = _embed(cfg, model, x)
         logits = model.body(x0, ve, angles, bias, W)
-        loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1))
-        model.zero_grad(set_to_none=True)
-        loss.backward()
-        grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach() for p in state]
-        flat = torch.cat([g.reshape(-1).float() for g in grads]).numpy().astype("<f4")
-        got = bytes(p.grad is not None for p in state)
-        conn.send_bytes(b"G" + struct.pack("<f", float(loss.detach())) + got + flat.tobytes())
-        conn.send_bytes(b"S" + torchstate.state_bytes(params))
+        return F.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1))
+
+    torchstate.serve_steps(conn, params, cross_entropy)
 
 
 def evaluate(conn, cfg_dict: dict, seed: int, trained: bytes) -> None:

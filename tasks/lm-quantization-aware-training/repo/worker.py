@@ -13,7 +13,6 @@ zero points as float16. The parent rebuilds and evaluates the model with its own
 
 from __future__ import annotations
 
-import json
 import struct
 
 import gpt
@@ -94,18 +93,14 @@ def train(conn, cfg_dict: dict, pretrained: bytes, bits: int, group_size: int, s
     quant = _quantizers(model, bits, group_size)
     held = torch.nn.ParameterList([*model.parameters(), *quant.parameters()])
     _export_all(quant, mats, bits, group_size, " before training")  # a bad format fails fast
-    entries = [p for _, p in torchstate.state_tensors(held)]
-    spec = dict(shape=[list(p.shape) for p in entries], trained=[p.requires_grad for p in entries])
-    conn.send_bytes(b"M" + json.dumps(spec).encode())
-    conn.send_bytes(b"S" + torchstate.state_bytes(held))
+    torchstate.send_layout(conn, held)
     model.train()
     quant.train()
     T = cfg.block_size
-    while (msg := conn.recv_bytes())[:1] == b"S":
-        torchstate.load_state_bytes(held, msg[1:])
-        batch = conn.recv_bytes()
-        (progress,) = struct.unpack("<d", batch[1:9])
-        w = np.frombuffer(batch, np.uint8, offset=9).reshape(-1, T + 1).astype(np.int64)
+
+    def loss_fn(batch: bytes):
+        (progress,) = struct.unpack("<d", batch[:8])
+        w = np.frombuffer(batch, np.uint8, offset=8).reshape(-1, T + 1).astype(np.int64)
         x, y = torch.from_numpy(w[:, :-1]), torch.from_numpy(w[:, 1:])
         weights = {}
         for name, W in mats.items():
@@ -124,15 +119,10 @@ def train(conn, cfg_dict: dict, pretrained: bytes, bits: int, group_size: int, s
                 if pen.numel() != 1:
                     raise RunFailure("Quantizer.penalty must return None or a scalar")
                 loss = loss + pen.reshape(())
-        held.zero_grad(set_to_none=True)
-        loss.backward()
-        with_grad = bytes(p.grad is not None for p in entries)
-        g = [p.grad.detach() if p.grad is not None else torch.zeros_like(p) for p in entries]
-        values = torch.cat([t.reshape(-1).float() for t in g]).numpy().astype("<f4").tobytes()
-        losses = struct.pack("<ff", float(loss.detach()), float(ce.detach()))
-        conn.send_bytes(b"G" + losses + with_grad + values)
-        conn.send_bytes(b"S" + torchstate.state_bytes(held))
-    torchstate.load_state_bytes(held, msg[1:])  # b"D" and the trained parameters
+        return loss, ce  # the loss minimised, and the cross-entropy the parent records
+
+    done = torchstate.serve_steps(conn, held, loss_fn)
+    torchstate.load_state_bytes(held, done[1:])  # b"D" and the trained parameters
     model.eval()
     quant.eval()
     codes, scales, zeros = _export_all(quant, mats, bits, group_size, "")
