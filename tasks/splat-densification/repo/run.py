@@ -11,7 +11,6 @@ import sys
 def main() -> int:
     import harness
     import images
-    import numpy as np
     from taskkit import out_dir_from_env, read_secret, run_seed, setting_spec, write_artifacts
 
     out_dir = out_dir_from_env()  # removed from os.environ before the child exists
@@ -24,9 +23,9 @@ def main() -> int:
     params, record = harness.run_setting(targets, spec, images.STEPS, images.INTERVAL, seed,
                                          log=lambda s: print(s, flush=True))
     record.update(setting=name, seed=seed, salted=salt != 0)
-    write_artifacts(out_dir, record, record_name="run.json")  # ends every child, empties out_dir
-    if params is not None:  # the grader reads one archive of every image's Gaussians (no pickles)
-        np.savez(out_dir / "params.npz", **{f"image{i}": X for i, X in enumerate(params)})
+    # the grader reads one archive of every image's Gaussians (no pickles)
+    archive = None if params is None else {f"image{i}": X for i, X in enumerate(params)}
+    write_artifacts(out_dir, record, npz={"params": archive}, record_name="run.json")
     print(f"[{name}] status={record['status']} max N={record['max_n']} (cap {spec['cap']}) "
           f"isolation={record['isolation']} wall={record['wall_s']}s", flush=True)
     if record["error"]:  # the grader fails the setting with this message (from run.json)
