@@ -31,7 +31,6 @@ from typing import Any
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlsbench_env import hostfs
 from mlsbench_env.errors import MLSBenchError, UnknownNameError
 from mlsbench_env.evaluation import (
     RUN_ENV,
@@ -66,7 +65,7 @@ from mlsbench_env.tools import (
     tool_schemas,
 )
 from mlsbench_env.trajectory import TrajectoryLog
-from mlsbench_env.workspace import Workspace, WorkspaceState
+from mlsbench_env.workspace import Workspace, WorkspaceState, transplant
 
 MAX_OBS_CHARS = 400_000
 SHELL_ENV = {k: v for k, v in RUN_ENV.items() if k.endswith("_NUM_THREADS")}
@@ -526,24 +525,37 @@ class ResearchEnv(gym.Env):
         n = self._tests_started
         ws = self.workspace
         before = ws.editable_snapshot()
-        ranges = self._editable_ranges()
+        # the agent's code as the final evaluation takes it (the pristine scaffold, its regions,
+        # its created files), not the workspace: a file a command left there (a numpy.py beside
+        # run.py) would run in the harness's place and forge the test's score
+        copy = f"tests/test{n}-{uuid.uuid4().hex[:8]}"
+        ranges = transplant(
+            self.task,
+            ws.region_texts(),
+            ws.created_files(),
+            self._episode_dir / copy,
+            with_hidden=False,
+        )
         runs = []
-        for setting in self.task.visible_settings:
-            with self._slot():
-                run = run_setting(
-                    self.task,
-                    self._sandbox,
-                    "workspace",
-                    setting,
-                    self.task.spec.seeds.dev,
-                    new_out_dir(self._episode_dir, f"test{n}-{setting.label}"),
-                    ranges,
-                )
-            self.budget.compute_s -= run.compute_s
-            self._run_events(run)
-            runs.append(run)
-            if self.progress:
-                self.progress(setting.label, self.task.spec.seeds.dev, run)
+        try:
+            for setting in self.task.visible_settings:
+                with self._slot():
+                    run = run_setting(
+                        self.task,
+                        self._sandbox,
+                        copy,
+                        setting,
+                        self.task.spec.seeds.dev,
+                        new_out_dir(self._episode_dir, f"test{n}-{setting.label}"),
+                        ranges,
+                    )
+                self.budget.compute_s -= run.compute_s
+                self._run_events(run)
+                runs.append(run)
+                if self.progress:
+                    self.progress(setting.label, self.task.spec.seeds.dev, run)
+        finally:
+            shutil.rmtree(self._episode_dir / copy, ignore_errors=True)
         for e in ws.check_integrity(before, self._sandbox_uid()):
             self._event("fixed_file_restored", e)
         text, ok, info = self._test_result(n, runs, ws.region_texts(), ws.created_files())
@@ -682,13 +694,6 @@ class ResearchEnv(gym.Env):
         return info
 
     # ------------------------------------------------------------------ background tests
-    def _editable_ranges(self) -> dict[str, list[tuple[int, int]]]:
-        ws = self.workspace
-        return {
-            f: [(r.start, r.end) for r in ws.editable_ranges(f)]
-            for f in [*ws.ranges, *sorted(ws.created)]
-        }
-
     def _slot(self):
         """Hold one machine-wide experiment slot (``max_experiments``) around a command."""
         return self._slots.hold() if self._slots else contextlib.nullcontext()
@@ -714,15 +719,21 @@ class ResearchEnv(gym.Env):
         n, ws, c = self._tests_started, self.workspace, self.config
         job_id = max(self._jobs, default=0) + 1
         root = self._episode_dir / "jobs" / f"job{job_id}-{uuid.uuid4().hex[:8]}"
-        # the code as it is now: later edits do not leak into the running test; links are
-        # copied as links, never read
-        hostfs.copy_tree(ws.root, root / "workspace")
+        # the code as it is now, as the final evaluation takes it (later edits do not leak into
+        # the running test, and no file a command left in the workspace runs in it)
+        ranges = transplant(
+            self.task,
+            ws.region_texts(),
+            ws.created_files(),
+            root / "workspace",
+            with_hidden=False,
+        )
         (root / "out").mkdir()
         # its fixed files are read-only to the job's commands (one setting cannot change them
         # for the next)
         fixed = [root / "workspace" / rel for rel in ws.pristine if rel not in ws.ranges]
         settings = {s.label: s for s in self.task.visible_settings}
-        ranges, seed = self._editable_ranges(), self.task.spec.seeds.dev
+        seed = self.task.spec.seeds.dev
         hidden = (Path(c.runs_dir).resolve(),) if c.runs_dir else ()
         hidden += (self._episode_dir.parent.resolve(),)
         job = TestJob(job_id, n, list(settings), ws.region_texts(), ws.created_files())

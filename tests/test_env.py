@@ -336,3 +336,18 @@ def test_gpu_episodes_report_gpu_seconds_in_the_footer(make_env):
     assert env._sandbox.config.gpus == 1
     obs, *_ = env.step(act("view"))
     assert "GPU-s (1 GPUs)" in obs
+
+
+def test_a_test_runs_the_agents_code_not_files_left_in_the_workspace(make_env):
+    """A module a command plants beside the harness (numpy.py next to run.py) would run in the
+    harness's place and forge the test's score (a dense reward with it): a test runs the code
+    as the final evaluation takes it, the pristine scaffold with the regions carried."""
+    env = make_env()
+    env.reset(seed=0)
+    plant = "print('PLANTED-RAN', flush=True)\\nraise SystemExit(0)\\n"
+    env.step(act("shell", command=f"printf \"{plant}\" > numpy.py && ls numpy.py"))
+    obs, _, _, _, info = env.step(act("test"))
+    assert "PLANTED-RAN" not in obs
+    assert info["ok"] and all(v is not None for v in info["setting_scores"].values()), obs
+    obs, *_ = env.step(act("shell", command="cat numpy.py"))
+    assert "PLANTED-RAN" in obs  # the agent's own files stay where it put them
