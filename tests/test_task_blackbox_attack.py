@@ -6,9 +6,8 @@ the data-set hook of oracle.py and the parent's counter are what stop them. The 
 the parent, so no hook the attack leaves in its own process reaches a measurement."""
 
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat, run_setting
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "security-blackbox-linf-attack"
@@ -252,12 +251,5 @@ def test_plain_open_refused_by_policy(task):
 def test_the_reference_scores_as_anchored(task):
     """Honest control: square on the quickest setting, seed 0, gives its anchors (run with a
     hidden setting, as the calibration ran it: the final evaluation then adds hidden/'s files)."""
-    hidden = next(s for s in task.spec.settings if s.hidden)
-    quick = next(s for s in task.spec.settings if s.label == LABEL)
-    region = next(iter(task.baseline_regions("square").items()))
-    result = final_evaluation(task, dict([region]), {}, seeds=[0], settings=[quick, hidden])
-    for run in result.runs:
-        want = task.anchors()["results"]["square"][run.label]
-        assert run.error is None, run.error
-        for metric, values in want.items():
-            assert run.metrics[metric] == pytest.approx(values[0])
+    hidden = next(s.label for s in task.spec.settings if s.hidden)
+    assert_anchored(task, "square", [LABEL, hidden], rel=1e-6)

@@ -9,11 +9,10 @@ its limit. Nothing is measured inside the child, so global hooks gain nothing.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat, run_setting
 
 from mlsbench_env.spec import load_task
 
@@ -189,10 +188,4 @@ def test_broken_outputs_fail_clearly(task, text, message):
 @pytest.mark.parametrize("label", [LABEL, HIDDEN])
 def test_honest_reference_scores_as_anchored(task, label):
     """Control: the reference (BOSS with BDeu) in the same child gives its anchored metrics."""
-    (region,) = task.regions
-    text = task.baseline_regions("boss_bdeu")[(region.file, region.index)]
-    _, run = run_setting(task, label, text, lint=False)
-    assert run.error is None, run.error
-    anchors = json.loads((TASK_DIR / "anchors.json").read_text())["results"]["boss_bdeu"][label]
-    for metric, value in run.metrics.items():
-        assert value == pytest.approx(anchors[metric][0], rel=1e-9), metric
+    assert_anchored(task, "boss_bdeu", [label], lint=False)

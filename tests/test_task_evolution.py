@@ -5,10 +5,8 @@ The finding this pins: an optimizer imported the fixed functions.py, read the in
 final evaluation used to copy into the run folder, took the function name from the parent's
 /proc/<ppid>/cmdline, rebuilt the objective and evaluated its optimum: final score 100."""
 
-import json
-
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat, run_setting
 
 from mlsbench_env.spec import load_task
 
@@ -96,11 +94,5 @@ def test_the_budget_is_counted_in_the_parent_and_holds():
 
 
 def test_the_reference_baseline_still_scores_as_anchored():
-    anchors = json.loads((TASK.root / "anchors.json").read_text())["results"]
-    ref = TASK.spec.reference_baseline
-    text = TASK.baseline_regions(ref)
-    (key,) = text
     # on the hidden setting: the final evaluation sends the instance key only when one is run
-    _, run = run_setting(TASK, HIDDEN, text[key])
-    assert run.error is None
-    assert run.metrics["best_fitness"] == anchors[ref][HIDDEN]["best_fitness"][0]
+    assert_anchored(TASK, TASK.spec.reference_baseline, [HIDDEN], rel=0)

@@ -9,11 +9,10 @@ the hidden spec reaches only the parent, over the secrets channel; the parent co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat
 
 from mlsbench_env.spec import load_task
 
@@ -219,10 +218,4 @@ def test_broken_outputs_fail_clearly(task, text, message):
 @pytest.mark.parametrize("label", [LABEL, HIDDEN])
 def test_honest_reference_scores_as_anchored(task, label):
     """Control: the reference baseline (iPNDM) in the same child gives its anchored metrics."""
-    (region,) = task.regions
-    text = task.baseline_regions("ipndm")[(region.file, region.index)]
-    _, run = run_setting(task, label, text, lint=False)
-    assert run.error is None, run.error
-    anchors = json.loads((TASK_DIR / "anchors.json").read_text())["results"]["ipndm"][label]
-    for metric, value in run.metrics.items():
-        assert value == pytest.approx(anchors[metric][0], rel=1e-9), metric
+    assert_anchored(task, "ipndm", [label], lint=False)

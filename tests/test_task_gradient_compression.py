@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat, run_setting
 
 from mlsbench_env.spec import load_task
 
@@ -308,10 +308,7 @@ def test_malformed_aggregates_fail(task, grad, message):
 @pytest.mark.slow
 def test_the_reference_scores_as_anchored(task):
     """Honest control: topk_ef on the quickest setting, seed 0, gives its anchor."""
-    result, run = run_setting(task, LABEL, next(iter(task.baseline_regions("topk_ef").values())))
-    assert run.error is None, run.error
-    want = task.anchors()["results"]["topk_ef"][LABEL]["accuracy"][0]
-    assert run.metrics["accuracy"] == pytest.approx(want)
+    assert_anchored(task, "topk_ef", [LABEL], rel=1e-6)
 
 
 def test_test_labels_never_enter_the_training_processes():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat
+from cheats import assert_anchored, run_cheat
 
 from mlsbench_env.spec import load_task
 
@@ -318,11 +318,4 @@ def test_state_kept_between_design_calls_fails(task):
 
 @pytest.mark.slow
 def test_reference_baseline_scores_as_anchored(task):
-    from cheats import run_setting
-
-    (text,) = task.baseline_regions(task.spec.reference_baseline).values()
-    result, run = run_setting(task, "long", text, lint=False)
-    assert run.error is None, run.error
-    want = task.anchors()["results"][task.spec.reference_baseline]["long"]
-    for metric, value in run.metrics.items():
-        assert value == pytest.approx(want[metric][0], rel=1e-9), metric
+    assert_anchored(task, task.spec.reference_baseline, ["long"], lint=False)

@@ -11,7 +11,7 @@ model that behaves causally on prefixes but mixes the windows of a batch at eval
 from __future__ import annotations
 
 import pytest
-from cheats import run_cheat
+from cheats import assert_anchored, run_cheat
 
 from mlsbench_env.spec import load_task
 
@@ -219,10 +219,4 @@ def test_parameter_changed_outside_optimizer_without_lint_fails(task):
 
 @pytest.mark.slow
 def test_reference_baseline_scores_as_anchored(task):
-    from cheats import run_setting
-
-    (text,) = task.baseline_regions(task.spec.reference_baseline).values()
-    result, run = run_setting(task, LABEL, text, lint=False)
-    assert run.error is None, run.error
-    want = task.anchors()["results"][task.spec.reference_baseline][LABEL]
-    assert run.metrics["bpc"] == pytest.approx(want["bpc"][0], rel=1e-9)
+    assert_anchored(task, task.spec.reference_baseline, [LABEL], lint=False)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat
+from cheats import assert_anchored, run_cheat
 
 from mlsbench_env.spec import load_task
 
@@ -274,10 +274,4 @@ def test_in_place_master_weight_without_lint_fails(task):
 
 @pytest.mark.slow
 def test_reference_baseline_scores_as_anchored(task):
-    from cheats import run_setting
-
-    (text,) = task.baseline_regions(task.spec.reference_baseline).values()
-    result, run = run_setting(task, LABEL, text, lint=False)
-    assert run.error is None, run.error
-    want = task.anchors()["results"][task.spec.reference_baseline][LABEL]
-    assert run.metrics["bpc"] == pytest.approx(want["bpc"][0], rel=1e-9)
+    assert_anchored(task, task.spec.reference_baseline, [LABEL], lint=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat, run_setting
 
 from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
@@ -271,13 +271,7 @@ def test_reference_baseline_scores_as_anchored(task):
     """Honest-code control: iCEM on the quickest visible setting and the hidden one, with the
     final evaluation's secret salt (the hidden setting's presence sends it), reproduces its
     seed-0 anchors."""
-    icem = task.baseline_regions("icem")
-    settings = [s for s in task.spec.settings if s.label in (LABEL, "acrobot-swingup")]
-    result = final_evaluation(task, icem, {}, seeds=[0], settings=settings)
-    for run in result.runs:
-        anchor = task.anchors()["results"]["icem"][run.label]["episode_return"][0]
-        assert run.error is None, run.error
-        assert run.metrics["episode_return"] == pytest.approx(anchor, rel=1e-9), run.label
+    assert_anchored(task, "icem", [LABEL, "acrobot-swingup"])
 
 
 # ---------------------------------------------------------------- the grader (quick)

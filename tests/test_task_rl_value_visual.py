@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat
 
 from mlsbench_env.spec import load_task
 
@@ -156,11 +156,7 @@ def test_boundary_without_the_lint(task, label, code, message):
 @pytest.mark.slow
 def test_reference_baseline_scores_as_anchored(task):
     """Honest-code control: the reference baseline reproduces its seed-0 anchor on breakout."""
-    ref = task.spec.reference_baseline
-    anchor = task.anchors()["results"][ref][LABEL]["mean_return"][0]
-    _, run = run_setting(task, LABEL, task.baseline_regions(ref)[("value_head.py", 1)])
-    assert run.error is None, run.error
-    assert run.metrics["mean_return"] == pytest.approx(anchor, rel=1e-9)
+    assert_anchored(task, task.spec.reference_baseline, [LABEL])
 
 
 def test_noisy_q_values_fail(task):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat, run_setting
+from cheats import assert_anchored, run_cheat
 
 from mlsbench_env.spec import load_task
 
@@ -249,13 +249,7 @@ def test_broken_outputs_fail_clearly(task, text, message):
 def test_honest_reference_scores_as_anchored(task):
     """Control: the reference (DPM-Solver++(2M)) in the same child gives its anchored metrics on
     the hidden setting (a run with a hidden setting is salted, as in calibration)."""
-    (region,) = task.regions
-    text = task.baseline_regions("dpmpp_2m")[(region.file, region.index)]
-    _, run = run_setting(task, HIDDEN, text, lint=False)
-    assert run.error is None, run.error
-    anchors = json.loads((TASK_DIR / "anchors.json").read_text())["results"]["dpmpp_2m"][HIDDEN]
-    for metric, value in run.metrics.items():
-        assert value == pytest.approx(anchors[metric][0], rel=1e-9), metric
+    assert_anchored(task, "dpmpp_2m", [HIDDEN], lint=False)
 
 
 @pytest.mark.slow

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cheats import run_cheat
+from cheats import assert_anchored, run_cheat
 
-from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = "splat-densification"
@@ -239,15 +238,7 @@ def test_the_reference_baseline_still_scores_as_anchored(task):
     """Honest-code control: Taming 3DGS on the quickest visible setting and the hidden one, in
     one final evaluation (the hidden setting's presence sends the salt and its spec over the
     secrets channel), reproduces its seed-0 anchors exactly."""
-    ref = task.spec.reference_baseline
-    settings = [s for s in task.spec.settings if s.label in (LABEL, HIDDEN)]
-    result = final_evaluation(task, task.baseline_regions(ref), {}, seeds=[0], settings=settings)
-    anchors = task.anchors()["results"][ref]
-    assert sorted(run.label for run in result.runs) == sorted((LABEL, HIDDEN))
-    for run in result.runs:
-        assert run.error is None, run.error
-        for metric in ("psnr", "ssim"):
-            assert run.metrics[metric] == pytest.approx(anchors[run.label][metric][0], rel=1e-9)
+    assert_anchored(task, task.spec.reference_baseline, [LABEL, HIDDEN])
 
 
 # ---------------------------------------------------------------- cheap checks of the harness
