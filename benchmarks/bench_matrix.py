@@ -33,8 +33,8 @@ from textwrap import dedent
 
 import yaml
 
-from mlsbench_env.matrix import EvalConfig, run_eval
-from mlsbench_env.store import ResultsStore
+from mlsbench_env.scale.matrix import EvalConfig, run_eval
+from mlsbench_env.scale.store import ResultsStore
 
 
 def make_task(root: Path, work: int) -> Path:

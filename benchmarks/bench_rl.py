@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlsbench_env.client import RemoteEnv
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.pool import EnvPool
-from mlsbench_env.runner import BaselineAgent
+from mlsbench_env.episode import BaselineAgent
+from mlsbench_env.scale.client import RemoteEnv
+from mlsbench_env.scale.pool import EnvPool
 from mlsbench_env.spec import load_task
 
 

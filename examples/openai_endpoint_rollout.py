@@ -73,7 +73,7 @@ def rollout(
 
 def reference_plan(task: str) -> list[dict]:
     """The task's reference baseline as actions: view the editable file, edit, test, submit."""
-    from mlsbench_env.runner import BaselineAgent
+    from mlsbench_env.episode import BaselineAgent
 
     t = load_task(task)
     agent = BaselineAgent(t, t.spec.reference_baseline)

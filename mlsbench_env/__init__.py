@@ -4,7 +4,7 @@ Importing the package registers one gymnasium id per shipped task, ``mlsbench/<t
 nothing heavier happens at import.
 """
 
-from mlsbench_env.registration import register_tasks
+from mlsbench_env.spec.registration import register_tasks
 
 __all__ = ["register_tasks", "make", "__version__"]
 __version__ = "0.1.0"

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from textwrap import dedent
 
-from mlsbench_env.calibration import calibrate, write_anchors
+from mlsbench_env.analysis.calibration import calibrate, write_anchors
 from mlsbench_env.spec import load_task
 
 # ------------------------------------------------------------------------------- a tiny task
@@ -337,8 +337,8 @@ def first_task_plan():
     submit), or a skip while the task is not loadable yet."""
     import pytest
 
+    from mlsbench_env.episode import BaselineAgent
     from mlsbench_env.errors import MLSBenchError
-    from mlsbench_env.runner import BaselineAgent
 
     try:
         task = load_task("opt-evolution-strategy")

@@ -31,7 +31,7 @@ from typer.testing import CliRunner
 
 from mlsbench_env.agent.loop import ExitStatus
 from mlsbench_env.cli import app
-from mlsbench_env.trajectory import read_log
+from mlsbench_env.env.log import read_log
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,8 @@ from mlsbench_env.agent import (
 )
 from mlsbench_env.cli import app
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.runner import BaselineAgent, run_episode
-from mlsbench_env.trajectory import read_log
+from mlsbench_env.env.log import read_log
+from mlsbench_env.episode import BaselineAgent, run_episode
 
 VIEW = {"tool": "view", "args": {"path": "guess.py"}}
 

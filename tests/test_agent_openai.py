@@ -16,7 +16,7 @@ from test_agent_fakes import (
 
 from mlsbench_env.agent import LLMAgent, load_config, make_model
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.trajectory import read_log
+from mlsbench_env.env.log import read_log
 
 pytest.importorskip("openai")
 

@@ -33,7 +33,7 @@ def test_counts_with_networking_disabled_and_an_empty_cache(tmp_path):
     cache = tmp_path / "tiktoken-cache"
     code = textwrap.dedent(
         """\
-        from mlsbench_env import tokens
+        from mlsbench_env.env import tokens
         assert tokens.encoding("o200k_base") is not None
         assert tokens.encoding("cl100k_base") is not None
         print(tokens.count("hello world"), tokens.count("hello world", "gpt-4"))
@@ -52,7 +52,7 @@ def test_the_guard_catches_a_download(tmp_path):
 
 
 def test_disabled_cache_or_no_tiktoken_falls_back_to_four_chars_per_token(tmp_path):
-    code = "from mlsbench_env import tokens\nprint(tokens.encoding(), tokens.count('x' * 40))\n"
+    code = "from mlsbench_env.env import tokens\nprint(tokens.encoding(), tokens.count('x' * 40))\n"
     r = run_py(code, "")  # TIKTOKEN_CACHE_DIR="" turns tiktoken's cache off: we never download
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["None", "10"]
@@ -62,7 +62,7 @@ def test_disabled_cache_or_no_tiktoken_falls_back_to_four_chars_per_token(tmp_pa
 
 
 def test_counts_match_the_bpe_openai_tokenizer():
-    from mlsbench_env import tokens
+    from mlsbench_env.env import tokens
 
     bpe = pytest.importorskip("bpe_openai")
     text = "def guess(x):\n    return 0.8 * x  # café, 東京, emoji 🎉\n" * 20
@@ -70,7 +70,7 @@ def test_counts_match_the_bpe_openai_tokenizer():
 
 
 def test_truncate_middle_keeps_both_ends_and_says_what_was_cut():
-    from mlsbench_env import tokens
+    from mlsbench_env.env import tokens
 
     text = "head " + "word " * 5000 + "tail"
     out = tokens.truncate_middle(text, 100)

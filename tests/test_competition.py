@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from mlsbench_env.analysis.report import build_report
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.evaluation import grade_submission
-from mlsbench_env.report import build_report
 from mlsbench_env.scoring import medal, medal_thresholds
 from mlsbench_env.spec import builtin_task_ids, load_task
 

@@ -5,8 +5,8 @@ import pytest
 from test_sandbox_conformance import require  # tests/ is on sys.path under pytest
 
 from mlsbench_env.env import ResearchEnv
+from mlsbench_env.episode import BaselineAgent, run_episode
 from mlsbench_env.evaluation import final_evaluation, pipeline_evaluation
-from mlsbench_env.runner import BaselineAgent, run_episode
 from mlsbench_env.spec import builtin_task_ids, load_task
 
 pytestmark = pytest.mark.docker

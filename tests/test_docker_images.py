@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from mlsbench_env import images
+from mlsbench_env.sandbox import images
 
 
 @pytest.fixture

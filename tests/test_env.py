@@ -9,8 +9,8 @@ import yaml
 from gymnasium.utils.env_checker import check_env
 
 import mlsbench_env  # noqa: F401  (registers the ids)
+from mlsbench_env.env.log import read_log
 from mlsbench_env.spec import builtin_task_ids, load_task
-from mlsbench_env.trajectory import read_log
 
 REGISTERED = [f"mlsbench/{t}-v{load_task(t).spec.version}" for t in builtin_task_ids()]
 

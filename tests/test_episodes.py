@@ -5,7 +5,7 @@ Slow (each runs a final evaluation); `.ci/run` runs the first task's, `pytest -m
 import pytest
 
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.runner import BaselineAgent, run_episode
+from mlsbench_env.episode import BaselineAgent, run_episode
 from mlsbench_env.spec import builtin_task_ids, load_task
 
 pytestmark = pytest.mark.slow

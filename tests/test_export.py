@@ -9,11 +9,11 @@ from test_agent_fakes import PERFECT, FakeServer, as_openai, tiny_task_once
 from typer.testing import CliRunner
 
 from mlsbench_env.agent import LLMAgent, load_config, make_model
+from mlsbench_env.analysis.export import Filters, export, load_episode
 from mlsbench_env.cli import app
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.export import Filters, export, load_episode
-from mlsbench_env.runner import BaselineAgent, run_episode
-from mlsbench_env.trajectory import read_log
+from mlsbench_env.env.log import read_log
+from mlsbench_env.episode import BaselineAgent, run_episode
 
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("openai")

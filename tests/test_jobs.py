@@ -12,7 +12,7 @@ from test_agent_fakes import EDIT_LINE, tiny_task_once
 
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.jobs import Slots
+from mlsbench_env.tools.jobs import Slots
 
 
 def act(tool, **args):
@@ -171,7 +171,7 @@ def test_slots_bound_holders_across_threads_and_processes(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time\nfrom mlsbench_env.jobs import Slots\n"
+            "import sys, time\nfrom mlsbench_env.tools.jobs import Slots\n"
             f"s = Slots(2, {str(tmp_path / 'slots')!r})\n"
             "with s.hold(), s.hold():\n    print('held', flush=True); time.sleep(60)\n",
         ],

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from mlsbench_env.cli import app
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.matrix import (
+from mlsbench_env.scale.matrix import (
     EvalConfig,
     MatrixProgress,
     agent_spec,
@@ -29,8 +29,8 @@ from mlsbench_env.matrix import (
     resolve_tasks,
     run_eval,
 )
+from mlsbench_env.scale.store import ResultsStore
 from mlsbench_env.spec import builtin_task_ids, load_task
-from mlsbench_env.store import ResultsStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -239,7 +239,7 @@ def test_local_matrix_runs_records_and_resumes(tmp_path, guess):
 def test_unsubmitted_episodes_are_scored_and_reported(tmp_path, guess, score_unsubmitted):
     """An agent that edits to `return x` and runs out of replies: its cell gets the final
     evaluation (100 points, exit status kept) unless the eval says not to (no score: 0)."""
-    from mlsbench_env.report import build_report
+    from mlsbench_env.analysis.report import build_report
 
     agent = scripted_agent(tmp_path / "stops.yaml", "stops", PERFECT[:2])
     cfg = config(tmp_path, [guess], [agent], score_unsubmitted=score_unsubmitted)

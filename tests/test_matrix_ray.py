@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from test_matrix import _wait_for_running_worker, config, make_guess_task, scripted_agent
 
-from mlsbench_env.matrix import run_eval
-from mlsbench_env.store import ResultsStore
+from mlsbench_env.scale.matrix import run_eval
+from mlsbench_env.scale.store import ResultsStore
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 pytestmark = pytest.mark.slow

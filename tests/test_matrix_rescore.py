@@ -9,12 +9,12 @@ import pytest
 from test_matrix import PERFECT, make_guess_task
 from typer.testing import CliRunner
 
+from mlsbench_env.analysis.rescore import regions_from_diff, rescore_run, submitted_code
 from mlsbench_env.cli import app
 from mlsbench_env.env import ResearchEnv
+from mlsbench_env.env.log import read_log
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.rescore import regions_from_diff, rescore_run, submitted_code
-from mlsbench_env.store import ResultsStore
-from mlsbench_env.trajectory import read_log
+from mlsbench_env.scale.store import ResultsStore
 
 
 def edit(text: str) -> dict:

@@ -21,7 +21,7 @@ from test_server import Server, free_port  # noqa: E402
 
 from mlsbench_env.env import ResearchEnv  # noqa: E402
 from mlsbench_env.integrations.openenv_server import create_openenv_app  # noqa: E402
-from mlsbench_env.server import ServerConfig  # noqa: E402
+from mlsbench_env.scale.server import ServerConfig  # noqa: E402
 
 
 def same_text(a: str, b: str) -> bool:

@@ -1,6 +1,6 @@
 import pytest
 
-from mlsbench_env.policy import check_source
+from mlsbench_env.evaluation.policy import check_source
 from mlsbench_env.spec import Policy
 
 SRC = """import numpy as np

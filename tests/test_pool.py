@@ -12,12 +12,12 @@ import pytest
 from test_agent_fakes import EDIT_LINE, tiny_task_once
 
 from mlsbench_env.env import ResearchEnv
+from mlsbench_env.env.vector import make_vector_env
+from mlsbench_env.episode import BaselineAgent, run_episode
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.evaluation import _grader, grade
-from mlsbench_env.pool import EnvPool, PoolTimeout, arun_episode
-from mlsbench_env.runner import BaselineAgent, run_episode
+from mlsbench_env.scale.pool import EnvPool, PoolTimeout, arun_episode
 from mlsbench_env.spec import load_task
-from mlsbench_env.vector import make_vector_env
 
 FIRST_TASK = "opt-evolution-strategy"
 

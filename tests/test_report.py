@@ -9,8 +9,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from mlsbench_env.cli import app
-from mlsbench_env.report import (
+from mlsbench_env.analysis.report import (
     build_report,
     comparable,
     mean_ci,
@@ -18,7 +17,8 @@ from mlsbench_env.report import (
     sign_test,
     write_report,
 )
-from mlsbench_env.store import ResultsStore
+from mlsbench_env.cli import app
+from mlsbench_env.scale.store import ResultsStore
 
 DOMAIN = {"t1": "d1", "t2": "d1", "t3": "d2"}
 SCORES = {  # agent -> task -> per-seed final scores (None: no final evaluation)

@@ -67,7 +67,7 @@ HIDDEN_WORD = "hidden-setting-label"
 def docker_unavailable() -> str | None:
     """Why the docker backend cannot run here, or None."""
     try:
-        from mlsbench_env import images
+        from mlsbench_env.sandbox import images
         from mlsbench_env.sandbox.docker import DockerOptions, client
     except ImportError as e:
         return f"the docker SDK is not installed ({e}): pip install 'mlsbench-env[docker]'"
@@ -499,8 +499,8 @@ def test_links_planted_by_shell_are_never_followed_by_the_host(env_backend, tmp_
     """A link planted in place of any file or folder of the workspace (``LINKS``, one after
     another in one episode): the integrity restore, `view`, `edit`, snapshot/restore, `test` and
     a background test, `submit`, export and rescore never read or write through it."""
-    from mlsbench_env.export import export
-    from mlsbench_env.rescore import rescore_run
+    from mlsbench_env.analysis.export import export
+    from mlsbench_env.analysis.rescore import rescore_run
 
     env = _env(env_backend, tmp_path, runs_dir=str(tmp_path / "runs"))
     try:

@@ -15,9 +15,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from test_agent_fakes import EDIT_LINE, PERFECT, tiny_task_once
 
-from mlsbench_env.client import RemoteEnv, RemoteEnvError
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.server import ServerConfig, create_app, needs_token
+from mlsbench_env.scale.client import RemoteEnv, RemoteEnvError
+from mlsbench_env.scale.server import ServerConfig, create_app, needs_token
 
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("fastapi")
@@ -191,7 +191,7 @@ def test_snapshots_over_http_restore_identical_observations(server, tiny):
 
 CLIENT = """
 import json, sys
-from mlsbench_env.client import RemoteEnv
+from mlsbench_env.scale.client import RemoteEnv
 env = RemoteEnv(sys.argv[1], sys.argv[2])
 env.reset(seed=0)
 print(env.session_id, flush=True)

@@ -6,9 +6,9 @@ import time
 import pytest
 from test_agent_fakes import EDIT_LINE, tiny_task_once
 
+from mlsbench_env.analysis.export import load_episode
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.export import load_episode
 from mlsbench_env.spec import load_task
 
 FIRST_TASK = "opt-evolution-strategy"

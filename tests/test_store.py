@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from mlsbench_env.store import SCHEMA_VERSION, ResultsStore, StoreError
+from mlsbench_env.scale.store import SCHEMA_VERSION, ResultsStore, StoreError
 
 
 def row(key, status="ok", score=10.0, **kw):
@@ -63,7 +63,7 @@ def test_concurrent_writers_lose_and_double_nothing(tmp_path):
     code = textwrap.dedent(
         f"""
         import sys
-        from mlsbench_env.store import ResultsStore
+        from mlsbench_env.scale.store import ResultsStore
         w = int(sys.argv[1])
         s = ResultsStore({str(path)!r})
         for i in range(40):

@@ -164,7 +164,7 @@ def test_a_fixed_file_made_unwritable_is_replaced_not_an_internal_error(tmp_path
     (tmp_path / "run.py").chmod(0)
     script = (
         "import ctypes, sys\n"
-        "from mlsbench_env import hostfs\n"
+        "from mlsbench_env.workspace import hostfs\n"
         "from mlsbench_env.taskkit.privilege import _CapData, _CapHeader\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "assert libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), (_CapData * 2)()) == 0\n"

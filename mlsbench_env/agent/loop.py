@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from mlsbench_env import tokens
 from mlsbench_env.agent.config import AgentConfig, Prices, dump_config, fill
 from mlsbench_env.agent.models import Model, ModelError, ModelExhausted, ModelResponse, Usage
 from mlsbench_env.agent.retry import call_with_retries
-from mlsbench_env.runner import EpisodeResult
+from mlsbench_env.env import tokens
+from mlsbench_env.episode import EpisodeResult
 from mlsbench_env.tools import usage as tools_usage
 
 ExitStatus = Literal[
@@ -439,8 +439,8 @@ def saved_run(run_dir) -> tuple[dict, dict | None]:
     """(header, agent config dict or None) of a saved run, for ``--resume``."""
     from pathlib import Path
 
+    from mlsbench_env.env.log import read_log
     from mlsbench_env.errors import MLSBenchError
-    from mlsbench_env.trajectory import read_log
 
     path = Path(run_dir) / "trajectory.jsonl"
     if not path.is_file():

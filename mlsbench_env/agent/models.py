@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mlsbench_env.agent.config import ModelConfig
+from mlsbench_env.env.log import read_log
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.trajectory import read_log
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mlsbench_env import tokens
 from mlsbench_env.agent.config import AgentConfigError, ModelConfig
 from mlsbench_env.agent.models import ModelError, ModelResponse, ToolCall, Usage
 from mlsbench_env.agent.retry import import_sdk, status_error
+from mlsbench_env.env import tokens
 from mlsbench_env.tools import openai_tools
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import Field
 
 from mlsbench_env.integrations import isolation_of, mark_harness, require, slim_info
-from mlsbench_env.server import (
+from mlsbench_env.scale.server import (
     CreateRequest,
     Guard,
     HTTPError,
@@ -84,7 +84,7 @@ class MlsOpenEnv(Environment[MlsAction, MlsObservation, MlsState]):
 
     def __init__(self, state: State):
         super().__init__()
-        self._state = state  # the server's sessions and pool (mlsbench_env.server.State)
+        self._state = state  # the server's sessions and pool (mlsbench_env.scale.server.State)
         self._sid: str | None = None
         self._isolation: dict | None = None
         self._episode_id: str | None = None

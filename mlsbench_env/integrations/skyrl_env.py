@@ -59,7 +59,7 @@ class MlsSkyRLEnv(BaseTextEnv):
         self.max_turns = int(extras.get("max_turns") or 10**9)
         options = {"agent_name": "skyrl", **cfg.get("options", {}), **extras.get("options", {})}
         if cfg.get("url"):
-            from mlsbench_env.client import RemoteEnv
+            from mlsbench_env.scale.client import RemoteEnv
 
             self.env = RemoteEnv(self.task, cfg["url"], token=cfg.get("token"), **options)
         else:

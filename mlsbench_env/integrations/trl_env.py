@@ -70,7 +70,7 @@ class MlsTRLEnv:
     def _make(self, task: str):
         opts = {"agent_name": "trl", **self.options}
         if self.url:
-            from mlsbench_env.client import RemoteEnv
+            from mlsbench_env.scale.client import RemoteEnv
 
             return RemoteEnv(task, self.url, token=self.token, **opts)
         from mlsbench_env.env import ResearchEnv

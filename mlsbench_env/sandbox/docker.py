@@ -118,7 +118,7 @@ def client() -> docker.DockerClient:
 def resolve_image(options: DockerOptions) -> str:
     tag = options.image
     if tag is None:
-        from mlsbench_env.images import sandbox_tag
+        from mlsbench_env.sandbox.images import sandbox_tag
 
         tag = sandbox_tag()
     if tag not in _checked_images:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.submission_csv import numeric_target, read_submission
+from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission
 
 ID, TARGET = "id", "Purchase"
 SPLITS = ("family-segments", "other-segments")

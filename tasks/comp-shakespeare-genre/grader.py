@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.submission_csv import read_submission
+from mlsbench_env.evaluation.submission_csv import read_submission
 
 ID, TARGET = "id", "genre"
 CLASSES = ("comedy", "history", "tragedy")

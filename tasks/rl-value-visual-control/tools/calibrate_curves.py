@@ -19,8 +19,8 @@ HERE = Path(__file__).resolve().parents[1]
 
 
 def calibrate() -> None:
-    from mlsbench_env.calibration import calibrate as measure
-    from mlsbench_env.calibration import write_anchors
+    from mlsbench_env.analysis.calibration import calibrate as measure
+    from mlsbench_env.analysis.calibration import write_anchors
     from mlsbench_env.cli import markdown_table
     from mlsbench_env.spec import load_task
 

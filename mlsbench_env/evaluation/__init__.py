@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mlsbench_env import hostfs, policy
+from mlsbench_env.evaluation import policy
 from mlsbench_env.sandbox import Sandbox, make_sandbox
 from mlsbench_env.sandbox.view import sandbox_config
 from mlsbench_env.scoring import (
@@ -32,7 +32,7 @@ from mlsbench_env.scoring import (
     setting_score,
 )
 from mlsbench_env.spec import Setting, Task
-from mlsbench_env.workspace import transplant
+from mlsbench_env.workspace import hostfs, transplant
 
 LOG_TAIL_CHARS = 3000
 RUN_ENV = {

@@ -354,7 +354,7 @@ KIT_PACKAGE = "taskkit"  # the task kit's name inside a workspace
 
 def kit_files() -> dict[str, Path]:
     """The trusted task kit's files, as a workspace holds them (``taskkit/<module>.py``)."""
-    kit = Path(__file__).parent / "taskkit"
+    kit = Path(__file__).parents[1] / "taskkit"
     return {f"{KIT_PACKAGE}/{p.name}": p for p in sorted(kit.glob("*.py"))}
 
 
@@ -437,7 +437,7 @@ def builtin_tasks_dir() -> Path:
     packaged = Path(str(resources.files("mlsbench_env"))) / "tasks"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "tasks"
+    return Path(__file__).resolve().parents[2] / "tasks"
 
 
 def task_copies() -> tuple[Path, ...]:
@@ -445,7 +445,7 @@ def task_copies() -> tuple[Path, ...]:
     import path (an editable install also copies tasks/ into site-packages), all hidden from
     sandboxes because they hold hidden settings and private labels."""
     found = {builtin_tasks_dir().resolve()}
-    repo = Path(__file__).resolve().parent.parent / "tasks"  # a source checkout's own folder
+    repo = Path(__file__).resolve().parents[2] / "tasks"  # a source checkout's own folder
     if repo.is_dir():
         found.add(repo)
     for entry in sys.path:

@@ -22,7 +22,7 @@ def register_tasks() -> list[str]:
             gym.register(
                 id=gym_id,
                 entry_point="mlsbench_env.env:ResearchEnv",
-                vector_entry_point="mlsbench_env.vector:make_vector_env",
+                vector_entry_point="mlsbench_env.env.vector:make_vector_env",
                 kwargs={"task": task_id},
                 disable_env_checker=True,
             )

@@ -32,8 +32,8 @@ from functools import partial
 
 import gymnasium as gym
 
+from mlsbench_env.episode import Agent, EpisodeResult
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.runner import Agent, EpisodeResult
 
 
 class PoolTimeout(MLSBenchError):

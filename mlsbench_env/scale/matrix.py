@@ -1,7 +1,7 @@
 """The evaluation matrix: agents x tasks x seeds, run in parallel, recorded in the results store.
 
 Every cell (one episode) runs in a fresh worker process of its own (``python -m
-mlsbench_env.matrix worker JOB RESULT``) with its own sandbox, so a crash, a leak or a kill
+mlsbench_env.scale.matrix worker JOB RESULT``) with its own sandbox, so a crash, a leak or a kill
 touches one cell only. Executors decide where that process runs:
 
 - ``local``: up to ``workers`` processes on this machine;
@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlsbench_env.errors import MLSBenchError, UnknownNameError
-from mlsbench_env.store import DEFAULT_PATH, ResultsStore
+from mlsbench_env.scale.store import DEFAULT_PATH, ResultsStore
 
 LOG_TAIL = 4000
 RESERVED_OPTIONS = ("runs_dir", "work_dir", "agent_name")
@@ -103,7 +103,7 @@ def suites_dir() -> Path:
     packaged = Path(str(resources.files("mlsbench_env"))) / "suites"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "suites"
+    return Path(__file__).resolve().parents[2] / "suites"
 
 
 def suite_names() -> list[str]:
@@ -279,7 +279,7 @@ def run_cell(
 ) -> dict:
     """Play the cell's episode in this process; the store row of its result."""
     from mlsbench_env.env import ResearchEnv
-    from mlsbench_env.runner import BaselineAgent, run_episode
+    from mlsbench_env.episode import BaselineAgent, run_episode
     from mlsbench_env.spec import load_task
 
     started = time.time()
@@ -347,7 +347,7 @@ def image_digest(sandbox: str) -> str | None:
 
 def episode_row(cell, task, result, exit_status, totals, model, image, started) -> dict:
     """The store row of a finished episode (read back from its trajectory where needed)."""
-    from mlsbench_env.trajectory import read_log
+    from mlsbench_env.env.log import read_log
 
     info = result.final_info
     records = read_log(Path(result.run_dir) / "trajectory.jsonl") if result.run_dir else []
@@ -501,7 +501,7 @@ def _spawn(job: dict, folder: Path, env: dict | None = None) -> tuple[subprocess
             [
                 sys.executable,
                 "-m",
-                "mlsbench_env.matrix",
+                "mlsbench_env.scale.matrix",
                 "worker",
                 str(folder / f"{name}.job.json"),
                 str(result),
@@ -959,4 +959,4 @@ def _worker_main(job_path: str, result_path: str) -> int:
 if __name__ == "__main__":  # pragma: no cover (run as a subprocess by the executors)
     if len(sys.argv) == 4 and sys.argv[1] == "worker":
         sys.exit(_worker_main(sys.argv[2], sys.argv[3]))
-    sys.exit("usage: python -m mlsbench_env.matrix worker JOB.json RESULT.json")
+    sys.exit("usage: python -m mlsbench_env.scale.matrix worker JOB.json RESULT.json")

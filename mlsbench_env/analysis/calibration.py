@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mlsbench_env.env.log import versions
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.evaluation import (
     FinalResult,
@@ -23,7 +24,6 @@ from mlsbench_env.evaluation import (
 )
 from mlsbench_env.scoring import compute_anchors, medal_thresholds
 from mlsbench_env.spec import Task
-from mlsbench_env.trajectory import versions
 from mlsbench_env.workspace import transplant
 
 

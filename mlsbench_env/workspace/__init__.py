@@ -16,9 +16,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlsbench_env import hostfs
 from mlsbench_env.errors import EditError
 from mlsbench_env.spec import Task
+from mlsbench_env.workspace import hostfs
 
 
 @dataclass

@@ -479,7 +479,7 @@ def dataset_card(
         for t, es in sorted(by_task.items())
     ]
     traced = sum(1 for e in eps if token_record(e) is not None)
-    command = command or f"mlsbench_env.export.export(..., fmt={fmt!r})"
+    command = command or f"mlsbench_env.analysis.export.export(..., fmt={fmt!r})"
     final_note = (
         "was replaced by its score (--redact-final)"
         if redact

@@ -15,8 +15,8 @@ import re
 import time
 from pathlib import Path
 
+from mlsbench_env.env.log import read_log
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.trajectory import read_log
 
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 

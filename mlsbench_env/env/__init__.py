@@ -31,6 +31,8 @@ from typing import Any
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlsbench_env.env.log import TrajectoryLog
+from mlsbench_env.env.render import render_prompt
 from mlsbench_env.errors import MLSBenchError, UnknownNameError
 from mlsbench_env.evaluation import (
     RUN_ENV,
@@ -44,8 +46,6 @@ from mlsbench_env.evaluation import (
     score_runs,
     validate_submission,
 )
-from mlsbench_env.jobs import Slots, TestJob
-from mlsbench_env.prompt import render_prompt
 from mlsbench_env.sandbox import agent_code_isolation, isolation_level, make_sandbox
 from mlsbench_env.sandbox.view import sandbox_config
 from mlsbench_env.spec import Task, load_task
@@ -64,7 +64,7 @@ from mlsbench_env.tools import (
     parse_action,
     tool_schemas,
 )
-from mlsbench_env.trajectory import TrajectoryLog
+from mlsbench_env.tools.jobs import Slots, TestJob
 from mlsbench_env.workspace import Workspace, WorkspaceState, transplant
 
 MAX_OBS_CHARS = 400_000
@@ -134,7 +134,7 @@ class EnvConfig(BaseModel):
         ge=1,
         description="At most this many sandbox commands (test settings, shell commands, final "
         "evaluations) at once on this machine, counted across processes; the others wait, "
-        "unbilled (mlsbench_env.jobs.Slots). None: no limit.",
+        "unbilled (mlsbench_env.tools.jobs.Slots). None: no limit.",
     )
     dense_reward: float = Field(
         0.0,
@@ -1065,7 +1065,7 @@ def _cap(text: str) -> str:
 
 def _truncate_tokens(text: str, max_tokens: int) -> str:
     if len(text) > max_tokens:  # shorter text holds at most max_tokens tokens
-        from mlsbench_env import tokens
+        from mlsbench_env.env import tokens
 
         if tokens.encoding() is not None:  # tiktoken, loaded offline (see tokens.py)
             return tokens.truncate_middle(text, max_tokens)

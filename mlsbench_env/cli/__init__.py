@@ -94,7 +94,7 @@ def show(task: TaskArg):
 
 
 def _make_agent(task, agent: str):
-    from mlsbench_env.runner import BaselineAgent
+    from mlsbench_env.episode import BaselineAgent
 
     if agent.startswith("baseline:"):
         name = agent.split(":", 1)[1]
@@ -152,7 +152,7 @@ def run(
 ):
     """Play one whole episode with an agent and print the final score."""
     from mlsbench_env.env import ResearchEnv
-    from mlsbench_env.runner import run_episode
+    from mlsbench_env.episode import run_episode
 
     if resume or (agent and agent.endswith((".yaml", ".yml"))):
         overrides = list(set_ or [])
@@ -360,7 +360,7 @@ def validate(
     no_run: Annotated[bool, typer.Option("--no-run", help="Skip running settings.")] = False,
 ):
     """Check a task: spec, baselines inside the edit surface, default scaffold runs, metrics."""
-    from mlsbench_env.calibration import validate as check
+    from mlsbench_env.analysis.calibration import validate as check
     from mlsbench_env.spec import builtin_task_ids
 
     ids = builtin_task_ids() if all_tasks else [task] if task else []
@@ -387,8 +387,8 @@ def calibrate(
     dry_run: Annotated[bool, typer.Option(help="Do not write anchors.json.")] = False,
 ):
     """Run default + every baseline over all settings x seeds; write anchors.json."""
-    from mlsbench_env.calibration import calibrate as measure
-    from mlsbench_env.calibration import write_anchors
+    from mlsbench_env.analysis.calibration import calibrate as measure
+    from mlsbench_env.analysis.calibration import write_anchors
 
     t = _load(task)
     console.print(
@@ -511,8 +511,8 @@ def eval_matrix(
     from pydantic import ValidationError
     from rich.live import Live
 
-    from mlsbench_env.matrix import EvalConfig, MatrixProgress, expand, run_eval
-    from mlsbench_env.store import ResultsStore
+    from mlsbench_env.scale.matrix import EvalConfig, MatrixProgress, expand, run_eval
+    from mlsbench_env.scale.store import ResultsStore
 
     env: dict = {"sandbox": sandbox, "test_budget": test_budget, "max_steps": max_steps}
     env["compute_budget_s"] = compute_budget
@@ -599,8 +599,13 @@ def report_cmd(
     """Leaderboard, per-task tables, paired comparisons; files with --out."""
     from pathlib import Path
 
-    from mlsbench_env.report import comparable, render_terminal, report_from_store, write_report
-    from mlsbench_env.store import ResultsStore
+    from mlsbench_env.analysis.report import (
+        comparable,
+        render_terminal,
+        report_from_store,
+        write_report,
+    )
+    from mlsbench_env.scale.store import ResultsStore
 
     pair = _split(compare)
     if pair and len(pair) != 2:
@@ -653,8 +658,8 @@ def rescore(
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
-    from mlsbench_env.rescore import rescore_run
-    from mlsbench_env.store import ResultsStore
+    from mlsbench_env.analysis.rescore import rescore_run
+    from mlsbench_env.scale.store import ResultsStore
 
     results = ResultsStore(store) if store else None
     targets = list(runs or [])
@@ -741,10 +746,10 @@ def serve(
     ] = "mlsbench",
 ):
     """Serve episodes over HTTP (create/reset/step/close; OpenAPI at /docs) for remote trainers;
-    mlsbench_env.client.RemoteEnv is the matching gymnasium env."""
+    mlsbench_env.scale.client.RemoteEnv is the matching gymnasium env."""
     import secrets
 
-    from mlsbench_env.server import ServerConfig, needs_token, serve, task_folders
+    from mlsbench_env.scale.server import ServerConfig, needs_token, serve, task_folders
 
     if protocol not in ("mlsbench", "openenv"):
         console.print(f"[red]error:[/red] unknown protocol {protocol!r}; known: mlsbench, openenv")
@@ -803,7 +808,7 @@ def export_cmd(
     """Write episodes as fine-tuning data with a dataset card (loads with `datasets`)."""
     import shlex
 
-    from mlsbench_env.export import Filters, export
+    from mlsbench_env.analysis.export import Filters, export
 
     filters = Filters(
         min_score=min_score,
@@ -841,7 +846,7 @@ def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild even if the recipe is unchanged.")] = False,
 ):
     """Build the sandbox images from sandbox/ where the recipe changed (no registry pulls)."""
-    from mlsbench_env import images
+    from mlsbench_env.sandbox import images
 
     try:
         tag = images.build(force=force, log=lambda m: console.print(m, markup=False))
@@ -856,7 +861,7 @@ def images_list(
     prune: Annotated[bool, typer.Option(help="Remove images of older recipes.")] = False,
 ):
     """List mlsbench images; the current recipe's are marked."""
-    from mlsbench_env import images
+    from mlsbench_env.sandbox import images
 
     try:
         for row in images.listing():
@@ -895,7 +900,7 @@ def sandbox_gc(
 @sandbox_app.command("info")
 def sandbox_info():
     """The docker engine, the sandbox image the current recipe needs, and this host's GPUs."""
-    from mlsbench_env import images
+    from mlsbench_env.sandbox import images
     from mlsbench_env.sandbox.gpus import describe
 
     console.print(describe())
@@ -917,6 +922,3 @@ def sandbox_info():
 def main():  # pragma: no cover
     sys.exit(app())
 
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

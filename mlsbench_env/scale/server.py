@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlsbench_env.errors import MLSBenchError, UnknownNameError
-from mlsbench_env.pool import AsyncEnv, EnvPool
+from mlsbench_env.scale.pool import AsyncEnv, EnvPool
 
 log = logging.getLogger("mlsbench.server")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
