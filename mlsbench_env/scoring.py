@@ -182,3 +182,31 @@ def medal(value: float, thresholds: dict[str, float], direction: str) -> str | N
         if t is not None and (value >= t if direction == "higher" else value <= t):
             return name
     return None
+
+
+def final_info(result, runs, task: Task, seeds: list[int], vanilla_score) -> dict:
+    """The terminal step's info: the scored result plus each setting's metrics (mean over
+    seeds) and its first error."""
+    metrics: dict[str, dict[str, list[float]]] = {}
+    errors: dict[str, str] = {}
+    for run in runs:
+        if run.error:
+            errors.setdefault(run.label, run.error)
+        elif run.metrics:
+            for k, v in run.metrics.items():
+                metrics.setdefault(run.label, {}).setdefault(k, []).append(v)
+    means = {label: {k: sum(v) / len(v) for k, v in m.items()} for label, m in metrics.items()}
+    for s in task.spec.settings:
+        means.setdefault(s.label, {})
+    return {
+        "score": result.score,
+        "score_spread": result.spread,
+        "reason": result.reason,
+        "seeds": seeds,
+        "seed_scores": {s: v.value for s, v in result.seed_scores.items()},
+        "setting_scores": result.setting_scores,
+        "metrics": means,
+        "errors": errors,
+        "vanilla_score": vanilla_score,
+        "final_runs": [r.record() for r in runs],
+    }

@@ -81,7 +81,7 @@ def test_truncate_middle_keeps_both_ends_and_says_what_was_cut():
 
 
 def test_env_truncates_command_output_with_tiktoken():
-    from mlsbench_env.env import _truncate_tokens
+    from mlsbench_env.env.render import truncate_tokens as _truncate_tokens
 
     out = _truncate_tokens("line of output\n" * 3000, 200)
     assert "tokens omitted" in out and "characters" not in out

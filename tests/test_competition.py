@@ -36,7 +36,7 @@ def env(tmp_path):
 
 def test_prompt_and_tools(env):
     task = env.task
-    obs = env._last_obs
+    obs = env.episode.last_obs
     assert obs.startswith("# Competition:") and "description.md" in obs
     assert env.tool_names == ["view", "edit", "undo", "shell", "validate", "submit"]
     assert task.spec.competition.sample_submission in obs

@@ -333,7 +333,7 @@ def test_gpu_episodes_report_gpu_seconds_in_the_footer(make_env):
     env = make_env(gpus=1)
     obs, info = env.reset(seed=0)
     assert "GPU-s (1 GPUs)" in obs
-    assert env._sandbox.config.gpus == 1
+    assert env.episode.sandbox.config.gpus == 1
     obs, *_ = env.step(act("view"))
     assert "GPU-s (1 GPUs)" in obs
 

@@ -115,7 +115,7 @@ def test_submit_cancels_running_jobs_and_says_so(make, tmp_path):
     assert terminated and info["cancelled_jobs"] == [1]
     assert "Cancelled 1 running background job(s)" in obs
     assert reward == pytest.approx(info["score"])
-    assert not any(j.running for j in env._jobs.values())
+    assert not any(j.running for j in env.episode.jobs.values())
     assert not list((tmp_path / "eps").glob("ep-*/jobs/job*"))  # their folders are gone
 
 

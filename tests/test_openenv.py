@@ -171,7 +171,7 @@ def test_a_client_killed_mid_step_leaves_no_sandbox(server, tiny):
     assert client.stdout.readline().strip() == "reset"
     (session,) = server.state.sessions.values()
     env = session.env.unwrapped
-    proc, episode_dir = env._sandbox._proc, env._episode_dir
+    proc, episode_dir = env.episode.sandbox._proc, env.episode.episode_dir
     deadline = time.monotonic() + 30
     while not session.busy:  # the step is in flight
         assert time.monotonic() < deadline

@@ -112,7 +112,7 @@ def test_pool_8_concurrent_episodes_match_sequential_runs(tiny, tiny_expected, t
     assert all(r.terminated for r in results)
     assert stats.peak_live <= 4 and stats.live == 0 and stats.episodes_ended == 8
     # an ended episode gave its sandbox back: no executor process, no workspace left
-    assert all(e.unwrapped._sandbox is None for e in envs)
+    assert all(e.unwrapped.episode is None for e in envs)
     assert not list((tmp_path / "eps").glob("ep-*"))
 
 

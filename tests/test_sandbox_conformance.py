@@ -555,7 +555,7 @@ def test_a_background_test_is_out_of_reach_of_the_agents_commands(env_backend, t
         )
         listing = obs.split("exit code", 1)[-1]
         assert "job1-" not in listing and "done" in obs, obs
-        assert not (env._episode_dir / "jobs" / "x").exists()
+        assert not (env.episode.episode_dir / "jobs" / "x").exists()
         obs, *_, info = env.step({"tool": "jobs", "args": {"action": "wait", "id": 1}})
         assert "finished" in obs, obs
     finally:
@@ -579,8 +579,8 @@ def test_links_in_the_artifacts_folder_fail_the_run(env_backend, tmp_path, canar
             (f"rm -rf $MLSBENCH_OUT && ln -s {canary} $MLSBENCH_OUT", "a link"),
         ):
             setting = Setting(label="plant", command=plant)
-            out = env._episode_dir / "out" / f"plant-{uuid.uuid4().hex[:6]}"
-            run = run_setting(task, env._sandbox, "workspace", setting, 0, out, {})
+            out = env.episode.episode_dir / "out" / f"plant-{uuid.uuid4().hex[:6]}"
+            run = run_setting(task, env.episode.sandbox, "workspace", setting, 0, out, {})
             assert run.metrics is None and word in run.error, (plant, run)
     finally:
         env.close()
@@ -698,7 +698,7 @@ def test_content_scan_finds_no_secret_file(env_backend, tmp_path):
     env = _env(env_backend, tmp_path)
     try:
         (env.workspace.root / "scan.py").write_text(SCAN)
-        r = env._sandbox.exec(
+        r = env.episode.sandbox.exec(
             f"python scan.py '{json.dumps(want)}' /", timeout=600, cwd="workspace"
         )
         assert r.ok, r.output
@@ -800,7 +800,7 @@ def test_no_host_path_in_ps_cmdline_or_mounts(env_backend, tmp_path):
         forbidden = [str(env.task.root), str(tmp_path), str(Path.home() / ".cache")]
         if project_checkout():
             forbidden.append(str(project_checkout()))
-        workspace = str(env._episode_dir)
+        workspace = str(env.episode.episode_dir)
         for path in forbidden:
             assert path not in obs.replace(workspace, "<workspace>"), (path, obs)
     finally:
@@ -928,7 +928,7 @@ def test_the_isolation_level_is_in_reset_info_and_the_record(env_backend, tmp_pa
     )
     try:
         _, info = env.reset(seed=0)
-        expected = isolation_level(env._sandbox.isolation())
+        expected = isolation_level(env.episode.sandbox.isolation())
         assert info["isolation"] == expected == env.isolation
         if env_backend == "docker" or ROOT:
             assert expected == "full"

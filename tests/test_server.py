@@ -215,7 +215,7 @@ def killed_client(server, tiny):
     sid = client.stdout.readline().strip()
     session = server.state.sessions[sid]
     env = session.env.unwrapped
-    executor, episode_dir = env._sandbox._proc, env._episode_dir
+    executor, episode_dir = env.episode.sandbox._proc, env.episode.episode_dir
     deadline = time.monotonic() + 30
     while not session.busy:  # the step is in flight
         assert time.monotonic() < deadline

@@ -74,6 +74,24 @@ class TrajectoryLog:
         if not self._f.closed:
             self._f.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+    def offset(self) -> int:
+        return self._f.tell()
+
+    def reopen(self) -> None:
+        """Append again after ``close`` (a restored episode goes on in the same file)."""
+        if self._f.closed:
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one record to a finished trajectory (an agent's closing totals)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, default=str) + "\n")
+
 
 def read_log(path: Path) -> list[dict]:
     """Every complete record (a torn last line from a killed run is skipped)."""

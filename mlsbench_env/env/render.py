@@ -1,11 +1,20 @@
-"""The task prompt: the first observation of every episode. Nothing about hidden settings."""
+"""Every text an agent reads: the task prompt (the first observation; nothing about hidden
+settings), each tool's result, the budget footer, and the caps on observation size."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from mlsbench_env.scoring import seed_mean
 from mlsbench_env.spec import Task
 from mlsbench_env.tools import usage
 from mlsbench_env.workspace import Workspace
+
+if TYPE_CHECKING:
+    from mlsbench_env.env.state import EpisodeState
+
+MAX_OBS_CHARS = 400_000
+CHARS_PER_TOKEN = 4  # observation budgets are estimated at 4 characters per token
 
 
 def _fmt(x: float) -> str:
@@ -120,3 +129,110 @@ def render_competition_prompt(task: Task, ws: Workspace, tools: list[str], budge
         parts += ["", "## Known baseline pipelines", *known]
     parts += ["", "## Tools", usage(tools), "", "## Budgets", budget_line]
     return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------- tool results
+def fmt_score(x) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
+
+
+def setting_line(label: str, metrics: dict, error: str | None, score) -> str:
+    """One setting of a test, a final evaluation or a graded submission."""
+    desc = f"FAILED ({error})" if error else ", ".join(f"{k}={v:.6g}" for k, v in metrics.items())
+    return f"- {label}: {desc}; score {fmt_score(score)}"
+
+
+def test_text(n: int, dev_seed: int, runs, result) -> str:
+    lines = [f"Test {n} (visible settings, seed {dev_seed}):"]
+    for run in runs:
+        score = 0.0 if run.error else result.setting_scores.get(run.label)
+        lines.append(setting_line(run.label, run.metrics, run.error, score))
+        if run.error and run.log_tail:
+            lines.append("  log tail:\n" + _indent(run.log_tail[-1500:]))
+    lines.append(
+        f"Score over visible settings: {fmt_score(result.score)}"
+        + (f" ({result.reason})" if result.reason else "")
+    )
+    return "\n".join(lines)
+
+
+def final_text(what: str, info: dict, cancelled: list[int]) -> str:
+    lines = [f"Submitted {what}. Final evaluation (all settings x seeds {list(info['seeds'])}):"]
+    if cancelled:
+        lines.insert(0, cancel_note(cancelled))
+    for label, m in info["metrics"].items():
+        err = info["errors"].get(label)
+        lines.append(setting_line(label, m, err, info["setting_scores"].get(label)))
+    lines.append(
+        f"Final score: {fmt_score(info['score'])} +- {fmt_score(info['score_spread'])} over seeds"
+        + (f" ({info['reason']})" if info.get("reason") else "")
+    )
+    if info.get("vanilla_score") is not None:
+        lines.append(
+            f"(your first test scored {fmt_score(info['vanilla_score'])} on the visible settings)"
+        )
+    return "\n".join(lines)
+
+
+def graded_text(submission: str, runs, result, medal: str | None) -> str:
+    lines = [f"Submitted {submission}. Graded on the private test splits:"]
+    for r in runs:
+        lines.append(setting_line(r.label, r.metrics, r.error, result.setting_scores.get(r.label)))
+    lines.append(
+        f"Final score: {fmt_score(result.score)}"
+        + (f" ({result.reason})" if result.reason else "")
+        + (f"; medal: {medal}" if medal else "")
+    )
+    return "\n".join(lines)
+
+
+def footer(ep: EpisodeState) -> str:
+    """The budget line under every observation (and background jobs worth knowing about)."""
+    b, c = ep.budget, ep.config
+    tests = "" if ep.task.is_competition else f"tests left {b.tests} | "
+    line = f"[budget] steps left {b.steps} | {tests}compute left {max(b.compute_s, 0):.0f} " + (
+        f"GPU-s ({c.gpus} GPUs)" if c.gpus else "s"
+    )
+    wall = ep.task.spec.budgets.wall_s
+    if wall:  # the limit, not what is left: info stays replayable
+        line += f" | wall-clock limit {wall:.0f}s from reset"
+    running = [f"job {j.id}" for j in ep.jobs.values() if j.running]
+    unseen = [f"job {j.id}" for j in ep.jobs.values() if j.result and not j.shown]
+    parts = [f"running: {', '.join(running)}"] if running else []
+    if unseen:
+        parts.append(f"finished, not shown yet: {', '.join(unseen)} (`jobs` shows them)")
+    return line + ("\n[jobs] " + "; ".join(parts) if parts else "")
+
+
+def cancel_note(ids: list[int]) -> str:
+    return (
+        f"Cancelled {len(ids)} running background job(s) ({', '.join(map(str, ids))}): an "
+        "episode does not end with experiments running."
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def cap(text: str) -> str:
+    limit = MAX_OBS_CHARS - 200
+    return text if len(text) <= limit else text[:limit] + "\n[... observation truncated ...]"
+
+
+def truncate_tokens(text: str, max_tokens: int) -> str:
+    """Command output cut in the middle to ``max_tokens`` (tiktoken where it loads offline)."""
+    if len(text) > max_tokens:  # shorter text holds at most max_tokens tokens
+        from mlsbench_env.env import tokens
+
+        if tokens.encoding() is not None:
+            return tokens.truncate_middle(text, max_tokens)
+    limit = max_tokens * CHARS_PER_TOKEN
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    cut = len(text) - 2 * half
+    return (
+        text[:half] + f"\n[... output truncated: {cut} characters (~{cut // CHARS_PER_TOKEN} "
+        f"tokens) omitted; the observation budget is {max_tokens} tokens ...]\n" + text[-half:]
+    )

@@ -46,7 +46,8 @@ def version_of(dist: str) -> str | None:
 
 def isolation_of(env) -> dict[str, bool] | None:
     """The protections the episode's sandbox has (None once it is closed)."""
-    sandbox = getattr(env.unwrapped, "_sandbox", None)
+    episode = getattr(env.unwrapped, "episode", None)
+    sandbox = episode.sandbox if episode is not None else None
     if sandbox is None:
         return None
     try:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mlsbench_env.errors import MLSBenchError, UnknownNameError
+
 
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -259,3 +261,26 @@ def parse_short_form(line: str) -> dict:
         except json.JSONDecodeError:
             args[k] = v
     return {"tool": parts[0], "args": args}
+
+
+def select_tools(competition: bool, subset: tuple[str, ...] | None, max_jobs: int) -> list[str]:
+    """The tools of an episode: the configured subset, ``submit`` always, ``jobs`` with
+    background tests; a competition's `test` is `validate`."""
+    if competition:
+        known = list(COMPETITION_TOOLS)
+        names = ["validate" if n == "test" else n for n in (subset or COMPETITION_TOOLS)]
+        if max_jobs:
+            raise MLSBenchError("competitions have no background tests (max_jobs must be 0)")
+    else:
+        known = [*TOOLS, *OPT_IN_TOOLS]
+        names = list(subset or TOOLS)
+    for n in names:
+        if n not in known:
+            raise UnknownNameError("tool", n, known)
+    if "submit" not in names:
+        names.append("submit")
+    if "jobs" in names and not max_jobs:
+        raise MLSBenchError("the `jobs` tool needs max_jobs >= 1 (background tests at once)")
+    if max_jobs and "test" in names and "jobs" not in names:
+        names.append("jobs")
+    return names
