@@ -82,7 +82,8 @@ def export(
     filters = filters or Filters()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    kept, skipped = [], Counter()
+    kept: list[Episode] = []
+    skipped: Counter[str] = Counter()
     for run in find_runs(paths):
         try:
             ep = load_episode(run)

@@ -45,8 +45,8 @@ def token_record(ep: Episode) -> dict | None:
     sequence so far (then its new tail is context, loss 0) followed by its completion (loss 1).
     None when some call has no trace, or a prompt does not extend the sequence (a chat template
     that re-renders earlier turns differently: use the per-message token ids then)."""
-    turns = [m.get("trace") for m in ep.messages if m["role"] == "assistant"]
-    if not turns or not all(t and t.get("completion_token_ids") for t in turns):
+    turns = [m.get("trace") or {} for m in ep.messages if m["role"] == "assistant"]
+    if not turns or not all(t.get("completion_token_ids") for t in turns):
         return None
     if not all(t.get("prompt_token_ids") for t in turns):
         return None
@@ -67,7 +67,7 @@ def token_record(ep: Episode) -> dict | None:
 
 def _meta(ep: Episode) -> dict:
     h = ep.header
-    end = next((r for r in reversed(ep.records) if r.get("type") == "end"), {})
+    end: dict = next((r for r in reversed(ep.records) if r.get("type") == "end"), {})
     return {
         "task": ep.task,
         "task_version": h.get("task_version"),

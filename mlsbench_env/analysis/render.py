@@ -75,8 +75,7 @@ def render_terminal(report: Report, console) -> None:
             "baseline pipelines' leaderboard (Kaggle's rules, as in MLE-bench)"
         )
     tt = Table(title="Per task: mean ± 95% CI over seeds")
-    heads = ("task", "agent", "n", "score", "vanilla", "steps/tests", "tokens", "$", "compute s")
-    for c in heads:
+    for c in ("task", "agent", "n", "score", "vanilla", "steps/tests", "tokens", "$", "compute s"):
         tt.add_column(c, justify="left" if c in ("task", "agent") else "right")
     for t in report.tasks:
         tt.add_row(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -78,7 +79,7 @@ def _labels(rows: list[dict]) -> dict[str, str]:
 
 def build_report(
     rows: list[dict],
-    failed: list[dict] = (),
+    failed: Sequence[dict] = (),
     *,
     compare: tuple[str, str] | None = None,
     today: dict[str, dict] | None = None,

@@ -136,7 +136,7 @@ def _messages(ep: Episode, agent_rec: dict | None) -> list[dict]:
         kind = r.get("type")
         if kind == "model_call":
             resp = r["response"]
-            msg = {
+            msg: dict = {
                 "role": "assistant",
                 "content": resp.get("content") or "",
                 "tool_calls": list(resp.get("tool_calls") or []),
