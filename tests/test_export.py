@@ -9,7 +9,8 @@ from test_agent_fakes import PERFECT, FakeServer, as_openai, tiny_task_once
 from typer.testing import CliRunner
 
 from mlsbench_env.agent import LLMAgent, load_config, make_model
-from mlsbench_env.analysis.export import Filters, export, load_episode
+from mlsbench_env.analysis.export import Filters, export
+from mlsbench_env.analysis.trajectories import load_episode
 from mlsbench_env.cli import app
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.log import read_log

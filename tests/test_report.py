@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
+import scipy.stats
 from rich.console import Console
 from typer.testing import CliRunner
 
-from mlsbench_env.analysis.report import (
-    build_report,
-    comparable,
-    mean_ci,
-    render_terminal,
-    sign_test,
-    write_report,
-)
+from mlsbench_env.analysis.render import render_html, render_terminal, write_report
+from mlsbench_env.analysis.report import build_report, comparable
+from mlsbench_env.analysis.stats import grouped_mean_ci, mean_ci, sign_test
 from mlsbench_env.cli import app
 from mlsbench_env.scale.store import ResultsStore
 
@@ -65,14 +62,46 @@ def rows(scores=SCORES, **extra):
     return out
 
 
-def test_interval_and_sign_test_values():
-    assert mean_ci([10, 20, 30]) == pytest.approx(
-        (20.0, 20 - 4.303 * 10 / 3**0.5, 20 + 24.84), 1e-3
-    )
+@pytest.mark.parametrize("n", [2, 3, 10, 40])
+def test_t_interval_uses_the_t_quantile_of_its_degrees_of_freedom(n):
+    values = [float((7 * i) % 11) for i in range(n)]
+    sem = np.std(values, ddof=1) / np.sqrt(n)
+    t = scipy.stats.t.ppf(0.975, n - 1)
+    mean, lo, hi = mean_ci(values)
+    assert mean == pytest.approx(np.mean(values))
+    assert (lo, hi) == pytest.approx((mean - t * sem, mean + t * sem), rel=1e-12)
+    if n == 40:  # beyond 30 degrees of freedom t is still well above the normal 1.96
+        assert (hi - mean) / sem == pytest.approx(2.0227, abs=1e-4)
+
+
+def test_t_interval_of_one_value_is_the_value():
     assert mean_ci([7.0]) == (7.0, 7.0, 7.0)
-    assert sign_test(5, 0) == pytest.approx(0.0625)
-    assert sign_test(9, 0) == pytest.approx(2 / 512)
-    assert sign_test(3, 3) == 1.0 and sign_test(0, 0) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("wins", "losses", "p"),
+    [
+        (5, 0, 2 / 32),
+        (9, 0, 2 / 512),
+        (0, 6, 2 / 64),
+        (3, 6, 2 * (1 + 9 + 36 + 84) / 512),  # 2 P(X <= 3), X ~ Binomial(9, 1/2)
+        (7, 3, 2 * (1 + 10 + 45 + 120) / 1024),
+        (3, 3, 1.0),
+        (0, 0, 1.0),
+    ],
+)
+def test_sign_test_p_values(wins, losses, p):
+    assert sign_test(wins, losses) == pytest.approx(p, rel=1e-12)
+
+
+def test_bootstrap_holds_one_episode_tasks_fixed_and_is_seeded():
+    rng = np.random.default_rng
+    samples = [np.array([5.0]), np.array([1.0, 2.0, 3.0])]
+    mean, lo, hi = grouped_mean_ci(samples, ["d", "d"], rng(0))
+    assert mean == 3.5 and 3.0 <= lo < 3.5 < hi <= 4.0  # (5 + a mean of 1..3) / 2
+    assert grouped_mean_ci(samples, ["d", "d"], rng(0)) == (mean, lo, hi)
+    assert grouped_mean_ci([np.array([5.0]), np.array([1.0])], ["d", "e"], rng(0)) == (3, 3, 3)
+    assert build_report(rows()).to_json() == build_report(rows()).to_json()
 
 
 def test_leaderboard_has_mls_bench_shape_and_means_over_domains():
@@ -176,6 +205,20 @@ def test_report_files_exist_and_every_reference_of_the_page_resolves(tmp_path):
     assert data["leaderboard"][0]["agent"] == "A"
     lines = (tmp_path / "leaderboard.csv").read_text().splitlines()
     assert lines[0].startswith("agent,domain,vanilla,score") and len(lines) == 1 + 3 * 3
+
+
+def test_names_in_the_page_are_escaped():
+    hostile = "<script>alert(1)</script>"
+    rs = rows({"A": {"t1": [10, 20]}, "B": {"t1": [5, 15]}})
+    for r in rs:
+        r["task"] = hostile
+        r["agent"] = hostile if r["agent"] == "A" else r["agent"]
+    rep = build_report(rs)
+    assert rep.agents == [hostile, "B"] and rep.paired
+    page = render_html(rep, [])
+    assert "<script>" not in page
+    # the task: two per-task rows and comparability; the agent: leaderboard, per task, paired
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 6
 
 
 def test_terminal_rendering_and_the_report_command(tmp_path):

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from mlsbench_env.env.log import versions
 from mlsbench_env.errors import MLSBenchError
@@ -75,6 +76,8 @@ def validate(
 def validate_competition(task: Task, *, run: bool = True) -> list[str]:
     """A competition's checks: its files, its grader's two functions, the sample submission."""
     comp, problems = task.spec.competition, []
+    if comp is None:
+        return [f"{task.id}: task.yaml has no competition section"]
     grader = task.root / "grader.py"
     if not grader.is_file():
         problems.append(f"{grader}: missing (the trusted grader)")
@@ -151,7 +154,7 @@ def calibrate(
         errors = [f"{r.label}/seed {r.seed}: {r.error}" for r in fr.runs if r.error]
         if errors:
             per["_errors"] = errors
-    anchors = {
+    anchors: dict[str, Any] = {
         "task": task.id,
         "version": task.spec.version,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -176,7 +179,7 @@ def calibrate(
 def leaderboard(task: Task, finished: dict[str, FinalResult]) -> list[dict]:
     """One entry per baseline pipeline and seed (the sample submission once): the leaderboard
     the medal thresholds come from, best first."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name, fr in finished.items():
         for seed in sorted({r.seed for r in fr.runs}):
             value = leaderboard_value(task, [r for r in fr.runs if r.seed == seed])

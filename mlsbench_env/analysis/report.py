@@ -1,5 +1,7 @@
-"""Leaderboards from the results store: tables, confidence intervals, paired comparisons,
-plots, one static HTML page, CSV/JSON exports and a terminal rendering (``mlsbench report``).
+"""Leaderboards from the results store (``mlsbench report``): episodes grouped by task, agent,
+domain and kind into a ``Report``, with paired comparisons and the comparability fingerprint.
+The statistics are in ``stats``, the terminal tables, HTML page and files in ``render``, the
+plots in ``plots``.
 
 What counts:
 
@@ -22,79 +24,17 @@ What counts:
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import html
-import io
 import json
-import math
-import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-BOOTSTRAP = 2000
-# two-sided 95% Student-t quantiles by degrees of freedom (1..30); 1.96 beyond
-_T95 = [
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-]
+from mlsbench_env.analysis.stats import grouped_mean_ci, mean_ci, mean_over_groups, paired_stats
+
 STRONGEST = "baseline:strongest"
-
-
-def t95(df: int) -> float:
-    return _T95[df - 1] if 1 <= df <= len(_T95) else 1.96
-
-
-def mean_ci(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% Student-t interval (the interval collapses to the mean for one value)."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, mean, mean
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t95(n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """Two-sided exact sign test p-value (ties dropped before)."""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    k = min(wins, losses)
-    p = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * p)
 
 
 def points(row: dict) -> float | None:
@@ -139,7 +79,7 @@ def _labels(rows: list[dict]) -> dict[str, str]:
 
 def build_report(
     rows: list[dict],
-    failed: list[dict] = (),
+    failed: Sequence[dict] = (),
     *,
     compare: tuple[str, str] | None = None,
     today: dict[str, dict] | None = None,
@@ -274,37 +214,24 @@ def _medal_rates(group: list[dict]) -> dict:
 
 
 def _domain_entry(agent, tasks, cell, domain_of, base, rng) -> dict:
-    """Mean over tasks (by domain for ``overall``: mean of domain means), bootstrap CI."""
-
-    def combine(task_means: dict[str, float]) -> float:
-        by_d = defaultdict(list)
-        for t, v in task_means.items():
-            by_d[domain_of[t]].append(v)
-        return float(np.mean([np.mean(v) for v in by_d.values()]))
-
-    pts = {t: np.array([e["points"] for e in cell[(t, agent)]]) for t in tasks}
-    score = combine({t: p.mean() for t, p in pts.items()})
-    draws = {t: rng.integers(0, len(p), size=(BOOTSTRAP, len(p))) for t, p in pts.items()}
-    means = {t: p[draws[t]].mean(axis=1) for t, p in pts.items()}
-    by_d = defaultdict(list)
+    """Mean over tasks (for ``overall``: mean of domain means), bootstrap CI."""
+    groups = [domain_of[t] for t in tasks]
+    pts = [np.array([e["points"] for e in cell[(t, agent)]]) for t in tasks]
+    score, lo, hi = grouped_mean_ci(pts, groups, rng)
+    vanilla = {}
     for t in tasks:
-        by_d[domain_of[t]].append(means[t])
-    boots = np.mean([np.mean(v, axis=0) for v in by_d.values()], axis=0)
-    vanilla = {
-        t: np.mean(v)
-        for t in tasks
-        if (
-            v := [
-                e["vanilla_score"] for e in cell[(t, agent)] if e.get("vanilla_score") is not None
-            ]
-        )
-    }
+        if v := [
+            e["vanilla_score"] for e in cell[(t, agent)] if e.get("vanilla_score") is not None
+        ]:
+            vanilla[t] = np.mean(v)
     return {
         "score": score,
-        "ci_lo": float(np.percentile(boots, 2.5)),
-        "ci_hi": float(np.percentile(boots, 97.5)),
-        "vanilla": combine(vanilla) if vanilla else None,
-        "baseline": combine({t: base.get(t, 50.0) for t in tasks}),
+        "ci_lo": lo,
+        "ci_hi": hi,
+        "vanilla": float(mean_over_groups(list(vanilla.values()), [domain_of[t] for t in vanilla]))
+        if vanilla
+        else None,
+        "baseline": float(mean_over_groups([base.get(t, 50.0) for t in tasks], groups)),
         "baseline_measured": all(t in base for t in tasks),
         "tasks": len(tasks),
     }
@@ -334,18 +261,7 @@ def _paired(a: str, b: str, eps: list[dict], rng) -> dict:
             "ties": 0,
             "p_sign": None,
         }
-    boots = d[rng.integers(0, len(d), size=(BOOTSTRAP, len(d)))].mean(axis=1)
-    wins, losses = int((d > 1e-9).sum()), int((d < -1e-9).sum())
-    return {
-        **out,
-        "mean_diff": float(d.mean()),
-        "ci_lo": float(np.percentile(boots, 2.5)),
-        "ci_hi": float(np.percentile(boots, 97.5)),
-        "wins": wins,
-        "losses": losses,
-        "ties": len(d) - wins - losses,
-        "p_sign": sign_test(wins, losses),
-    }
+    return {**out, **paired_stats(d, rng)}
 
 
 # ---------------------------------------------------------------------------------- comparability
@@ -414,343 +330,6 @@ def comparable(a: dict, b: dict) -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------------------------- output
-def _f(x, nd=1) -> str:
-    return "" if x is None else f"{x:.{nd}f}"
-
-
-def render_terminal(report: Report, console) -> None:
-    """The leaderboard, per-task table and paired comparisons as rich tables."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    if not report.agents:
-        console.print("No finished episodes in the store.")
-        return
-    lb = Table(title="Leaderboard (overall = mean over domains)")
-    heads = ("agent", "domain", "vanilla", "score [95% CI]", "strongest baseline", "tasks")
-    for c in (*heads, "not submitted"):
-        lb.add_column(c, justify="left" if c in ("agent", "domain") else "right")
-    for row in report.leaderboard:
-        first = True
-        for d in report.domains + ["overall"]:
-            e = row["domains"].get(d)
-            if e is None:
-                continue
-            lb.add_row(
-                escape(row["agent"]) if first else "",
-                escape(d) if d != "overall" else "[bold]overall[/bold]",
-                _f(e["vanilla"]),
-                f"[bold]{_f(e['score'])}[/bold] [{_f(e['ci_lo'])}, {_f(e['ci_hi'])}]",
-                _f(e["baseline"]) + ("" if e["baseline_measured"] else "*"),
-                str(e["tasks"]),
-                f"{100 * row['not_submitted']:.0f}%" if first else "",
-            )
-            first = False
-        lb.add_section()
-    console.print(lb)
-    console.print(
-        "vanilla: the agent's first test (visible settings only); *: the strongest baseline "
-        "was not run here: 50 by construction; not submitted: share of the agent's episodes "
-        "that ended without a submit (scored on their last code)"
-    )
-    if len(report.kinds) > 1 or "competition" in report.kinds:
-        kt = Table(title="By kind: research tasks and competitions side by side")
-        for c in ("agent", "kind", "score [95% CI]", "any medal", "tasks"):
-            kt.add_column(c, justify="left" if c in ("agent", "kind") else "right")
-        for row in report.leaderboard:
-            for k, e in row["kinds"].items():
-                medal = f"{100 * e['any_medal']:.0f}%" if "any_medal" in e else "-"
-                kt.add_row(
-                    escape(row["agent"]),
-                    k,
-                    f"{_f(e['score'])} [{_f(e['ci_lo'])}, {_f(e['ci_hi'])}]",
-                    medal,
-                    str(e["tasks"]),
-                )
-        console.print(kt)
-        console.print(
-            "any medal: share of competition episodes at or beyond the bronze threshold of the "
-            "baseline pipelines' leaderboard (Kaggle's rules, as in MLE-bench)"
-        )
-    tt = Table(title="Per task: mean ± 95% CI over seeds")
-    heads = ("task", "agent", "n", "score", "vanilla", "steps/tests", "tokens", "$", "compute s")
-    for c in heads:
-        tt.add_column(c, justify="left" if c in ("task", "agent") else "right")
-    for t in report.tasks:
-        tt.add_row(
-            escape(t["task"]),
-            escape(t["agent"]),
-            str(t["n"]),
-            f"{_f(t['score'])} ± {_f((t['ci_hi'] - t['ci_lo']) / 2)}",
-            _f(t["vanilla"]),
-            f"{_f(t['steps'])}/{_f(t['tests'])}",
-            _f(t["tokens"], 0),
-            _f(t["cost_usd"], 2),
-            _f(t["compute_s"], 0),
-        )
-    console.print(tt)
-    if report.paired:
-        pt = Table(title="Paired comparison A - B (same task, seed and options)")
-        for c in ("A", "B", "pairs", "A - B [95% CI]", "W/L/T", "sign p"):
-            pt.add_column(c, justify="left" if c in ("A", "B") else "right")
-        for p in report.paired:
-            pt.add_row(
-                escape(p["a"]),
-                escape(p["b"]),
-                str(p["n"]),
-                "-"
-                if p["mean_diff"] is None
-                else f"{p['mean_diff']:+.1f} [{p['ci_lo']:+.1f}, {p['ci_hi']:+.1f}]",
-                f"{p['wins']}/{p['losses']}/{p['ties']}",
-                "-" if p["p_sign"] is None else f"{p['p_sign']:.3g}",
-            )
-        console.print(pt)
-    no_sub = sum(t["no_submission"] for t in report.tasks)
-    if no_sub:
-        console.print(f"{no_sub} episode(s) ended without a final evaluation: scored 0")
-    for f in report.failed:
-        what = escape(f"{f['task']} x {f['agent']} x seed {f['seed']}: {f['error']}")
-        console.print(f"[red]failed[/red] {what}")
-    for w in report.warnings:
-        console.print(f"[yellow]note:[/yellow] {escape(w)}")
-    console.print(f"comparability key: {report.fingerprint['key']}")
-
-
-EPISODE_CSV = (
-    "task",
-    "domain",
-    "task_kind",
-    "agent",
-    "label",
-    "agent_hash",
-    "seed",
-    "status",
-    "exit_status",
-    "score",
-    "points",
-    "score_spread",
-    "vanilla_score",
-    "medal",
-    "steps",
-    "tests_used",
-    "model_calls",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "wall_s",
-    "compute_s",
-    "tamper_events",
-    "task_version",
-    "task_hash",
-    "anchors_hash",
-    "image_digest",
-    "sandbox",
-    "options_hash",
-    "cell_key",
-    "trajectory",
-)
-
-
-def _csv(rows: list[dict], columns) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in r.items()})
-    return buf.getvalue()
-
-
-def write_report(report: Report, out: str | Path, *, plots: bool = True) -> dict[str, Path]:
-    """Write CSV/JSON exports, PNG plots and ``index.html`` into ``out``; the paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-
-    def put(name, text):
-        (out / name).write_text(text)
-        files[name] = out / name
-
-    put("report.json", json.dumps(report.to_json(), indent=1, default=str))
-    put("episodes.csv", _csv(report.episodes, EPISODE_CSV))
-    flat = [
-        {"agent": r["agent"], "domain": d, **e}
-        for r in report.leaderboard
-        for d, e in r["domains"].items()
-    ]
-    put(
-        "leaderboard.csv",
-        _csv(
-            flat,
-            [
-                "agent",
-                "domain",
-                "vanilla",
-                "score",
-                "ci_lo",
-                "ci_hi",
-                "baseline",
-                "baseline_measured",
-                "tasks",
-            ],
-        ),
-    )
-    put("tasks.csv", _csv(report.tasks, list(report.tasks[0]) if report.tasks else ["task"]))
-    put(
-        "paired.csv",
-        _csv(
-            report.paired,
-            [
-                "a",
-                "b",
-                "n",
-                "tasks",
-                "mean_diff",
-                "ci_lo",
-                "ci_hi",
-                "wins",
-                "losses",
-                "ties",
-                "p_sign",
-            ],
-        ),
-    )
-    if plots and report.agents:
-        files.update(write_plots(report, out))
-    put("index.html", render_html(report, [n for n in files if n.endswith(".png")]))
-    return files
-
-
-def render_html(report: Report, images: list[str]) -> str:
-    """One static page (no scripts) holding the tables, the plots and links to the exports."""
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>mlsbench report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}td:first-child,th:first-child{text-align:left}"
-        ".note{color:#8a5a00}img{max-width:100%;border:1px solid #eee}small{color:#666}",
-        "</style></head><body><h1>mlsbench leaderboard</h1>",
-        f"<p>{len(report.episodes)} episodes, {len(report.agents)} agents, "
-        f"{len({t['task'] for t in report.tasks})} tasks. Comparability key "
-        f"<code>{e(report.fingerprint['key'])}</code>.</p>",
-    ]
-    cols = report.domains + ["overall"]
-    parts.append(
-        "<h2>Leaderboard</h2><p><small>Per domain: vanilla (first test, visible settings) → agent "
-        "final score [95% bootstrap CI] | strongest baseline. Overall = mean over domains."
-        "</small></p><table><tr><th>agent</th>"
-        + "".join(f"<th>{e(d)}</th>" for d in cols)
-        + "<th>tasks</th><th>episodes</th><th>not submitted</th><th>cost $</th></tr>"
-    )
-    for row in report.leaderboard:
-        tds = []
-        for d in cols:
-            x = row["domains"].get(d)
-            tds.append(
-                "<td>-</td>"
-                if x is None
-                else f"<td>{_f(x['vanilla'])} → <b>{_f(x['score'])}</b> "
-                f"<small>[{_f(x['ci_lo'])}, {_f(x['ci_hi'])}]</small> | {_f(x['baseline'])}</td>"
-            )
-        parts.append(
-            f"<tr><td>{e(row['agent'])}</td>{''.join(tds)}<td>{row['tasks']}</td>"
-            f"<td>{row['episodes']}</td><td>{100 * row['not_submitted']:.0f}%</td>"
-            f"<td>{row['cost_usd']:.2f}</td></tr>"
-        )
-    parts.append("</table>")
-    if len(report.kinds) > 1 or "competition" in report.kinds:
-        parts.append(
-            "<h2>By kind</h2><table><tr><th>agent</th><th>kind</th><th>score [95% CI]</th>"
-            "<th>any medal</th><th>tasks</th></tr>"
-        )
-        for row in report.leaderboard:
-            for k, x in row["kinds"].items():
-                medal = f"{100 * x['any_medal']:.0f}%" if "any_medal" in x else "-"
-                parts.append(
-                    f"<tr><td>{e(row['agent'])}</td><td>{e(k)}</td><td><b>{_f(x['score'])}</b> "
-                    f"<small>[{_f(x['ci_lo'])}, {_f(x['ci_hi'])}]</small></td><td>{medal}</td>"
-                    f"<td>{x['tasks']}</td></tr>"
-                )
-        parts.append("</table>")
-    for img in images:
-        parts.append(f"<h3>{e(img.removesuffix('.png').replace('_', ' '))}</h3>")
-        parts.append(f"<img src='{e(img)}' alt='{e(img)}'>")
-    heads = [
-        "task",
-        "agent",
-        "n",
-        "score ± CI",
-        "vanilla",
-        "steps",
-        "tests",
-        "tokens",
-        "cost $",
-        "compute s",
-        "no submit",
-    ]
-    parts.append("<h2>Per task</h2><table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>")
-    for t in report.tasks:
-        vals = [
-            t["task"],
-            t["agent"],
-            t["n"],
-            f"{_f(t['score'])} ± {_f((t['ci_hi'] - t['ci_lo']) / 2)}",
-            _f(t["vanilla"]),
-            _f(t["steps"]),
-            _f(t["tests"]),
-            _f(t["tokens"], 0),
-            _f(t["cost_usd"], 3),
-            _f(t["compute_s"]),
-            t["no_submission"],
-        ]
-        parts.append("<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in vals) + "</tr>")
-    parts.append("</table>")
-    if report.paired:
-        parts.append(
-            "<h2>Paired comparisons</h2><table><tr><th>A</th><th>B</th><th>pairs</th>"
-            "<th>A − B [95% CI]</th><th>wins/losses/ties</th><th>sign test p</th></tr>"
-        )
-        for p in report.paired:
-            diff = (
-                "-"
-                if p["mean_diff"] is None
-                else f"{p['mean_diff']:+.1f} [{p['ci_lo']:+.1f}, {p['ci_hi']:+.1f}]"
-            )
-            pv = "-" if p["p_sign"] is None else f"{p['p_sign']:.3g}"
-            parts.append(
-                f"<tr><td>{e(p['a'])}</td><td>{e(p['b'])}</td><td>{p['n']}</td><td>{diff}</td>"
-                f"<td>{p['wins']}/{p['losses']}/{p['ties']}</td><td>{pv}</td></tr>"
-            )
-        parts.append("</table>")
-    parts.append(
-        "<h2>Comparability</h2><table><tr><th>task</th><th>version</th>"
-        "<th>task hash</th><th>anchors hash</th><th>image digest</th></tr>"
-    )
-    for task, f in report.fingerprint["tasks"].items():
-        parts.append(
-            f"<tr><td>{e(task)}</td>"
-            + "".join(
-                f"<td>{e(', '.join(f[k]))}</td>"
-                for k in ("versions", "task_hashes", "anchors_hashes", "image_digests")
-            )
-            + "</tr>"
-        )
-    parts.append("</table>")
-    for f in report.failed:
-        parts.append(
-            f"<p class='note'>failed: {e(f['task'])} × {e(f['agent'])} × seed {f['seed']}: "
-            f"{e(f['error'])}</p>"
-        )
-    for w in report.warnings:
-        parts.append(f"<p class='note'>note: {e(w)}</p>")
-    links = ["report.json", "episodes.csv", "leaderboard.csv", "tasks.csv", "paired.csv"]
-    parts.append("<h2>Data</h2><p>" + " · ".join(f"<a href='{n}'>{n}</a>" for n in links) + "</p>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
 def report_from_store(store, *, tasks=None, agents=None, compare=None) -> Report:
     """The report of a results store (filtered by task ids and agent labels/hashes)."""
     rows = store.episodes(status="ok", tasks=tasks, agents=agents)
@@ -759,140 +338,13 @@ def report_from_store(store, *, tasks=None, agents=None, compare=None) -> Report
     return build_report(rows, failed, compare=compare, today=today)
 
 
-# ---------------------------------------------------------------------------------- plots
-def write_plots(report: Report, out: Path) -> dict[str, Path]:
-    """score_by_domain.png, score_vs_cost.png, score_over_steps.png (matplotlib, no display)."""
-    try:
-        import matplotlib
-    except ImportError:
-        report.warnings.append(
-            "no plots: matplotlib is missing (pip install 'mlsbench-env[scale]')"
-        )
-        return {}
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    colors = {a: plt.get_cmap("tab10")(i % 10) for i, a in enumerate(report.agents)}
-    files = {}
-
-    def save(fig, name):
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        files[name] = out / name
-
-    # score by domain: bars with CI, vanilla as a marker, strongest baseline as a dash
-    cols = report.domains + ["overall"]
-    width = 0.8 / max(1, len(report.leaderboard))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(cols) + 2), 4))
-    for i, row in enumerate(report.leaderboard):
-        xs, ys, lo, hi, van = [], [], [], [], []
-        for j, d in enumerate(cols):
-            x = row["domains"].get(d)
-            if x is None:
-                continue
-            xs.append(j - 0.4 + width * (i + 0.5))
-            ys.append(x["score"])
-            lo.append(x["score"] - x["ci_lo"])
-            hi.append(x["ci_hi"] - x["score"])
-            van.append(x["vanilla"] if x["vanilla"] is not None else np.nan)
-        ax.bar(
-            xs, ys, width, yerr=[lo, hi], capsize=3, color=colors[row["agent"]], label=row["agent"]
-        )
-        ax.scatter(
-            xs,
-            van,
-            marker="v",
-            color="black",
-            s=18,
-            zorder=3,
-            label="vanilla (first test)" if i == 0 else None,
-        )
-    for j, d in enumerate(cols):
-        base = [r["domains"][d]["baseline"] for r in report.leaderboard if d in r["domains"]]
-        if base:
-            ax.hlines(
-                base[0],
-                j - 0.45,
-                j + 0.45,
-                colors="gray",
-                linestyles="--",
-                label="strongest baseline" if j == 0 else None,
-            )
-    ax.set_xticks(range(len(cols)), cols)
-    ax.set_ylabel("score (0 = scaffold, 50 = strongest baseline)")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
-    save(fig, "score_by_domain.png")
-
-    # score against what was spent: tokens, dollars, compute seconds (one point per task)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
-    for ax, (key, name) in zip(
-        axes,
-        (
-            ("tokens", "tokens per episode"),
-            ("cost_usd", "US$ per episode"),
-            ("compute_s", "compute seconds per episode"),
-        ),
-        strict=True,
-    ):
-        for a in report.agents:
-            pts = [(t[key] or 0.0, t["score"]) for t in report.tasks if t["agent"] == a]
-            if pts:
-                ax.scatter(*zip(*pts, strict=True), color=colors[a], label=a, alpha=0.8)
-        ax.set_xlabel(name)
-    axes[0].set_ylabel("score")
-    axes[0].legend(fontsize=8)
-    save(fig, "score_vs_cost.png")
-
-    # score over steps: best visible-settings test score so far, mean over episodes
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for a in report.agents:
-        mine = [e for e in report.episodes if e["label"] == a]
-        curves = [e.get("score_curve") or [] for e in mine]
-        last = max([e.get("steps") or 0 for e in mine] + [c[-1][0] for c in curves if c])
-        if not any(curves):
-            continue
-        grid = np.full((len(curves), last), np.nan)
-        for i, c in enumerate(curves):
-            best = -np.inf
-            for step, score in c:
-                best = max(best, score)
-                grid[i, step - 1 :] = best
-        with warnings.catch_warnings():  # a step before any test is NaN, and not drawn
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(grid, axis=0)
-        ax.step(np.arange(1, last + 1), mean, where="post", color=colors[a], label=a)
-        steps = np.mean([e.get("steps") or last for e in mine])
-        ax.scatter(
-            [steps],
-            [np.mean([e["points"] for e in mine])],
-            color=colors[a],
-            marker="*",
-            s=90,
-            zorder=3,
-        )
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("step (* = final score over all settings, at the mean episode length)")
-    ax.set_ylabel("best test score so far (visible settings)")
-    ax.legend(fontsize=8)
-    save(fig, "score_over_steps.png")
-    return files
-
-
 __all__ = [
+    "STRONGEST",
     "Report",
     "build_report",
     "comparable",
     "current_hashes",
     "fingerprint",
-    "mean_ci",
     "points",
-    "render_html",
-    "render_terminal",
     "report_from_store",
-    "sign_test",
-    "write_plots",
-    "write_report",
 ]

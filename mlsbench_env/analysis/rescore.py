@@ -78,7 +78,7 @@ def regions_from_diff(task, diff: str) -> tuple[dict, dict]:
     content near its recorded line (like ``patch``), so a shifted scaffold still works."""
     files = _parse_diff(diff)
     created: dict[str, str] = {}
-    by_file = {}
+    by_file: dict[str, list] = {}
     for r in task.regions:
         by_file.setdefault(r.file, []).append(r)
     regions = {}
@@ -135,7 +135,9 @@ def _parse_diff(diff: str) -> dict[str, list]:
 
 def _apply(old: list[str], hunks: list, rel: str) -> tuple[list[str], dict[int, int]]:
     """The patched lines and, for each kept old line (0-based), its index in them."""
-    new, where, pos = [], {}, 0
+    new: list[str] = []
+    where: dict[int, int] = {}
+    pos = 0
     for start, body in hunks:
         want = [ln[1:] for ln in body if ln[:1] in (" ", "-")]
         at = _find(old, want, start - 1, pos)

@@ -599,7 +599,7 @@ def report_cmd(
     """Leaderboard, per-task tables, paired comparisons; files with --out."""
     from pathlib import Path
 
-    from mlsbench_env.analysis.report import (
+    from mlsbench_env.analysis import (
         comparable,
         render_terminal,
         report_from_store,
