@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 from mlsbench_env.errors import MLSBenchError
@@ -259,13 +260,16 @@ def _se(x: float | None) -> str:
 def health_markdown(report: HealthReport) -> str:
     """The report as markdown: the ranking table, the per-setting table, the verdict."""
     n = len(report.seeds)
-    lines = [
+    intro = (
         f"Task score per seed (seeds {', '.join(map(str, report.seeds))}) from anchors.json: "
         f"mean, standard error (sample s.d. / √{n}), and the lead over the next baseline in "
         "standard errors of the paired-by-seed difference; score is the task score as the "
         "final evaluation reports it (seed means scored). Checks: the reference leads the "
         f"default and the runner-up by at least {MIN_SEPARATION_SE:g} s.e.; no other baseline "
-        "scores above 50. Written by `mlsbench_env.analysis.health`.",
+        "scores above 50. Written by `mlsbench_env.analysis.health`."
+    )
+    lines = [
+        *textwrap.wrap(intro, 100, break_on_hyphens=False),
         "",
         "| baseline | score | mean | s.e. | gap to next (s.e.) | flag |",
         "|---|---|---|---|---|---|",
