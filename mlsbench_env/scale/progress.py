@@ -66,9 +66,11 @@ class MatrixProgress:
 
     def update(self, e: Event) -> str | None:
         """Apply an event; returns a line worth printing (a finished or failed cell)."""
-        key = e.cell.key if e.cell else None
         line, settled = None, 0
-        if e.kind == "skip":
+        cell, row = e.cell, e.row or {}
+        if cell is None:  # a tick: the clock moves on
+            pass
+        elif e.kind == "skip":
             self.skipped += 1
             settled = 1
         elif e.kind == "start":
@@ -78,21 +80,21 @@ class MatrixProgress:
                 self.progress.reset(self.task, completed=self.skipped, **self._fields())
                 self.progress.advance(self.task, 0)
                 self.started = True
-            self.running.add(key)
+            self.running.add(cell.key)
         elif e.kind in ("done", "retry", "failed"):
-            self.running.discard(key)
+            self.running.discard(cell.key)
             first = (e.error or "").splitlines()[0] if e.error else ""
             if e.kind == "done":
                 self.done += 1
-                self.cost += e.row.get("cost_usd") or 0.0
-                s = e.row.get("score")
-                line = f"done    {e.cell.describe()}: score {'n/a' if s is None else f'{s:.1f}'}"
+                self.cost += row.get("cost_usd") or 0.0
+                s = row.get("score")
+                line = f"done    {cell.describe()}: score {'n/a' if s is None else f'{s:.1f}'}"
             elif e.kind == "retry":
                 self.retries += 1
-                line = f"retry   {e.cell.describe()} (attempt {e.attempt} failed: {first})"
+                line = f"retry   {cell.describe()} (attempt {e.attempt} failed: {first})"
             else:
                 self.failed += 1
-                line = f"FAILED  {e.cell.describe()}: {first}"
+                line = f"FAILED  {cell.describe()}: {first}"
             settled = int(e.kind != "retry")
             self.last.append(line)
         if settled:
