@@ -21,14 +21,17 @@ from typer.testing import CliRunner
 from mlsbench_env.cli import app
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.scale.matrix import (
+    AgentSpec,
+    Cell,
     EvalConfig,
-    MatrixProgress,
+    Event,
     agent_spec,
     expand,
     load_suite,
     resolve_tasks,
     run_eval,
 )
+from mlsbench_env.scale.progress import MatrixProgress
 from mlsbench_env.scale.store import ResultsStore
 from mlsbench_env.spec import builtin_task_ids, load_task
 
@@ -203,6 +206,28 @@ def test_lite_suite_covers_every_domain_of_the_shipped_tasks():
 def test_progress_counts_and_eta():
     p = MatrixProgress(total=4, workers=2)
     assert p.eta_s is None and "0/4 done" in p.line()
+
+
+def test_progress_renders_and_counts_a_finished_cell():
+    from rich.console import Console
+
+    agent = AgentSpec("baseline:default", "baseline", "baseline:default", baseline="default")
+    a, b, c = (Cell("guess", "guess", 1, "toy", agent, seed) for seed in range(3))
+    p = MatrixProgress(total=3, workers=2)
+    p.update(Event("skip", a))
+    p.update(Event("start", b))
+    p.update(Event("start", c))
+    line = p.update(Event("done", b, row={"score": 87.5, "cost_usd": 0.25}))
+    assert line == "done    guess x baseline:default x seed 1: score 87.5"
+    assert "2/3 done (1 from before), 1 running, 0 failed" in p.line() and "$0.25" in p.line()
+    assert p.eta_s is not None and p.eta_s >= 0  # one cell left at the rate of the first
+    console = Console(record=True, width=160, color_system=None)
+    console.print(p)
+    shown = console.export_text()
+    assert "score 87.5" in shown and "2/3" in shown and "1 running, 0 failed" in shown
+    p.update(Event("failed", c, error="RuntimeError: boom\ntraceback"))
+    assert "FAILED  guess x baseline:default x seed 2: RuntimeError: boom" in p.last
+    assert "1 failed" in p.line() and p.eta_s == 0.0  # every cell settled
 
 
 # --------------------------------------------------------------------------- real matrices

@@ -151,6 +151,14 @@ def test_bad_requests_get_clear_4xx(server, tiny):
     fresh.close()
 
 
+def test_a_chunked_body_is_refused_before_it_is_read(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.cfg.port, timeout=60)
+    conn.request("POST", "/v1/sessions", iter([b'{"task": "x"}']), encode_chunked=True)
+    resp = conn.getresponse()
+    assert resp.status == 411 and "Content-Length" in json.loads(resp.read())["detail"]
+    conn.close()
+
+
 def test_bearer_token_is_required_when_set(tiny, tmp_path):
     assert needs_token("0.0.0.0") and not needs_token("127.0.0.1")
     cfg = ServerConfig(
@@ -162,6 +170,8 @@ def test_bearer_token_is_required_when_set(tiny, tmp_path):
         status, _ = srv.raw("GET", "/v1/tasks", headers={"Authorization": "Bearer wrong"})
         assert status == 401
         assert srv.raw("GET", "/healthz")[0] == 200
+        schemes = srv.raw("GET", "/openapi.json")[1]["components"]["securitySchemes"]
+        assert schemes["HTTPBearer"]["scheme"] == "bearer"  # /docs offers to send the token
         with pytest.raises(RemoteEnvError) as e:
             RemoteEnv(tiny.id, srv.url)
         assert e.value.status == 401

@@ -511,7 +511,8 @@ def eval_matrix(
     from pydantic import ValidationError
     from rich.live import Live
 
-    from mlsbench_env.scale.matrix import EvalConfig, MatrixProgress, expand, run_eval
+    from mlsbench_env.scale.matrix import EvalConfig, expand, run_eval
+    from mlsbench_env.scale.progress import MatrixProgress
     from mlsbench_env.scale.store import ResultsStore
 
     env: dict = {"sandbox": sandbox, "test_budget": test_budget, "max_steps": max_steps}

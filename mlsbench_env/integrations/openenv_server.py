@@ -23,19 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from typing import Any
 
 from pydantic import Field
 
 from mlsbench_env.integrations import isolation_of, mark_harness, require, slim_info
-from mlsbench_env.scale.server import (
-    CreateRequest,
-    Guard,
-    HTTPError,
-    ServerConfig,
-    State,
-)
+from mlsbench_env.scale.server import ServerConfig, limit_body
+from mlsbench_env.scale.sessions import HTTPError, State
 
 require("openenv.core.env_server", "openenv")
 
@@ -50,6 +44,9 @@ from openenv.core.env_server.types import (  # noqa: E402
     ConcurrencyConfig,
     EnvironmentMetadata,
 )
+from starlette.responses import JSONResponse  # noqa: E402
+
+from mlsbench_env.scale.routes import UNAUTHORIZED, CreateRequest, token_ok  # noqa: E402
 
 log = logging.getLogger("mlsbench.openenv")
 DEFAULT_TASK = "opt-evolution-strategy"
@@ -177,16 +174,24 @@ class MlsOpenEnv(Environment[MlsAction, MlsObservation, MlsState]):
             await self._state.close(sid)
 
 
-class _WSGuard(Guard):
-    """``mlsbench serve``'s bearer-token and body-size guard, extended to the WebSocket route
-    (OpenEnv clients send the token with ``headers={"Authorization": "Bearer ..."}``)."""
+class _WSGuard:
+    """``mlsbench serve``'s bearer token on OpenEnv's routes, WebSocket included: the routes are
+    OpenEnv's (no per-route dependency of ours), so an ASGI middleware checks it."""
+
+    def __init__(self, app, token: str | None):
+        self.app, self.token = app, token
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "websocket" and self.token:
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not secrets.compare_digest(given, f"Bearer {self.token}".encode()):
-                return await send({"type": "websocket.close", "code": 1008})
-        return await super().__call__(scope, receive, send)
+        if scope["type"] in ("http", "websocket") and scope["path"] != "/healthz":
+            given = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            scheme, _, cred = given.partition(" ")
+            if not token_ok(cred if scheme.lower() == "bearer" else None, self.token):
+                if scope["type"] == "websocket":
+                    return await send({"type": "websocket.close", "code": 1008})
+                headers = {"WWW-Authenticate": "Bearer"}
+                response = JSONResponse({"detail": UNAUTHORIZED}, 401, headers=headers)
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
 
 
 def create_openenv_app(cfg: ServerConfig | None = None):
@@ -234,7 +239,8 @@ def create_openenv_app(cfg: ServerConfig | None = None):
 
     app.router.on_startup.append(startup)
     app.router.on_shutdown.append(shutdown)
-    app.add_middleware(_WSGuard, token=cfg.token, max_body=cfg.max_body_bytes)
+    app.middleware("http")(limit_body)
+    app.add_middleware(_WSGuard, token=cfg.token)
     return app
 
 
