@@ -303,7 +303,7 @@ def run_cell(
                 },
             )
 
-    totals, model = None, None
+    model = None
     if cell.agent.kind == "baseline":
         env = ResearchEnv(task, **opts)
         agent = BaselineAgent(task, baseline_name(task, cell.agent.baseline))
@@ -311,7 +311,6 @@ def run_cell(
             result = run_episode(env, agent, seed=cell.seed, on_step=note)
         finally:
             env.close()
-        exit_status = "submitted" if result.terminated else "truncated"
     else:
         from mlsbench_env.agent import LLMAgent, load_config, make_model
 
@@ -320,16 +319,15 @@ def run_cell(
         if cfg.tools:
             opts.setdefault("tools", cfg.tools)
         env = ResearchEnv(task, **opts)
-        llm = make_model(cfg.model)
+        llm = make_model(cfg.model, cfg.retry)
         model = llm.name
         try:
             agent = LLMAgent(cfg, llm, on_step=note, score_unsubmitted=score_unsubmitted)
-            ar = agent.run(env, seed=cell.seed)
+            result = agent.run(env, seed=cell.seed)
         finally:
             env.close()
-        result, exit_status, totals = ar.episode, ar.status, ar.totals
     image = image_digest(cell.options_dict.get("sandbox", "local"))
-    return episode_row(cell, task, result, exit_status, totals, model, image, started)
+    return episode_row(cell, task, result, result.status, result.totals, model, image, started)
 
 
 def image_digest(sandbox: str) -> str | None:
@@ -397,12 +395,12 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
         "reward": result.reward,
         "steps": result.steps,
         "tests_used": end.get("tests_used", len(curve)),
-        "model_calls": t.model_calls if t else 0,
-        "input_tokens": (t.input_tokens + t.cached_input_tokens) if t else 0,
-        "cached_input_tokens": t.cached_input_tokens if t else 0,
-        "output_tokens": t.output_tokens if t else 0,
-        "tokens_estimated": bool(t and t.estimated),
-        "cost_usd": t.cost_usd if t else 0.0,
+        "model_calls": t["model_calls"] if t else 0,
+        "input_tokens": (t["input_tokens"] + t["cached_input_tokens"]) if t else 0,
+        "cached_input_tokens": t["cached_input_tokens"] if t else 0,
+        "output_tokens": t["output_tokens"] if t else 0,
+        "tokens_estimated": bool(t and t["estimated"]),
+        "cost_usd": t["cost_usd"] if t else 0.0,
         "wall_s": time.time() - started,
         "compute_s": max(budget0 - left, 0.0) + final_s,
         "tamper_events": len(tamper),
