@@ -64,12 +64,13 @@ class BaselineAgent:
 
     def __init__(self, task: Task, baseline: str):
         self.name = f"baseline-{baseline}"
+        self._plan: list[dict]
         if task.is_competition:
             self._plan = self._pipeline_plan(task, baseline)
             return
         regions = task.baseline_regions(baseline)
         # bottom-up, so that an edit never shifts the lines of a region still to edit
-        self._plan: list[dict] = [
+        self._plan = [
             {
                 "tool": "edit",
                 "args": {
@@ -90,6 +91,7 @@ class BaselineAgent:
         """A competition baseline: write the pipeline's files, run it, validate, submit
         (`default` submits the sample submission)."""
         comp = task.spec.competition
+        assert comp is not None  # only competitions have a pipeline
         files = task.baseline_files(baseline)
         plan = [
             {"tool": "edit", "args": {"path": path, "action": "create", "text": text}}
@@ -135,10 +137,12 @@ class Episode:
     def __init__(self, env, agent: Agent, seed: int | None, on_step: Callable | None = None):
         self.env, self.agent, self.seed, self.on_step = env, agent, seed, on_step
         self.un: Any = env.unwrapped  # records go to the ResearchEnv under any wrappers
-        self.records = hasattr(agent, "totals")
+        self._totals: Callable[[], dict] | None = getattr(agent, "totals", None)
+        self.records = self._totals is not None
         self.reward, self.terminated, self.truncated, self.steps = 0.0, False, False, 0
         self.status: ExitStatus | None = None
-        self.obs, self.info = "", {}
+        self.obs: str = ""
+        self.info: dict = {}
 
     def begin(self, obs: str, info: dict, extra_records: Iterable[dict] = ()) -> None:
         self.obs, self.info = obs, info
@@ -155,7 +159,7 @@ class Episode:
             return None
         return action if isinstance(action, str) else json.dumps(action)
 
-    def stepped(self, action: str | dict, out: tuple) -> None:
+    def stepped(self, action: str | dict | None, out: tuple) -> None:
         self.obs, self.reward, self.terminated, self.truncated, self.info = out
         self.steps += 1
         observe = getattr(self.agent, "observe", None)
@@ -193,7 +197,7 @@ class Episode:
             self.un.record({"type": "agent_end", "status": self.status, "totals": self.totals()})
 
     def totals(self) -> dict | None:
-        return self.agent.totals() if self.records else None
+        return self._totals() if self._totals else None
 
     def outcome(self) -> EpisodeOutcome:
         un, info = self.un, self.info

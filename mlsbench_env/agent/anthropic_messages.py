@@ -22,7 +22,8 @@ def _input(arguments: str) -> dict:
 def to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
     """Neutral messages -> (system, Messages API messages). Tool results and notes that follow
     one assistant turn merge into one user turn, as the API requires alternating roles."""
-    system, out = [], []
+    system: list[str] = []
+    out: list[dict] = []
     for m in messages:
         role = m["role"]
         if role == "system":

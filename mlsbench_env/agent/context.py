@@ -34,7 +34,8 @@ class ContextFitter:
         """The server refused the request for its length: believe its numbers (its window, its
         count of our prompt), or without numbers count 25% more, so the next try is cut more.
         Returns the ``context_refused`` record."""
-        window, prompt = e.overflow.get("window"), e.overflow.get("prompt_tokens")
+        overflow = e.overflow or {}
+        window, prompt = overflow.get("window"), overflow.get("prompt_tokens")
         if window:
             self.window = min(self.window, window)
         if prompt and size["est_tokens"]:

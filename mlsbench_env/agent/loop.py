@@ -101,7 +101,7 @@ class LLMAgent:
         names = [s["name"] for s in info["tools"]]
         fmt = fill(cfg.prompts.text_format, tools=tools_usage(names)) if text_mode else ""
         system = fill(cfg.prompts.system, action_format=fmt, task=env.task.id)
-        self.messages = [
+        self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": system},
             {
                 "role": "user",
@@ -166,11 +166,14 @@ class LLMAgent:
         # only the latest reply without an action and its reminder stay in context: a weak
         # model's failures must not fill the window
         self.messages = [m for m in self.messages if not m.get("_reminder")]
-        reply = resp.message()
-        actions = [(c.id, {"tool": c.name, "args": c.arguments}) for c in resp.tool_calls]
+        reply: dict[str, Any] = resp.message()
+        actions: list[tuple[str | None, dict | str]] = [
+            (c.id, {"tool": c.name, "args": c.arguments}) for c in resp.tool_calls
+        ]
         if not actions:
             action, problem = parse_text_action(resp.text)
             if action is None:
+                problem = problem or ""
                 self.format_errors += 1
                 n = self.format_errors
                 env.record({"type": "format_error", "error": problem, "in_a_row": n})
@@ -179,7 +182,8 @@ class LLMAgent:
                     return "format_errors"
                 note = fill(cfg.prompts.format_error, error=problem)
                 reply["_reminder"] = True
-                self.messages += [reply, {"role": "user", "content": note, "_reminder": True}]
+                reminder = {"role": "user", "content": note, "_reminder": True}
+                self.messages += [reply, reminder]
                 return None
             actions = [(None, action)]
         # an action reaches the env (which answers a malformed one itself, for a step)
