@@ -56,10 +56,10 @@ def rollout(
         **env_options,
     )
     try:
-        result = LLMAgent(cfg, make_model(cfg.model)).run(env, seed=seed)
+        result = LLMAgent(cfg, make_model(cfg.model, cfg.retry)).run(env, seed=seed)
     finally:
         env.close()  # the sandbox goes; the trajectory stays in runs_dir
-    ep, info = result.episode, result.episode.final_info
+    ep, info = result, result.final_info
     return {
         "reward": (ep.score or 0.0) / 100,  # an invalid or missing score counts as 0
         "score": ep.score,

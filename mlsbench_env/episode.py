@@ -1,20 +1,59 @@
-"""Playing whole episodes: the agent protocol, scripted baseline agents, the episode loop."""
+"""Playing whole episodes: the agent protocol, the scripted baseline agents, ``make_agent``, and
+``run_episode``, the one driver every agent is played by (baselines, LLM agents, the pool's).
+
+An agent needs only ``name`` and ``act``; ``start``, ``observe`` and ``totals`` are optional.
+An agent with ``totals`` (an LLM agent) gets its records in the trajectory: ``agent_crash``
+and ``agent_end`` (its exit status and totals); a baseline's trajectory has only the env's.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mlsbench_env.env import ResearchEnv
-from mlsbench_env.spec import Task
+from mlsbench_env.errors import MLSBenchError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from mlsbench_env.env import ResearchEnv
+    from mlsbench_env.spec import Task
+
+log = logging.getLogger(__name__)
+
+ExitStatus = Literal[
+    "submitted",  # the agent called submit: the env ran the final evaluation
+    "truncated",  # an env budget (steps, compute) ran out
+    "max_model_calls",  # limits.max_model_calls reached
+    "cost_limit",  # limits.cost_limit_usd reached
+    "format_errors",  # limits.max_format_errors replies in a row with no action in them
+    "model_error",  # retry.max_consecutive_errors failed calls in a row
+    "model_exhausted",  # a scripted / replay model ran out of replies
+    "stopped",  # an agent without a stop_reason stopped (act returned None)
+    "interrupted",  # Ctrl-C (re-raised after recording)
+    "crashed",  # an exception in the episode (re-raised after recording, unless scored)
+]
 
 
 class Agent(Protocol):
+    """What ``run_episode`` plays. Only ``name`` and ``act`` are required; the driver looks the
+    optional methods up with ``getattr``:
+
+    - ``start(env, observation, info) -> None``: once after reset (``env`` is the unwrapped
+      ``ResearchEnv``, for ``env.record``);
+    - ``observe(action, observation, reward, terminated, truncated, info) -> None``: after each
+      step;
+    - ``totals() -> dict``: what the agent spent, for the ``agent_end`` record;
+    - ``stop_reason``: the exit status when ``act`` returns None."""
+
     name: str
 
-    def act(self, observation: str, info: dict[str, Any]) -> str | dict:
-        """The next action for this observation."""
+    def act(self, observation: str, info: dict[str, Any]) -> str | dict | None:
+        """The next action for this observation, or None to stop."""
         ...
 
 
@@ -25,12 +64,13 @@ class BaselineAgent:
 
     def __init__(self, task: Task, baseline: str):
         self.name = f"baseline-{baseline}"
+        self._plan: list[dict]
         if task.is_competition:
             self._plan = self._pipeline_plan(task, baseline)
             return
         regions = task.baseline_regions(baseline)
         # bottom-up, so that an edit never shifts the lines of a region still to edit
-        self._plan: list[dict] = [
+        self._plan = [
             {
                 "tool": "edit",
                 "args": {
@@ -51,6 +91,7 @@ class BaselineAgent:
         """A competition baseline: write the pipeline's files, run it, validate, submit
         (`default` submits the sample submission)."""
         comp = task.spec.competition
+        assert comp is not None  # only competitions have a pipeline
         files = task.baseline_files(baseline)
         plan = [
             {"tool": "edit", "args": {"path": path, "action": "create", "text": text}}
@@ -69,7 +110,10 @@ class BaselineAgent:
 
 
 @dataclass
-class EpisodeResult:
+class EpisodeOutcome:
+    """A played episode: the final score and info, how it ended (``status``, an ExitStatus)
+    and, for agents that count them, the agent's totals (an LLM agent's tokens and cost)."""
+
     task: str
     agent: str
     seed: int | None
@@ -82,39 +126,174 @@ class EpisodeResult:
     truncated: bool
     final_info: dict = field(default_factory=dict)
     run_dir: str | None = None
+    status: ExitStatus = "submitted"
+    totals: dict | None = None
 
-    @classmethod
-    def at_end(cls, env, agent, seed, reward, steps, terminated, truncated, info) -> EpisodeResult:
-        """The result of an episode that just ended (``env`` may be wrapped)."""
-        un: Any = env.unwrapped
-        return cls(
+
+class Episode:
+    """The bookkeeping of one episode, shared by ``run_episode`` and the pool's async driver:
+    the agent's optional methods, the step count, the exit status and the agent records."""
+
+    def __init__(self, env, agent: Agent, seed: int | None, on_step: Callable | None = None):
+        self.env, self.agent, self.seed, self.on_step = env, agent, seed, on_step
+        self.un: Any = env.unwrapped  # records go to the ResearchEnv under any wrappers
+        self._totals: Callable[[], dict] | None = getattr(agent, "totals", None)
+        self.records = self._totals is not None
+        self.reward, self.terminated, self.truncated, self.steps = 0.0, False, False, 0
+        self.status: ExitStatus | None = None
+        self.obs: str = ""
+        self.info: dict = {}
+
+    def begin(self, obs: str, info: dict, extra_records: Iterable[dict] = ()) -> None:
+        self.obs, self.info = obs, info
+        start = getattr(self.agent, "start", None)
+        if start:
+            start(self.un, obs, info)
+        for rec in extra_records:
+            self.un.record(rec)
+
+    def encode(self, action: str | dict | None) -> str | None:
+        """The action as the env takes it; None (and the exit status) when the agent stops."""
+        if action is None:
+            self.status = getattr(self.agent, "stop_reason", None) or "stopped"
+            return None
+        return action if isinstance(action, str) else json.dumps(action)
+
+    def stepped(self, action: str | dict | None, out: tuple) -> None:
+        self.obs, self.reward, self.terminated, self.truncated, self.info = out
+        self.steps += 1
+        observe = getattr(self.agent, "observe", None)
+        if observe:
+            observe(action, *out)
+        if self.on_step:
+            self.on_step(self.steps, action, self.obs, self.info)
+        if self.terminated or self.truncated:
+            self.status = "submitted" if self.terminated else "truncated"
+
+    def interrupted(self) -> None:
+        self.status = "interrupted"
+        self.end()
+
+    def crashed(self, score_unsubmitted: bool) -> bool:
+        """Record the exception being handled; whether to re-raise it (not when it is scored)."""
+        self.status = "crashed"
+        if self.records:
+            self.un.record({"type": "agent_crash", "traceback": traceback.format_exc()})
+        if not score_unsubmitted:
+            self.end()
+            return True
+        log.warning("the agent crashed (traceback in the trajectory); scoring its code")
+        return False
+
+    def to_score(self, score_unsubmitted: bool) -> bool:
+        """Whether the episode needs ``end_unsubmitted``: the agent left it unsubmitted."""
+        return score_unsubmitted and not (self.terminated or self.truncated)
+
+    def scored(self, reward: float, final: dict) -> None:
+        self.reward, self.info = reward, {**self.info, **final}
+
+    def end(self) -> None:
+        if self.records:
+            self.un.record({"type": "agent_end", "status": self.status, "totals": self.totals()})
+
+    def totals(self) -> dict | None:
+        return self._totals() if self._totals else None
+
+    def outcome(self) -> EpisodeOutcome:
+        un, info = self.un, self.info
+        return EpisodeOutcome(
             task=getattr(getattr(un, "task", None), "id", str(un)),
-            agent=agent.name,
-            seed=seed,
-            reward=reward,
+            agent=self.agent.name,
+            seed=self.seed,
+            reward=self.reward,
             score=info.get("score"),
             score_spread=info.get("score_spread"),
             vanilla_score=info.get("vanilla_score"),
-            steps=steps,
-            terminated=terminated,
-            truncated=truncated,
+            steps=self.steps,
+            terminated=self.terminated,
+            truncated=self.truncated,
             final_info=info,
             run_dir=str(un.run_dir) if getattr(un, "run_dir", None) else None,
+            status=self.status or "crashed",
+            totals=self.totals(),
         )
 
 
 def run_episode(
-    env: ResearchEnv, agent: Agent, seed: int | None = 0, on_step=None
-) -> EpisodeResult:
-    """reset, then act/step until the episode ends."""
+    env: ResearchEnv,
+    agent: Agent,
+    seed: int | None = 0,
+    *,
+    on_step: Callable | None = None,
+    score_unsubmitted: bool = False,
+    extra_records: Iterable[dict] = (),
+) -> EpisodeOutcome:
+    """reset, ``agent.start``, then act/step/observe until the episode ends or the agent stops
+    (``act`` returns None). ``env`` may be wrapped; records go to the ResearchEnv under it.
+    ``on_step(n, action, observation, info)`` is called after every step.
+
+    Ctrl-C is recorded and re-raised; another exception is recorded and re-raised unless
+    ``score_unsubmitted``. With ``score_unsubmitted``, an episode the agent leaves unsubmitted
+    (it stopped or crashed) gets the env's final evaluation (``ResearchEnv.end_unsubmitted``),
+    so it ends with a score. Ctrl-C is never scored."""
+    ep = Episode(env, agent, seed, on_step)
     obs, info = env.reset(seed=seed)
-    reward, terminated, truncated, steps = 0.0, False, False, 0
-    while not (terminated or truncated):
-        action = agent.act(obs, info)
-        obs, reward, terminated, truncated, info = env.step(
-            action if isinstance(action, str) else json.dumps(action)
+    try:
+        ep.begin(obs, info, extra_records)
+        while ep.status is None:
+            action = agent.act(ep.obs, ep.info)
+            encoded = ep.encode(action)
+            if encoded is not None:
+                ep.stepped(action, env.step(encoded))
+    except KeyboardInterrupt:
+        ep.interrupted()
+        raise
+    except Exception:
+        if ep.crashed(score_unsubmitted):
+            raise
+    try:
+        if ep.to_score(score_unsubmitted):
+            ep.scored(*ep.un.end_unsubmitted(ep.status))
+    finally:
+        ep.end()
+    return ep.outcome()
+
+
+def make_agent(spec: Any, task: Task, *, overrides=(), **options) -> Agent:
+    """The agent ``spec`` names, for ``task``:
+
+    - ``"baseline:NAME"`` plays that baseline's edit (``strongest`` / ``reference``: the task's
+      reference baseline; ``default``: the scaffold unchanged);
+    - a YAML path, a config dict or an ``AgentConfig``: an LLM agent with its config's model
+      (``overrides``: ``--set`` items; ``options``: ``LLMAgent``'s, e.g. ``on_step``,
+      ``score_unsubmitted``, or ``model=`` to use another model than the config's)."""
+    if isinstance(spec, str) and spec.startswith("baseline:"):
+        if overrides or options:
+            raise MLSBenchError(
+                f"{spec}: a baseline agent takes no options; got {sorted(options) or 'overrides'}"
+            )
+        name = spec.split(":", 1)[1]
+        if name in ("strongest", "reference"):
+            name = task.spec.reference_baseline
+        return BaselineAgent(task, name)
+    from mlsbench_env.agent import AgentConfig, LLMAgent, load_config, make_model
+
+    if isinstance(spec, str | Path) and not str(spec).endswith((".yaml", ".yml")):
+        raise MLSBenchError(
+            f"unknown agent {str(spec)!r}; expected baseline:<name> (one of: "
+            f"{', '.join(task.baseline_names)}, strongest) or an agent YAML file "
+            "(e.g. agents/openai.yaml)"
         )
-        steps += 1
-        if on_step:
-            on_step(steps, action, obs, info)
-    return EpisodeResult.at_end(env, agent, seed, reward, steps, terminated, truncated, info)
+    cfg = spec if isinstance(spec, AgentConfig) and not overrides else None
+    if cfg is None:
+        source = spec.model_dump(mode="json") if isinstance(spec, AgentConfig) else spec
+        cfg = load_config(source, overrides)
+    model = options.pop("model", None) or make_model(cfg.model, cfg.retry)
+    return LLMAgent(cfg, model, **options)
+
+
+def env_defaults(agent: Agent) -> dict[str, Any]:
+    """Env options an agent asks for (an LLM agent's observation cap and tool subset); the
+    caller's own options win."""
+    defaults = getattr(agent, "env_defaults", None)
+    return defaults() if defaults else {}

@@ -31,22 +31,20 @@ def config(url, **model):
         {
             "name": "fake-anthropic",
             "model": {"provider": "anthropic", "name": "fake-claude", "base_url": url, **model},
-            "retry": {"initial_s": 0.01, "max_s": 0.5},
             "prices": PRICES,
         }
     )
 
 
-def play(task, tmp_path, cfg, sleeps=None):
+def play(task, tmp_path, cfg):
     env = ResearchEnv(
         task, runs_dir=str(tmp_path / "runs"), work_dir=str(tmp_path / "eps"), final_seeds=(0,)
     )
-    sleep = sleeps.append if sleeps is not None else (lambda s: None)
     try:
-        result = LLMAgent(cfg, make_model(cfg.model), sleep=sleep).run(env, seed=0)
+        result = LLMAgent(cfg, make_model(cfg.model, cfg.retry)).run(env, seed=0)
     finally:
         env.close()
-    return result, read_log(f"{result.episode.run_dir}/trajectory.jsonl")
+    return result, read_log(f"{result.run_dir}/trajectory.jsonl")
 
 
 def test_episode_to_submitted_score_with_usage_and_cost(tiny, tmp_path):
@@ -54,13 +52,13 @@ def test_episode_to_submitted_score_with_usage_and_cost(tiny, tmp_path):
     replies = [as_anthropic(a, u) for a, u in zip(PERFECT, usages, strict=True)]
     with FakeServer(replies) as srv:
         result, records = play(tiny, tmp_path, config(srv.anthropic_url))
-    assert result.status == "submitted" and result.episode.score == pytest.approx(100.0)
+    assert result.status == "submitted" and result.score == pytest.approx(100.0)
     t = result.totals
-    assert t.input_tokens == sum(i for i, _, _ in usages)
-    assert t.cached_input_tokens == sum(c for _, _, c in usages)
-    assert t.output_tokens == sum(o for _, o, _ in usages)
+    assert t["input_tokens"] == sum(i for i, _, _ in usages)
+    assert t["cached_input_tokens"] == sum(c for _, _, c in usages)
+    assert t["output_tokens"] == sum(o for _, o, _ in usages)
     expected = sum((i * 3.0 + c * 0.3 + o * 15.0) / 1e6 for i, o, c in usages)
-    assert t.cost_usd == pytest.approx(expected)
+    assert t["cost_usd"] == pytest.approx(expected)
     assert records[-1]["type"] == "agent_end"
     assert records[-1]["totals"]["cost_usd"] == pytest.approx(expected)
     # the wire format the SDK sent
@@ -86,7 +84,7 @@ def test_parallel_tool_use_results_share_one_user_turn(tiny, tmp_path):
     ]
     with FakeServer(replies) as srv:
         result, _ = play(tiny, tmp_path, config(srv.anthropic_url))
-    assert result.status == "submitted" and result.episode.score == pytest.approx(100.0)
+    assert result.status == "submitted" and result.score == pytest.approx(100.0)
     msgs = srv.requests[1]["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
     assert [b["type"] for b in msgs[1]["content"]] == ["text", "tool_use", "tool_use"]
@@ -111,14 +109,15 @@ def test_bad_tool_input_and_no_tool_call_become_observations(tiny, tmp_path):
 def test_overloaded_and_rate_limited_are_retried(tiny, tmp_path):
     replies = [
         error_reply(529, "overloaded", kind="overloaded_error"),
-        error_reply(429, "rate", {"retry-after": "0.3"}, kind="rate_limit_error"),
+        error_reply(429, "rate", {"retry-after": "1.5"}, kind="rate_limit_error"),
         as_anthropic(SUBMIT),
     ]
-    sleeps = []
     with FakeServer(replies) as srv:
-        result, records = play(tiny, tmp_path, config(srv.anthropic_url), sleeps)
+        result, records = play(tiny, tmp_path, config(srv.anthropic_url))
     assert result.status == "submitted" and len(srv.requests) == 3
-    assert 0.0075 <= sleeps[0] <= 0.0125 and sleeps[1] == pytest.approx(0.3)
+    first, second = srv.gaps()
+    # the SDK's backoff (0.5 s less up to 25%), then the server's retry-after (its backoff: <= 1 s)
+    assert 0.375 <= first < 1.5 and 1.5 <= second < 3.5
     assert [r["attempts"] for r in records if r["type"] == "model_call"] == [3]
 
 
@@ -158,7 +157,7 @@ def test_opt_evolution_strategy_episode_through_anthropic(tmp_path):
     with FakeServer([as_anthropic(a, (2000, 100, 500)) for a in actions]) as srv:
         result, records = play(task, tmp_path, config(srv.anthropic_url))
     assert result.status == "submitted", records[-3:]
-    assert result.episode.score is not None and result.episode.score > 20
-    assert result.totals.model_calls == len(actions) == len(srv.requests)
+    assert result.score is not None and result.score > 20
+    assert result.totals["model_calls"] == len(actions) == len(srv.requests)
     expected = len(actions) * (2000 * 3.0 + 500 * 0.3 + 100 * 15.0) / 1e6
-    assert result.totals.cost_usd == pytest.approx(expected)
+    assert result.totals["cost_usd"] == pytest.approx(expected)

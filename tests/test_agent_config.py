@@ -1,14 +1,13 @@
-"""Agent YAML, --set overrides, text actions, retries and cost: the pieces, without an env."""
+"""Agent YAML, --set overrides, text actions, retry settings and cost: the pieces, without an
+env."""
 
 from pathlib import Path
 
 import pytest
 
-from mlsbench_env.agent import AgentConfigError, ModelError, load_config, parse_text_action
-from mlsbench_env.agent.config import RetryConfig
-from mlsbench_env.agent.loop import cost_usd
+from mlsbench_env.agent import AgentConfigError, load_config, make_model, parse_text_action
 from mlsbench_env.agent.models import Usage
-from mlsbench_env.agent.retry import call_with_retries, retry_after
+from mlsbench_env.agent.totals import cost_usd
 
 AGENTS = sorted((Path(__file__).parent.parent / "agents").glob("*.yaml"))
 
@@ -104,36 +103,21 @@ def test_cost_from_usage_and_prices():
     assert cost_usd(usage, prices) == pytest.approx(2 + 1 + 2)  # cached defaults to input
 
 
-def test_retries_honour_retry_after_back_off_and_give_up():
-    policy = RetryConfig(max_attempts=4, initial_s=1.0, max_s=3.0, jitter=0.0)
-    errors = [
-        ModelError("429", retryable=True, retry_after=0.5),
-        ModelError("500", retryable=True),
-        ModelError("500", retryable=True),
-        ModelError("500", retryable=True),
-    ]
-    sleeps = []
-
-    def fail():
-        raise errors.pop(0)
-
-    with pytest.raises(ModelError, match="500"):
-        call_with_retries(fail, policy, sleep=sleeps.append)
-    assert sleeps == [0.5, 2.0, 3.0]  # retry-after, then 1 * 2^1, then capped at max_s
-
-    sleeps.clear()
-    with pytest.raises(ModelError, match="400"):
-        call_with_retries(
-            lambda: (_ for _ in ()).throw(ModelError("400", retryable=False)),
-            policy,
-            sleep=sleeps.append,
-        )
-    assert sleeps == []
-    assert call_with_retries(lambda: "ok", policy) == ("ok", 1)
+@pytest.mark.parametrize(
+    "provider, sdk", [("openai", "openai"), ("anthropic", "anthropic")], ids=["openai", "anthropic"]
+)
+def test_retry_max_attempts_is_the_sdk_clients_retries(monkeypatch, provider, sdk):
+    pytest.importorskip(sdk)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    cfg = load_config({"name": "x", "model": {"provider": provider, "name": "m"}}, [])
+    assert make_model(cfg.model, cfg.retry).client.max_retries == 5  # 6 attempts by default
+    cfg = load_config(
+        {"name": "x", "model": {"provider": provider, "name": "m"}}, ["retry.max_attempts=1"]
+    )
+    assert make_model(cfg.model, cfg.retry).client.max_retries == 0
 
 
-def test_retry_after_header_forms():
-    assert retry_after({"retry-after": "2"}) == 2.0
-    assert retry_after({"retry-after-ms": "150", "retry-after": "9"}) == 0.15
-    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
-    assert retry_after(None) is None
+def test_backoff_settings_are_the_sdks_not_the_configs():
+    with pytest.raises(AgentConfigError, match="retry.initial_s: unknown field"):
+        load_config({"name": "x", "model": {"provider": "scripted"}, "retry": {"initial_s": 1}})

@@ -219,13 +219,15 @@ def _sse(completion: dict) -> bytes:
 
 class FakeServer:
     """An HTTP server on 127.0.0.1 that answers POST /v1/chat/completions and /v1/messages with
-    the queued replies, in order, and keeps every request body it received (``port`` 0: a free
-    one)."""
+    the queued replies, in order, and keeps every request body it received, when it arrived and
+    the SDK's retry count header (``port`` 0: a free one)."""
 
     def __init__(self, replies=(), port: int = 0):
         self.replies: deque[Reply] = deque(replies)
         self.requests: list[dict] = []
         self.paths: list[str] = []
+        self.times: list[float] = []  # time.monotonic() at each request's arrival
+        self.retry_counts: list[str | None] = []  # x-stainless-retry-count, sent by the SDKs
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -234,6 +236,8 @@ class FakeServer:
                 body = json.loads(self.rfile.read(n) or b"{}")
                 server.requests.append(body)
                 server.paths.append(self.path)
+                server.times.append(time.monotonic())
+                server.retry_counts.append(self.headers.get("x-stainless-retry-count"))
                 reply = (
                     server.replies.popleft()
                     if server.replies
@@ -271,6 +275,10 @@ class FakeServer:
         self.httpd = Server(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def gaps(self) -> list[float]:
+        """Seconds between consecutive requests (the client's waits, plus a little)."""
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
 
     @property
     def openai_url(self) -> str:

@@ -69,7 +69,7 @@ def runs(tiny, tmp_path_factory):
         )
         env = ResearchEnv(tiny, **opts)
         try:
-            llm = LLMAgent(cfg, make_model(cfg.model)).run(env, seed=0)
+            llm = LLMAgent(cfg, make_model(cfg.model, cfg.retry)).run(env, seed=0)
         finally:
             env.close()
         sent = srv.requests
@@ -84,7 +84,7 @@ def runs(tiny, tmp_path_factory):
 
 def test_token_traces_are_recorded_per_model_call(runs):
     assert runs["sent"][0]["logprobs"] is True and runs["sent"][0]["return_token_ids"] is True
-    records = read_log(f"{runs['llm'].episode.run_dir}/trajectory.jsonl")
+    records = read_log(f"{runs['llm'].run_dir}/trajectory.jsonl")
     calls = [r for r in records if r["type"] == "model_call"]
     for call, (prompt, completion, logprobs) in zip(calls, runs["turns"], strict=True):
         trace = call["response"]["trace"]

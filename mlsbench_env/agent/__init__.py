@@ -1,11 +1,13 @@
-"""LLM agents: a small loop over a ``Model`` protocol and the env, configured by YAML.
+"""LLM agents: ``LLMAgent`` plays the ``Agent`` protocol of ``mlsbench_env.episode`` with a
+``Model``, configured by YAML.
 
 Providers (``openai_chat``, ``anthropic_messages``) import their SDK lazily (the ``llm``
-extra); ``ScriptedModel`` and ``ReplayModel`` need no API. See docs/agents.md.
+extra) and retry through it; ``ScriptedModel`` and ``ReplayModel`` need no API. See
+docs/agents.md.
 """
 
 from mlsbench_env.agent.config import AgentConfig, AgentConfigError, load_config
-from mlsbench_env.agent.loop import AgentResult, LLMAgent, parse_text_action, saved_run, summarize
+from mlsbench_env.agent.loop import LLMAgent, parse_text_action
 from mlsbench_env.agent.models import (
     Model,
     ModelError,
@@ -16,11 +18,13 @@ from mlsbench_env.agent.models import (
     Usage,
     make_model,
 )
+from mlsbench_env.agent.resume import saved_run
+from mlsbench_env.agent.summary import summarize
+from mlsbench_env.agent.totals import Totals
 
 __all__ = [
     "AgentConfig",
     "AgentConfigError",
-    "AgentResult",
     "LLMAgent",
     "Model",
     "ModelError",
@@ -29,6 +33,7 @@ __all__ = [
     "ScriptedModel",
     "ToolCall",
     "Usage",
+    "Totals",
     "load_config",
     "make_model",
     "parse_text_action",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-from mlsbench_env.agent.config import AgentConfigError, ModelConfig
-from mlsbench_env.agent.models import ModelError, ModelResponse, ToolCall, Usage
-from mlsbench_env.agent.retry import import_sdk, status_error
+from mlsbench_env.agent.config import AgentConfigError, ModelConfig, RetryConfig
+from mlsbench_env.agent.models import ModelResponse, ToolCall, Usage
+from mlsbench_env.agent.sdk import call, client, import_sdk
 from mlsbench_env.tools import anthropic_tools
 
 
@@ -22,7 +22,8 @@ def _input(arguments: str) -> dict:
 def to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
     """Neutral messages -> (system, Messages API messages). Tool results and notes that follow
     one assistant turn merge into one user turn, as the API requires alternating roles."""
-    system, out = [], []
+    system: list[str] = []
+    out: list[dict] = []
     for m in messages:
         role = m["role"]
         if role == "system":
@@ -62,7 +63,7 @@ def to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
 
 
 class AnthropicMessages:
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, retry: RetryConfig | None = None):
         self.sdk = import_sdk("anthropic")
         self.cfg = cfg
         self.name = cfg.name
@@ -72,10 +73,7 @@ class AnthropicMessages:
             if not cfg.base_url:
                 raise AgentConfigError(f"model: no API key: set {env_var}")
             key = "EMPTY"
-        # retries are ours (one policy for every provider, recorded per call), so the SDK's are off
-        self.client = self.sdk.Anthropic(
-            api_key=key, base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
-        )
+        self.client = client(self.sdk, "Anthropic", cfg, key, retry)
 
     def request(
         self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
@@ -96,17 +94,9 @@ class AnthropicMessages:
     def query(
         self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
     ) -> ModelResponse:
-        sdk = self.sdk
-        try:
-            r = self.client.messages.create(**self.request(messages, tools, max_output_tokens))
-        except sdk.APIStatusError as e:
-            raise status_error("Anthropic", e.status_code, e.message, e.response.headers) from None
-        except sdk.APITimeoutError:
-            raise ModelError(
-                f"Anthropic API request timed out after {self.cfg.timeout_s} s", retryable=True
-            ) from None
-        except sdk.APIConnectionError as e:
-            raise ModelError(f"cannot reach the Anthropic API: {e}", retryable=True) from None
+        req = self.request(messages, tools, max_output_tokens)
+        create = self.client.messages.with_raw_response.create
+        r, attempts = call(self.sdk, "Anthropic", self.cfg.timeout_s, create, req)
         text, calls, keep = [], [], False
         for b in r.content:
             if b.type == "text":
@@ -131,4 +121,5 @@ class AnthropicMessages:
             provider_content=[b.model_dump(mode="json", exclude_none=True) for b in r.content]
             if keep
             else None,
+            attempts=attempts,
         )

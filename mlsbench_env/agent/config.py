@@ -131,10 +131,12 @@ class Prices(_Frozen):
 
 
 class RetryConfig(_Frozen):
-    max_attempts: int = Field(6, ge=1, description="Tries per model call.")
-    initial_s: float = Field(1.0, ge=0, description="First backoff delay.")
-    max_s: float = Field(60.0, ge=0, description="Longest backoff delay.")
-    jitter: float = Field(0.25, ge=0, le=1, description="Random +- fraction of each delay.")
+    max_attempts: int = Field(
+        6,
+        ge=1,
+        description="Tries per model call: the provider SDK's retries (timeouts, 429, 5xx), "
+        "with its backoff and the server's retry-after.",
+    )
     max_consecutive_errors: int = Field(
         3, ge=1, description="Failed model calls (after retries) in a row that end the run."
     )

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mlsbench_env.agent.config import ModelConfig
+from mlsbench_env.agent.config import ModelConfig, RetryConfig
 from mlsbench_env.env.log import read_log
 from mlsbench_env.errors import MLSBenchError
 
@@ -47,6 +47,7 @@ class ModelResponse:
     # content blocks to send back verbatim (Anthropic thinking blocks must be returned as-is)
     provider_content: list[dict] | None = None
     replayed: bool = field(default=False, compare=False)
+    attempts: int = field(default=1, compare=False)  # requests it took (the SDK's retries)
 
     def message(self) -> dict:
         msg: dict[str, Any] = {
@@ -79,23 +80,12 @@ class ModelResponse:
 
 
 class ModelError(MLSBenchError):
-    """A failed model call. ``retryable`` errors (rate limits, 5xx, timeouts) are retried with
-    backoff; ``retry_after`` is the server's requested wait, in seconds, when it sent one.
-    ``overflow``: the server refused the request for its length (the loop trims and resends);
-    it holds the numbers the server stated, ``{"window": N, "prompt_tokens": N}`` (either may be
-    None)."""
+    """A failed model call (after the provider's own retries). ``overflow``: the server refused
+    the request for its length (the loop trims and resends); it holds the numbers the server
+    stated, ``{"window": N, "prompt_tokens": N}`` (either may be None)."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool,
-        retry_after: float | None = None,
-        overflow: dict | None = None,
-    ):
+    def __init__(self, message: str, *, overflow: dict | None = None):
         super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
         self.overflow = overflow
 
 
@@ -111,7 +101,7 @@ class Model(Protocol):
     ) -> ModelResponse:
         """One reply to the conversation. ``tools`` are the env's neutral tool schemas (empty in
         text mode); ``max_output_tokens`` caps this reply below the config's cap when the context
-        window leaves less room. Raises ModelError on failure (never retries itself)."""
+        window leaves less room. Raises ModelError on failure, after any retries of its own."""
         ...
 
 
@@ -219,8 +209,9 @@ PROVIDERS = {
 }
 
 
-def make_model(cfg: ModelConfig) -> Model:
-    """The model a config names (providers import their SDK only here)."""
+def make_model(cfg: ModelConfig, retry: RetryConfig | None = None) -> Model:
+    """The model a config names (providers import their SDK only here; ``retry``: their SDK's
+    retries)."""
     if cfg.provider == "scripted":
         return ScriptedModel(cfg.script, cfg.action_format)
     if cfg.provider == "replay":
@@ -230,4 +221,4 @@ def make_model(cfg: ModelConfig) -> Model:
     import importlib
 
     module, cls = PROVIDERS[cfg.provider].split(":")
-    return getattr(importlib.import_module(module), cls)(cfg)
+    return getattr(importlib.import_module(module), cls)(cfg, retry)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mlsbench_env.agent.config import AgentConfigError, ModelConfig
+from mlsbench_env.agent.config import AgentConfigError, ModelConfig, RetryConfig
 from mlsbench_env.agent.models import ModelError, ModelResponse, ToolCall, Usage
-from mlsbench_env.agent.retry import import_sdk, status_error
+from mlsbench_env.agent.sdk import call, client, import_sdk
 from mlsbench_env.env import tokens
 from mlsbench_env.tools import openai_tools
 
@@ -80,7 +80,7 @@ def to_openai(messages: list[dict]) -> list[dict]:
 
 
 class OpenAIChat:
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, retry: RetryConfig | None = None):
         self.sdk = import_sdk("openai")
         self.cfg = cfg
         self.name = cfg.name
@@ -93,10 +93,7 @@ class OpenAIChat:
                     "OpenAI-compatible server"
                 )
             key = "EMPTY"  # local servers usually accept any key
-        # retries are ours (one policy for every provider, recorded per call), so the SDK's are off
-        self.client = self.sdk.OpenAI(
-            api_key=key, base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=0
-        )
+        self.client = client(self.sdk, "OpenAI", cfg, key, retry)
 
     def request(
         self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
@@ -119,20 +116,11 @@ class OpenAIChat:
     def query(
         self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
     ) -> ModelResponse:
-        sdk = self.sdk
         req = self.request(messages, tools, max_output_tokens)
-        try:
-            r = self.client.chat.completions.create(**req)
-        except sdk.APIStatusError as e:
-            raise status_error("OpenAI", e.status_code, e.message, e.response.headers) from None
-        except sdk.APITimeoutError:
-            raise ModelError(
-                f"OpenAI API request timed out after {self.cfg.timeout_s} s", retryable=True
-            ) from None
-        except sdk.APIConnectionError as e:
-            raise ModelError(f"cannot reach the OpenAI API: {e}", retryable=True) from None
+        create = self.client.chat.completions.with_raw_response.create
+        r, attempts = call(self.sdk, "OpenAI", self.cfg.timeout_s, create, req)
         if not r.choices:
-            raise ModelError("OpenAI API returned no choices", retryable=True)
+            raise ModelError("OpenAI API returned no choices")
         msg = r.choices[0].message
         calls = tuple(
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "")
@@ -164,4 +152,5 @@ class OpenAIChat:
             usage=usage,
             stop_reason=r.choices[0].finish_reason,
             trace=token_trace(r),
+            attempts=attempts,
         )

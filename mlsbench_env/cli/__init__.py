@@ -232,7 +232,7 @@ def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resum
             console.print("[red]error:[/red] give --task")
             raise typer.Exit(2)
         t = _load(task)
-        llm = make_model(cfg.model)
+        llm = make_model(cfg.model, cfg.retry)
         if resume:
             llm = ReplayModel.from_trajectory(
                 resume, then=llm, action_format=cfg.model.action_format
@@ -274,12 +274,12 @@ def _run_llm(task, agent, seed, sandbox, runs_dir, final_seeds, overrides, resum
     env.close()
     tot = result.totals
     console.print(
-        f"Agent exit status: {result.status}; {tot.model_calls} model calls, "
-        f"{tot.input_tokens + tot.cached_input_tokens} input ({tot.cached_input_tokens} cached) / "
-        f"{tot.output_tokens} output tokens{' (some estimated)' if tot.estimated else ''}, "
-        f"${tot.cost_usd:.4f}"
+        f"Agent exit status: {result.status}; {tot['model_calls']} model calls, "
+        f"{tot['input_tokens'] + tot['cached_input_tokens']} input "
+        f"({tot['cached_input_tokens']} cached) / {tot['output_tokens']} output tokens"
+        f"{' (some estimated)' if tot['estimated'] else ''}, ${tot['cost_usd']:.4f}"
     )
-    return result.episode
+    return result
 
 
 def _print_result(result) -> None:

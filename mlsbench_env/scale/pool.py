@@ -24,15 +24,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import os
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
 import gymnasium as gym
 
-from mlsbench_env.episode import Agent, EpisodeResult
+from mlsbench_env.episode import Agent, Episode, EpisodeOutcome
 from mlsbench_env.errors import MLSBenchError
 
 
@@ -230,16 +230,37 @@ class AsyncEnv:
             self.pool._release()
 
 
-async def arun_episode(env: AsyncEnv, agent: Agent, seed: int | None = 0) -> EpisodeResult:
-    """``runner.run_episode`` for an ``AsyncEnv``; ``agent.act`` may be a coroutine function."""
+async def arun_episode(
+    env: AsyncEnv,
+    agent: Agent,
+    seed: int | None = 0,
+    *,
+    on_step=None,
+    score_unsubmitted: bool = False,
+    extra_records: Iterable[dict] = (),
+) -> EpisodeOutcome:
+    """``episode.run_episode`` for an ``AsyncEnv``: the same protocol, records and exit statuses;
+    ``agent.act`` may be a coroutine function."""
+    ep = Episode(env, agent, seed, on_step)
     obs, info = await env.areset(seed=seed)
-    reward, terminated, truncated, steps = 0.0, False, False, 0
-    while not (terminated or truncated):
-        action = agent.act(obs, info)
-        if inspect.isawaitable(action):
-            action = await action
-        obs, reward, terminated, truncated, info = await env.astep(
-            action if isinstance(action, str) else json.dumps(action)
-        )
-        steps += 1
-    return EpisodeResult.at_end(env, agent, seed, reward, steps, terminated, truncated, info)
+    try:
+        ep.begin(obs, info, extra_records)
+        while ep.status is None:
+            action = agent.act(ep.obs, ep.info)
+            if inspect.isawaitable(action):
+                action = await action
+            encoded = ep.encode(action)
+            if encoded is not None:
+                ep.stepped(action, await env.astep(encoded))
+    except KeyboardInterrupt:
+        ep.interrupted()
+        raise
+    except Exception:
+        if ep.crashed(score_unsubmitted):
+            raise
+    try:
+        if ep.to_score(score_unsubmitted):
+            ep.scored(*await env._call(env.unwrapped.end_unsubmitted, ep.status))
+    finally:
+        ep.end()
+    return ep.outcome()

@@ -25,7 +25,7 @@ def run_cell(
 ) -> dict:
     """Play the cell's episode in this process; the store row of its result."""
     from mlsbench_env.env import ResearchEnv
-    from mlsbench_env.episode import BaselineAgent, run_episode
+    from mlsbench_env.episode import env_defaults, make_agent, run_episode
     from mlsbench_env.scale.matrix import baseline_name
     from mlsbench_env.spec import load_task
 
@@ -50,33 +50,22 @@ def run_cell(
                 },
             )
 
-    totals, model = None, None
     if cell.agent.kind == "baseline":
-        env = ResearchEnv(task, **opts)
-        agent = BaselineAgent(task, baseline_name(task, cell.agent.baseline))
-        try:
-            result = run_episode(env, agent, seed=cell.seed, on_step=note)
-        finally:
-            env.close()
-        exit_status = "submitted" if result.terminated else "truncated"
+        agent = make_agent(f"baseline:{baseline_name(task, cell.agent.baseline)}", task)
     else:
-        from mlsbench_env.agent import LLMAgent, load_config, make_model
-
-        cfg = load_config(cell.agent.config)
-        opts.setdefault("obs_max_tokens", cfg.context.obs_max_tokens)
-        if cfg.tools:
-            opts.setdefault("tools", cfg.tools)
-        env = ResearchEnv(task, **opts)
-        llm = make_model(cfg.model)
-        model = llm.name
-        try:
-            agent = LLMAgent(cfg, llm, on_step=note, score_unsubmitted=score_unsubmitted)
-            ar = agent.run(env, seed=cell.seed)
-        finally:
-            env.close()
-        result, exit_status, totals = ar.episode, ar.status, ar.totals
+        agent = make_agent(cell.agent.config, task)
+    for key, value in env_defaults(agent).items():
+        opts.setdefault(key, value)
+    env = ResearchEnv(task, **opts)
+    try:
+        result = run_episode(
+            env, agent, seed=cell.seed, on_step=note, score_unsubmitted=score_unsubmitted
+        )
+    finally:
+        env.close()
+    model = getattr(getattr(agent, "model", None), "name", None)
     image = image_digest(cell.options_dict.get("sandbox", "local"))
-    return episode_row(cell, task, result, exit_status, totals, model, image, started)
+    return episode_row(cell, task, result, result.status, result.totals, model, image, started)
 
 
 def image_digest(sandbox: str) -> str | None:
@@ -144,12 +133,12 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
         "reward": result.reward,
         "steps": result.steps,
         "tests_used": end.get("tests_used", len(curve)),
-        "model_calls": t.model_calls if t else 0,
-        "input_tokens": (t.input_tokens + t.cached_input_tokens) if t else 0,
-        "cached_input_tokens": t.cached_input_tokens if t else 0,
-        "output_tokens": t.output_tokens if t else 0,
-        "tokens_estimated": bool(t and t.estimated),
-        "cost_usd": t.cost_usd if t else 0.0,
+        "model_calls": t["model_calls"] if t else 0,
+        "input_tokens": (t["input_tokens"] + t["cached_input_tokens"]) if t else 0,
+        "cached_input_tokens": t["cached_input_tokens"] if t else 0,
+        "output_tokens": t["output_tokens"] if t else 0,
+        "tokens_estimated": bool(t and t["estimated"]),
+        "cost_usd": t["cost_usd"] if t else 0.0,
         "wall_s": time.time() - started,
         "compute_s": max(budget0 - left, 0.0) + final_s,
         "tamper_events": len(tamper),
