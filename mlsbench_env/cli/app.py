@@ -46,11 +46,11 @@ def split_commas(values: list[str] | None) -> list[str] | None:
     return [v for item in values for v in item.split(",") if v]
 
 
-def list_option(help: str):
+def list_option(text: str):
     """An option taking several values, repeated (`--agents a --agents b`) or comma-separated
     (`--agents a,b`)."""
     return typer.Option(
-        help=f"{help} Repeat the option or separate with commas.", callback=split_commas
+        help=f"{text} Repeat the option or separate with commas.", callback=split_commas
     )
 
 

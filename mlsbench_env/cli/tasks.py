@@ -175,8 +175,11 @@ def validate(
     for tid in ids:
         t = load_or_exit(tid)
         console.print(f"validating {t.id} ...")
-        with run_progress(len(t.spec.settings), f"{t.id}: default scaffold") as progress:
-            problems = check(t, run=not no_run, progress=progress)
+        if no_run:
+            problems = check(t, run=False)
+        else:
+            with run_progress(len(t.spec.settings), f"{t.id}: default scaffold") as progress:
+                problems = check(t, progress=progress)
         for p in problems:
             console.print(f"  [red]problem:[/red] {p}")
         console.print(f"  {'[green]ok[/green]' if not problems else '[red]invalid[/red]'}")
