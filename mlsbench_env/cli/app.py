@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -89,7 +89,7 @@ def _register() -> None:
     from mlsbench_env.cli import eval as eval_cmd
     from mlsbench_env.cli import report, run, sandbox, serve, tasks
 
-    for name, command in [
+    commands: list[tuple[str, Callable[..., Any]]] = [
         ("list", tasks.list_tasks),
         ("show", tasks.show),
         ("run", run.run),
@@ -101,7 +101,8 @@ def _register() -> None:
         ("rescore", report.rescore),
         ("serve", serve.serve),
         ("export", report.export),
-    ]:
+    ]
+    for name, command in commands:
         app.command(name)(command)
     app.add_typer(sandbox.images_app, name="images")
     app.add_typer(sandbox.sandbox_app, name="sandbox")

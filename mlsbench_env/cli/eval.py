@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlsbench_env.cli.app import FinalSeeds, console, fail, list_option, parse_seeds
+from mlsbench_env.cli.app import FinalSeeds, console, fail, list_option
 from mlsbench_env.errors import MLSBenchError
 
 TaskList = Annotated[list[str], list_option("all | lite (suites/) | task ids | task folders.")]
@@ -59,7 +59,7 @@ def eval_matrix(
     env: dict = {"sandbox": sandbox, "test_budget": test_budget, "max_steps": max_steps}
     env["compute_budget_s"] = compute_budget
     if final_seeds:
-        env["final_seeds"] = list(parse_seeds(final_seeds))
+        env["final_seeds"] = [int(s) for s in final_seeds.split(",")]
     try:
         cfg = EvalConfig(
             agents=agents,

@@ -225,8 +225,8 @@ def calibrate(
             + ", ".join(f"{k} {v:.4g}" for k, v in anchors["medals"].items())
         )
     for name, errs in anchors["errors"].items():
-        for e in errs:
-            console.print(f"[yellow]{name}[/yellow]: {e.splitlines()[0]}")
+        for err in errs:
+            console.print(f"[yellow]{name}[/yellow]: {err.splitlines()[0]}")
 
 
 def markdown_table(task, anchors: dict, rescored: dict) -> str:
