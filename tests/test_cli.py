@@ -1,5 +1,7 @@
 """The `mlsbench` command line, run as a user would (real tasks, real sandbox)."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -60,3 +62,52 @@ def test_play_reads_short_form_and_json(tmp_path):
     )
     assert "(directory)" in r.stdout and "nothing to undo" in r.stdout
     assert "expected key=value" in r.stdout and "Trajectory:" in r.stdout
+
+
+def test_list_json_has_stable_keys_per_task():
+    from mlsbench_env.cli.tasks import LIST_KEYS
+
+    r = runner.invoke(app, ["list", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert [row["id"] for row in rows] == builtin_task_ids()
+    for row in rows:
+        assert tuple(row) == LIST_KEYS and row["error"] is None
+        task = load_task(row["id"])
+        assert row["gym_id"] == f"mlsbench/{task.id}-v{task.spec.version}"
+        assert row["reference_baseline"] in row["baselines"]
+        assert row["budgets"]["max_steps"] == task.spec.budgets.max_steps
+        shown = task.spec.settings if task.is_competition else task.visible_settings
+        assert row["settings"] == [s.label for s in shown]
+        assert row["hidden_settings"] + len(row["settings"]) == len(task.spec.settings)
+
+
+def test_show_json_is_the_prompt_and_tools():
+    r = runner.invoke(app, ["show", "opt-evolution-strategy", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    plain = runner.invoke(app, ["show", "opt-evolution-strategy"]).output
+    assert plain == out["prompt"] + "\n"
+    assert out["gym_id"] == "mlsbench/opt-evolution-strategy-v0"
+    task = load_task("opt-evolution-strategy")
+    assert out["settings"] == [s.label for s in task.visible_settings]
+    assert {t["name"] for t in out["tools"]} >= {"view", "edit", "shell", "test", "submit"}
+    assert out["budget"]["steps_left"] == task.spec.budgets.max_steps
+
+
+def test_list_fits_80_columns_without_breaking_a_word():
+    r = subprocess.run(
+        [sys.executable, "-m", "mlsbench_env.cli", "list"],
+        env={**os.environ, "COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    words = set(r.stdout.split())
+    for row in json.loads(runner.invoke(app, ["list", "--json"]).output):
+        assert row["id"] in words
+        assert set(row["title"].split()) <= words, row["title"]
+    assert "…" not in r.stdout

@@ -239,6 +239,7 @@ def test_terminal_rendering_and_the_report_command(tmp_path):
             str(tmp_path / "out"),
             "--compare",
             "A",
+            "--compare",
             "B",
         ],
     )
