@@ -1,4 +1,4 @@
-"""Playing whole episodes: the agent protocol, the scripted baseline agents, ``make_agent``, and
+"""Playing whole episodes: the agent protocol, the scripted baseline agents and
 ``run_episode``, the one driver every agent is played by (baselines, LLM agents, the pool's).
 
 An agent needs only ``name`` and ``act``; ``start``, ``observe`` and ``totals`` are optional.
@@ -12,10 +12,7 @@ import json
 import logging
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-from mlsbench_env.errors import MLSBenchError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -257,39 +254,6 @@ def run_episode(
     finally:
         ep.end()
     return ep.outcome()
-
-
-def make_agent(spec: Any, task: Task, *, overrides=(), **options) -> Agent:
-    """The agent ``spec`` names, for ``task``:
-
-    - ``"baseline:NAME"`` plays that baseline's edit (``strongest`` / ``reference``: the task's
-      reference baseline; ``default``: the scaffold unchanged);
-    - a YAML path, a config dict or an ``AgentConfig``: an LLM agent with its config's model
-      (``overrides``: ``--set`` items; ``options``: ``LLMAgent``'s, e.g. ``on_step``,
-      ``score_unsubmitted``, or ``model=`` to use another model than the config's)."""
-    if isinstance(spec, str) and spec.startswith("baseline:"):
-        if overrides or options:
-            raise MLSBenchError(
-                f"{spec}: a baseline agent takes no options; got {sorted(options) or 'overrides'}"
-            )
-        name = spec.split(":", 1)[1]
-        if name in ("strongest", "reference"):
-            name = task.spec.reference_baseline
-        return BaselineAgent(task, name)
-    from mlsbench_env.agent import AgentConfig, LLMAgent, load_config, make_model
-
-    if isinstance(spec, str | Path) and not str(spec).endswith((".yaml", ".yml")):
-        raise MLSBenchError(
-            f"unknown agent {str(spec)!r}; expected baseline:<name> (one of: "
-            f"{', '.join(task.baseline_names)}, strongest) or an agent YAML file "
-            "(e.g. agents/openai.yaml)"
-        )
-    cfg = spec if isinstance(spec, AgentConfig) and not overrides else None
-    if cfg is None:
-        source = spec.model_dump(mode="json") if isinstance(spec, AgentConfig) else spec
-        cfg = load_config(source, overrides)
-    model = options.pop("model", None) or make_model(cfg.model, cfg.retry)
-    return LLMAgent(cfg, model, **options)
 
 
 def env_defaults(agent: Agent) -> dict[str, Any]:

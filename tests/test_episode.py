@@ -8,10 +8,17 @@ import pytest
 import yaml
 from test_agent_fakes import PERFECT, tiny_task_once
 
-from mlsbench_env.agent import LLMAgent, ModelResponse, ScriptedModel, ToolCall, load_config
+from mlsbench_env.agent import (
+    LLMAgent,
+    ModelResponse,
+    ScriptedModel,
+    ToolCall,
+    load_config,
+    make_agent,
+)
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.log import read_log
-from mlsbench_env.episode import BaselineAgent, make_agent, run_episode
+from mlsbench_env.episode import BaselineAgent, run_episode
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.scale.pool import EnvPool, arun_episode
 

@@ -8,6 +8,7 @@ docs/agents.md.
 
 from mlsbench_env.agent.config import AgentConfig, AgentConfigError, load_config
 from mlsbench_env.agent.loop import LLMAgent, parse_text_action
+from mlsbench_env.agent.make import make_agent
 from mlsbench_env.agent.models import (
     Model,
     ModelError,
@@ -35,6 +36,7 @@ __all__ = [
     "Usage",
     "Totals",
     "load_config",
+    "make_agent",
     "make_model",
     "parse_text_action",
     "saved_run",

@@ -50,9 +50,9 @@ def run(
     """Play one whole episode with an agent and print the final score."""
     from rich.markup import escape
 
-    from mlsbench_env.agent import summarize
+    from mlsbench_env.agent import make_agent, summarize
     from mlsbench_env.env import ResearchEnv
-    from mlsbench_env.episode import env_defaults, make_agent, run_episode
+    from mlsbench_env.episode import env_defaults, run_episode
 
     overrides = list(set_ or [])
     overrides += [f"model.name={model}"] if model else []

@@ -24,8 +24,9 @@ def run_cell(
     score_unsubmitted: bool = True,
 ) -> dict:
     """Play the cell's episode in this process; the store row of its result."""
+    from mlsbench_env.agent import make_agent
     from mlsbench_env.env import ResearchEnv
-    from mlsbench_env.episode import env_defaults, make_agent, run_episode
+    from mlsbench_env.episode import env_defaults, run_episode
     from mlsbench_env.scale.matrix import baseline_name
     from mlsbench_env.spec import load_task
 
