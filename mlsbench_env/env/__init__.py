@@ -47,7 +47,7 @@ from mlsbench_env.evaluation import (
     validate_submission,
 )
 from mlsbench_env.sandbox import agent_code_isolation, isolation_level, make_sandbox
-from mlsbench_env.sandbox.view import sandbox_config
+from mlsbench_env.sandbox.visibility import sandbox_config
 from mlsbench_env.spec import Task, load_task
 from mlsbench_env.tools import (
     COMPETITION_TOOLS,
