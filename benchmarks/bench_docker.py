@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from mlsbench_env.sandbox import SandboxConfig
@@ -71,7 +70,7 @@ def main() -> None:
     rows: list[tuple[str, float]] = []
     try:
         # ---- step vs raw docker exec, same container, same command
-        sb = DockerSandbox(config(), replace(base, pool_size=0))
+        sb = DockerSandbox(config(), base.model_copy(update={"pool_size": 0}))
         cid = sb.container_id
 
         def raw_sdk():
@@ -101,12 +100,12 @@ def main() -> None:
         for _ in range(max(a.repeats // 3, 5)):
             cfg = config()
             t = time.perf_counter()
-            s = DockerSandbox(cfg, replace(base, pool_size=0))
+            s = DockerSandbox(cfg, base.model_copy(update={"pool_size": 0}))
             cold.append((time.perf_counter() - t) * 1000)
             s.close()
         rows.append(("sandbox start, cold (pool_size=0)", statistics.median(cold)))
 
-        opts = replace(base, pool_size=2)
+        opts = base.model_copy(update={"pool_size": 2})
         pooled = []
         for _ in range(a.repeats):
             cfg = config()

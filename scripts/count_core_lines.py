@@ -13,22 +13,21 @@ import argparse
 import sys
 from pathlib import Path
 
-# (name, paths inside the package): a folder counts its .py files, recursively; the first
-# existing path of an alternative (a tuple) counts
-CORE: list[tuple[str, list[str | tuple[str, ...]]]] = [
+# (name, paths inside the package): a folder counts its .py files, recursively
+CORE: list[tuple[str, list[str]]] = [
     ("spec/", ["spec"]),
     ("workspace/", ["workspace"]),
     (
-        "sandbox/ (protocol, view, local)",
-        ["sandbox/__init__.py", ("sandbox/view.py", "sandbox/visibility.py"), "sandbox/local.py"],
+        "sandbox/ (protocol, visibility, local)",
+        ["sandbox/__init__.py", "sandbox/visibility.py", "sandbox/local.py"],
     ),
     ("evaluation/ (policy included)", ["evaluation"]),
     ("scoring.py", ["scoring.py"]),
-    ("tools/ (without tools/jobs.py)", ["tools"]),
-    ("env/", ["env"]),
+    ("tools/ (without background jobs)", ["tools"]),
+    ("env/ (without background jobs)", ["env"]),
     ("episode.py", ["episode.py"]),
 ]
-EXCLUDED = {"tools/jobs.py"}
+EXCLUDED = {"tools/jobs.py", "env/background.py"}
 
 
 def lines(path: Path) -> int:
@@ -36,16 +35,13 @@ def lines(path: Path) -> int:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 16), b""))
 
 
-def files(package: Path, entry: str | tuple[str, ...]) -> list[Path]:
+def files(package: Path, entry: str) -> list[Path]:
     """The .py files of one entry; [] when it does not exist (a module moved or renamed)."""
-    for rel in entry if isinstance(entry, tuple) else (entry,):
-        path = package / rel
-        if path.is_dir():
-            found = sorted(path.rglob("*.py"))
-            return [p for p in found if p.relative_to(package).as_posix() not in EXCLUDED]
-        if path.is_file():
-            return [path]
-    return []
+    path = package / entry
+    if path.is_dir():
+        found = sorted(path.rglob("*.py"))
+        return [p for p in found if p.relative_to(package).as_posix() not in EXCLUDED]
+    return [path] if path.is_file() else []
 
 
 def main() -> int:
@@ -61,7 +57,7 @@ def main() -> int:
         for entry in entries:
             got = files(args.package, entry)
             found += got
-            missing += [] if got else [" or ".join(entry) if isinstance(entry, tuple) else entry]
+            missing += [] if got else [entry]
         n = sum(lines(p) for p in found)
         total += n
         note = f"  (not found: {', '.join(missing)})" if missing else ""

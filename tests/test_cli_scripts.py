@@ -24,7 +24,7 @@ def test_count_core_lines_counts_the_core_and_enforces_the_limit(tmp_path):
         "spec/__init__.py": 3,
         "spec/registration.py": 2,
         "sandbox/__init__.py": 4,
-        "sandbox/visibility.py": 1,  # the alternative name of sandbox/view.py
+        "sandbox/visibility.py": 1,
         "sandbox/docker.py": 50,  # not core
         "tools/__init__.py": 5,
         "tools/jobs.py": 70,  # not core

@@ -3,14 +3,13 @@ GPU list and nvidia-smi are injected)."""
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from mlsbench_env.errors import SandboxError
 from mlsbench_env.sandbox import ExecResult, SandboxConfig
 from mlsbench_env.sandbox.gpus import GpuAllocator, GpuSampler, describe, discover, parse_smi
-
-docker_backend = pytest.importorskip("mlsbench_env.sandbox.docker")
 
 
 def test_concurrent_leases_get_distinct_gpus_and_release_them(tmp_path):
@@ -56,8 +55,11 @@ def test_no_gpu_host_refuses_gpu_sandboxes_clearly(tmp_path, monkeypatch):
         with pytest.raises(SandboxError, match="2 GPU.*requested, but GPUs: none on this host"):
             GpuAllocator(lock_dir=tmp_path).acquire(2)
         assert GpuAllocator(lock_dir=tmp_path).acquire(0).ids == []  # CPU episodes go on
+        pytest.importorskip("docker")
+        from mlsbench_env.sandbox.docker import DockerSandbox
+
         with pytest.raises(SandboxError, match="none on this host"):
-            docker_backend.DockerSandbox(SandboxConfig(root=tmp_path, gpus=1))
+            DockerSandbox(SandboxConfig(root=tmp_path, gpus=1))
     finally:
         discover.cache_clear()
 
@@ -80,7 +82,11 @@ def test_compute_is_charged_in_gpu_seconds():
 
 
 def test_gpu_containers_request_their_devices_and_skip_the_pool(tmp_path):
-    shape = docker_backend._Shape(
+    pytest.importorskip("docker")
+    from mlsbench_env.sandbox.docker import DockerOptions
+    from mlsbench_env.sandbox.docker.shape import Shape, host_config_args, pooled_shape
+
+    shape = Shape(
         image="x",
         readable=(),
         writable=(),
@@ -95,13 +101,11 @@ def test_gpu_containers_request_their_devices_and_skip_the_pool(tmp_path):
         gpu_ids=("1", "3"),
         root=str(tmp_path),
     )
-    args = docker_backend.host_config_args(shape)
+    args = host_config_args(shape)
     (request,) = args["device_requests"]
     assert request["DeviceIDs"] == ["1", "3"] and request["Capabilities"] == [["gpu"]]
-    opts = docker_backend.DockerOptions(pool_size=4)
-    assert docker_backend.pooled_shape(shape, tmp_path / "ep", opts) is None
-    cpu = docker_backend.pooled_shape(
-        docker_backend.replace(shape, gpu_ids=()), tmp_path / "ep", opts
-    )
+    opts = DockerOptions(pool_size=4)
+    assert pooled_shape(shape, tmp_path / "ep", opts) is None
+    cpu = pooled_shape(replace(shape, gpu_ids=()), tmp_path / "ep", opts)
     assert cpu is not None and cpu.stage == str(tmp_path)
-    assert docker_backend.host_config_args(cpu)["device_requests"] is None
+    assert host_config_args(cpu)["device_requests"] is None

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from mlsbench_env.sandbox import images
+from mlsbench_env.sandbox.docker import images
 
 
 @pytest.fixture

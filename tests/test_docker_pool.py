@@ -4,6 +4,7 @@ shutdown, and `mlsbench sandbox gc` (needs an engine and the image: marked docke
 import socket
 import time
 import uuid
+from dataclasses import replace
 
 import pytest
 from test_sandbox_conformance import require  # tests/ is on sys.path under pytest
@@ -28,7 +29,7 @@ def _config(parent, name=None):
 
 
 def _opts(dk, **changes):
-    return dk.replace(dk.DockerOptions.from_env(), **changes)
+    return dk.DockerOptions.from_env().model_copy(update=changes)
 
 
 def _exists(dk, cid) -> bool:
@@ -71,18 +72,23 @@ def test_shutdown_removes_pooled_containers(dk, tmp_path):
     opts = _opts(dk, pool_size=1)
     cfg = _config(tmp_path / "eps")
     assert dk.warm_pool(cfg, opts, wait_s=90) == 1
-    ids = [c.id for p in dk._POOLS.values() for c in p.ready]
+    from mlsbench_env.sandbox.docker import pool
+
+    ids = [c.id for p in pool._POOLS.values() for c in p.ready]
     assert ids
     dk.shutdown_pools()
     assert not any(_exists(dk, cid) for cid in ids)
 
 
 def test_gc_removes_containers_of_dead_owners_only(dk, tmp_path):
+    from mlsbench_env.sandbox.docker.container import create
+    from mlsbench_env.sandbox.docker.shape import shape_of
+
     live = dk.DockerSandbox(_config(tmp_path / "eps"), _opts(dk, pool_size=0))
-    shape = dk.shape_of(_config(tmp_path / "eps"), _opts(dk))
+    shape = shape_of(_config(tmp_path / "eps"), _opts(dk))
     dead_owner = f"{socket.gethostname()}:999999999:0"
-    orphan = dk._create(
-        dk.replace(shape, root=str(tmp_path / "eps"), labels=(("mlsbench.owner", dead_owner),))
+    orphan = create(
+        replace(shape, root=str(tmp_path / "eps"), labels=(("mlsbench.owner", dead_owner),))
     )
     try:
         removed = dk.gc()

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from mlsbench_env.sandbox import SandboxConfig, make_sandbox
-from mlsbench_env.sandbox.local import EXECUTOR, namespace_prefix
+from mlsbench_env.sandbox.executor import HERE as EXECUTOR_DIR
+from mlsbench_env.sandbox.local import namespace_prefix
 from mlsbench_env.taskkit.privilege import landlock_abi
 from mlsbench_env.tools import TOOLS
 
@@ -45,6 +46,7 @@ KNOWN_FAILURES = {
     ),
 }
 NAMESPACES = namespace_prefix() is not None
+EXECUTOR = EXECUTOR_DIR / "commands.py"  # a source file of the executor on the host
 ROOT = os.geteuid() == 0
 
 
@@ -67,8 +69,7 @@ HIDDEN_WORD = "hidden-setting-label"
 def docker_unavailable() -> str | None:
     """Why the docker backend cannot run here, or None."""
     try:
-        from mlsbench_env.sandbox import images
-        from mlsbench_env.sandbox.docker import DockerOptions, client
+        from mlsbench_env.sandbox.docker import DockerOptions, client, images
     except ImportError as e:
         return f"the docker SDK is not installed ({e}): pip install 'mlsbench-env[docker]'"
     try:
@@ -566,7 +567,7 @@ def test_links_in_the_artifacts_folder_fail_the_run(env_backend, tmp_path, canar
     """A run that leaves a link (or a FIFO) among its artifacts fails with a message; the
     grader never reads what the link names."""
     from mlsbench_env.evaluation import run_setting
-    from mlsbench_env.sandbox.view import sandbox_config
+    from mlsbench_env.sandbox.visibility import sandbox_config
     from mlsbench_env.spec import Setting
 
     env = _env(env_backend, tmp_path)
@@ -780,7 +781,7 @@ def test_shm_and_tmp_are_private_and_gone_after_close(box, shared):
 def test_no_host_path_in_ps_cmdline_or_mounts(env_backend, tmp_path):
     """`ps`, every /proc/*/cmdline and `mount` inside name no host path but the workspace's
     and the interpreter's (which the sandbox holds on purpose)."""
-    from mlsbench_env.sandbox.view import project_checkout
+    from mlsbench_env.sandbox.visibility import project_checkout
 
     if env_backend.startswith("local") and namespace_prefix() is None:
         pytest.skip("no namespaces here: the local backend runs commands on the host as is")

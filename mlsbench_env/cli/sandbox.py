@@ -18,7 +18,7 @@ def images_build(
     force: Annotated[bool, typer.Option(help="Rebuild even if the recipe is unchanged.")] = False,
 ):
     """Build the sandbox images from sandbox/ where the recipe changed (no registry pulls)."""
-    from mlsbench_env.sandbox import images
+    from mlsbench_env.sandbox.docker import images
 
     try:
         tag = images.build(force=force, log=lambda m: console.print(m, markup=False))
@@ -32,7 +32,7 @@ def images_list(
     prune: Annotated[bool, typer.Option(help="Remove images of older recipes.")] = False,
 ):
     """List mlsbench images; the current recipe's are marked."""
-    from mlsbench_env.sandbox import images
+    from mlsbench_env.sandbox.docker import images
 
     try:
         for row in images.listing():
@@ -66,7 +66,7 @@ def sandbox_gc(
 @sandbox_app.command("info")
 def sandbox_info():
     """The docker engine, the sandbox image the current recipe needs, and this host's GPUs."""
-    from mlsbench_env.sandbox import images
+    from mlsbench_env.sandbox.docker import images
     from mlsbench_env.sandbox.gpus import describe
 
     console.print(describe())

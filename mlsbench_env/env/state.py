@@ -20,6 +20,7 @@ from mlsbench_env.env.config import EnvConfig
 from mlsbench_env.env.log import TrajectoryLog
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.evaluation import SettingRun
+from mlsbench_env.sandbox.visibility import hidden_runs
 from mlsbench_env.spec import Task
 from mlsbench_env.tools.jobs import Slots, TestJob
 from mlsbench_env.workspace import Workspace, WorkspaceState
@@ -91,8 +92,7 @@ class EpisodeState:
             self.log.write(record)
 
     def hidden_runs(self) -> tuple[Path, ...]:
-        """The runs folder (every episode's records) is hidden from every sandbox."""
-        return (Path(self.config.runs_dir).resolve(),) if self.config.runs_dir else ()
+        return hidden_runs(self.config.runs_dir)
 
 
 # fields a snapshot copies (the rest is the episode's place: folders, sandbox, log, config)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mlsbench_env.evaluation import policy
 from mlsbench_env.sandbox import Sandbox, make_sandbox
-from mlsbench_env.sandbox.view import sandbox_config
+from mlsbench_env.sandbox.visibility import sandbox_config
 from mlsbench_env.scoring import (
     Score,
     combine_settings,

@@ -39,7 +39,7 @@ class ExecResult:
 
     @classmethod
     def from_executor(cls, answer: dict, **extra) -> ExecResult:
-        """Decode one answer of the in-sandbox executor (``sandbox/executor.py``)."""
+        """Decode one answer of the in-sandbox executor (``sandbox/executor/``)."""
         if "error" in answer:
             raise SandboxError(f"the sandbox could not run the command: {answer['error']}")
         return cls(
@@ -76,7 +76,7 @@ class SandboxConfig:
     hidden: tuple[Path, ...] = ()
     """Directories covered wherever they lie inside what the sandbox sees (copies of the task
     definitions in site-packages, a competition's source data). The rest of the host is not in
-    the sandbox at all: ``mlsbench_env.sandbox.view`` lists what is."""
+    the sandbox at all: ``mlsbench_env.sandbox.visibility`` lists what is."""
     memory_mb: int = 4096
     processes: int = 256
     file_size_mb: int = 512
@@ -141,7 +141,10 @@ def agent_code_isolation(isolation: dict[str, bool]) -> str:
 
 BACKENDS = {
     "local": ("mlsbench_env.sandbox.local:LocalSandbox", ""),
-    "docker": ("mlsbench_env.sandbox.docker:DockerSandbox", "pip install 'mlsbench-env[docker]'"),
+    "docker": (
+        "mlsbench_env.sandbox.docker.backend:DockerSandbox",
+        "pip install 'mlsbench-env[docker]'",
+    ),
 }
 
 

@@ -1,11 +1,11 @@
 """The `local` backend: commands run as subprocesses on this machine, no daemon needed.
 
 Isolation, where the kernel allows it (util-linux ``unshare``): no network, its own PID space,
-its own root holding only what ``view.py`` allows (the OS runtime and the interpreter read-only,
-the workspace, a private /tmp and /dev/shm), and, when started as root, a distinct unprivileged
-uid per sandbox so that the process limit counts only its own processes (without root, commands
-share the executor's uid and it gives up every capability instead). Where namespaces are
-unavailable it falls back to plain subprocesses with rlimits and says so once.
+its own root holding only what ``visibility.py`` allows (the OS runtime and the interpreter
+read-only, the workspace, a private /tmp and /dev/shm), and, when started as root, a distinct
+unprivileged uid per sandbox so that the process limit counts only its own processes (without
+root, commands share the executor's uid and it gives up every capability instead). Where
+namespaces are unavailable it falls back to plain subprocesses with rlimits and says so once.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pathlib import Path
 
 from mlsbench_env.errors import SandboxError
 from mlsbench_env.sandbox import ExecResult, SandboxConfig
-from mlsbench_env.sandbox.view import local_view
+from mlsbench_env.sandbox.executor import program
+from mlsbench_env.sandbox.visibility import local_view
 
-EXECUTOR = Path(__file__).with_name("executor.py")
 SANDBOX_UIDS = (200_000, 265_000)
 # the host's interpreter first (the sandbox checks it is reachable), then the OS's tools
 SANDBOX_PATH = os.pathsep.join(
@@ -61,6 +61,14 @@ def _namespace_prefix(user_namespace: bool) -> tuple[str, ...] | None:
     return (*base, "--") if ok else None
 
 
+def chown_tree(root: Path, uid: int) -> None:
+    """Give ``root`` and everything in it to ``uid`` (a sandbox's own uid), links not followed."""
+    os.chown(root, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
+
+
 class LocalSandbox:
     def __init__(self, config: SandboxConfig):
         self.config = config
@@ -79,15 +87,16 @@ class LocalSandbox:
         elif not rootless():
             self.uid = random.randint(*SANDBOX_UIDS)
             for path in (config.root, *config.writable):
-                self._chown_tree(Path(path), self.uid)
+                chown_tree(Path(path), self.uid)
         executor_config = {
             "run_as": [self.uid, self.uid] if self.uid is not None else None,
             "view": local_view(config) if prefix else None,
         }
         self.namespaced = bool(prefix)
         # the script by descriptor and a bare environment: /proc/1 inside shows no host layout
-        script = os.open(EXECUTOR, os.O_RDONLY | os.O_CLOEXEC)
+        script = os.memfd_create("mlsbench-executor")
         try:
+            os.write(script, program().encode())
             self._proc = subprocess.Popen(
                 [*prefix, sys.executable, "-I", "-S", f"/dev/fd/{script}"],
                 stdin=subprocess.PIPE,
@@ -103,13 +112,6 @@ class LocalSandbox:
         self._proc.stdin.write(marshal.dumps(executor_config).hex() + "\n")
         self._proc.stdin.flush()
         self._ready: dict | None = None
-
-    @staticmethod
-    def _chown_tree(root: Path, uid: int) -> None:
-        os.chown(root, uid, uid)
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
 
     def _wait_ready(self) -> dict:
         if self._ready is None:

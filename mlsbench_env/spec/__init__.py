@@ -9,7 +9,6 @@ import fnmatch
 import hashlib
 import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from functools import cache, cached_property
 from importlib import resources
@@ -438,21 +437,6 @@ def builtin_tasks_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "tasks"
-
-
-def task_copies() -> tuple[Path, ...]:
-    """Every folder of shipped tasks on this machine: the one in use and any other copy on the
-    import path (an editable install also copies tasks/ into site-packages), all hidden from
-    sandboxes because they hold hidden settings and private labels."""
-    found = {builtin_tasks_dir().resolve()}
-    repo = Path(__file__).resolve().parents[2] / "tasks"  # a source checkout's own folder
-    if repo.is_dir():
-        found.add(repo)
-    for entry in sys.path:
-        candidate = Path(entry or ".") / "mlsbench_env" / "tasks"
-        if candidate.is_dir():
-            found.add(candidate.resolve())
-    return tuple(sorted(found))
 
 
 def builtin_task_ids(kind: str | None = None) -> list[str]:

@@ -37,7 +37,7 @@ FALLBACK_TASK_PACKAGES = ("scipy", "scikit-learn", "networkx", "causal-learn")
 
 def recipe_dir() -> Path:
     """sandbox/: package data when installed, the repository's folder when editable."""
-    here = Path(__file__).resolve().parents[1]  # the package folder
+    here = Path(__file__).resolve().parents[2]  # the package folder
     for candidate in (here / "sandbox_recipes", here.parent / "sandbox"):
         if (candidate / "Dockerfile").is_file():
             return candidate

@@ -1,6 +1,7 @@
-"""What a sandbox sees: an allow-list, decided here for every backend.
+"""What a sandbox sees: an allow-list, decided here for every backend, and what stays hidden.
 
-A `local` sandbox gets a fresh root (the executor pivots into it, ``executor.py``) that holds:
+A `local` sandbox gets a fresh root (the executor pivots into it, ``executor/mounts.py``) that
+holds:
 
 - the OS runtime, read-only: ``/usr``, ``/etc``, the ``/bin``, ``/sbin`` and ``/lib*`` folders
   (or their links into ``/usr``), and the CPU topology that numeric libraries read;
@@ -15,7 +16,7 @@ and, inside those, every copy of the shipped tasks and the config's ``hidden`` p
 competition's source data) covered by an empty read-only folder. Nothing else of the host exists
 in it: no home folders, no other checkouts, no runs folder, no other episodes. A `docker` sandbox
 gets the same root, folders, files and masks on top of its image, which holds the OS and the
-interpreter and no task file (``docker.py``).
+interpreter and no task file (``docker/shape.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 STDIO = ("stdin", "stdout", "stderr")
 
 
-def _inside(path: str, parent: str) -> bool:
+def inside(path: str, parent: str) -> bool:
+    """Whether ``path`` is ``parent`` or lies under it (both resolved)."""
     return path == parent or path.startswith(parent.rstrip("/") + "/")
 
 
@@ -64,11 +66,11 @@ def interpreter_paths() -> tuple[str, ...]:
         p
         for p in found
         if os.path.isdir(p)
-        and not (checkout and _inside(p, str(checkout)))
+        and not (checkout and inside(p, str(checkout)))
         # the OS runtime is bound whole already
-        and not any(_inside(p, o) for o in ("/usr", "/bin", "/lib"))
+        and not any(inside(p, o) for o in ("/usr", "/bin", "/lib"))
     )
-    return tuple(p for p in kept if not any(_inside(p, q) and p != q for q in kept))
+    return tuple(p for p in kept if not any(inside(p, q) and p != q for q in kept))
 
 
 @cache
@@ -111,19 +113,36 @@ def local_view(config: SandboxConfig) -> dict:
     # it; among equals the order above (a run's read-only files after its root); stable sort
     entries.sort(key=_depth)
     bound = [e[2] for e in entries if e[0] == "bind" and os.path.isdir(e[1])]
-    masks = {str(Path(p).resolve()) for p in (*config.hidden, *task_copies_here())}
+    masks = {str(Path(p).resolve()) for p in (*config.hidden, *task_copies())}
     return {
         "entries": entries,
-        "masks": sorted(m for m in masks if any(_inside(m, b) and m != b for b in bound)),
+        "masks": sorted(m for m in masks if any(inside(m, b) and m != b for b in bound)),
         "python": sys.executable,
         "interpreter": list(interpreter_paths()),
     }
 
 
-def task_copies_here() -> tuple[Path, ...]:
-    from mlsbench_env.spec import task_copies  # spec imports heavy modules; only when needed
+def task_copies() -> tuple[Path, ...]:
+    """Every folder of shipped tasks on this machine: the one in use and any other copy on the
+    import path (an editable install also copies tasks/ into site-packages), all hidden from
+    sandboxes because they hold hidden settings and private labels."""
+    from mlsbench_env.spec import builtin_tasks_dir  # spec imports heavy modules; only when needed
 
-    return task_copies()
+    found = {builtin_tasks_dir().resolve()}
+    repo = Path(__file__).resolve().parents[2] / "tasks"  # a source checkout's own folder
+    if repo.is_dir():
+        found.add(repo)
+    for entry in sys.path:
+        candidate = Path(entry or ".") / "mlsbench_env" / "tasks"
+        if candidate.is_dir():
+            found.add(candidate.resolve())
+    return tuple(sorted(found))
+
+
+def hidden_runs(runs_dir: str | Path | None) -> tuple[Path, ...]:
+    """The runs folder as a path to hide from sandboxes (``sandbox_config``'s ``hidden_extra``):
+    it holds other episodes' trajectories and scores. Nothing when there is none."""
+    return (Path(runs_dir).resolve(),) if runs_dir else ()
 
 
 def sandbox_config(
@@ -137,7 +156,7 @@ def sandbox_config(
     its limits, and what stays covered should it lie inside what the sandbox sees (every copy
     of the task definitions, the competition's source data, the runs folder)."""
     hidden = {
-        *task_copies_here(),
+        *task_copies(),
         *task.hidden_sources(),
         *[p.resolve() for p in hidden_extra],
     }
