@@ -39,5 +39,51 @@ class SandboxError(MLSBenchError):
     """The sandbox could not start or run a command."""
 
 
-class BudgetExhausted(MLSBenchError):
-    """A budget ran out."""
+class ActionError(MLSBenchError, ValueError):
+    """A malformed action; the message is the observation the agent gets."""
+
+
+class JobCancelled(MLSBenchError):
+    """A background test was cancelled."""
+
+
+class AgentConfigError(MLSBenchError):
+    """An agent YAML file or a --set override is invalid."""
+
+
+class ModelError(MLSBenchError):
+    """A failed model call (after the provider's own retries). ``overflow``: the server refused
+    the request for its length (the loop trims and resends); it holds the numbers the server
+    stated, ``{"window": N, "prompt_tokens": N}`` (either may be None)."""
+
+    def __init__(self, message: str, *, overflow: dict | None = None):
+        super().__init__(message)
+        self.overflow = overflow
+
+
+class ModelExhausted(MLSBenchError):
+    """A scripted or replay model has no replies left."""
+
+
+class PoolTimeout(MLSBenchError):
+    """A reset waited longer than ``reset_timeout_s`` for a free episode slot."""
+
+
+class StoreError(MLSBenchError):
+    """The results store cannot be opened or has an unknown schema."""
+
+
+class HTTPError(MLSBenchError):
+    """The env server refuses a request: ``status`` is the HTTP status, ``detail`` why."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class RemoteEnvError(MLSBenchError):
+    """The server refused a request; ``status`` is the HTTP status, the message its detail."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status

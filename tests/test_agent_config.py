@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from mlsbench_env.agent import AgentConfigError, load_config, make_model, parse_text_action
+from mlsbench_env.agent import load_config, make_model, parse_text_action
 from mlsbench_env.agent.models import Usage
 from mlsbench_env.agent.totals import cost_usd
+from mlsbench_env.errors import AgentConfigError
 
 AGENTS = sorted((Path(__file__).parent.parent / "agents").glob("*.yaml"))
 

@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from mlsbench_env.agent import (
     LLMAgent,
-    ModelError,
     ModelResponse,
     ReplayModel,
     ScriptedModel,
@@ -20,6 +19,7 @@ from mlsbench_env.cli import app
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.log import read_log
 from mlsbench_env.episode import BaselineAgent, run_episode
+from mlsbench_env.errors import ModelError
 
 VIEW = {"tool": "view", "args": {"path": "guess.py"}}
 

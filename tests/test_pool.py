@@ -14,9 +14,9 @@ from test_agent_fakes import EDIT_LINE, tiny_task_once
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.vector import make_vector_env
 from mlsbench_env.episode import BaselineAgent, run_episode
-from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.errors import MLSBenchError, PoolTimeout
 from mlsbench_env.evaluation import _grader, grade
-from mlsbench_env.scale.pool import EnvPool, PoolTimeout, arun_episode
+from mlsbench_env.scale.pool import EnvPool, arun_episode
 from mlsbench_env.spec import load_task
 
 FIRST_TASK = "opt-evolution-strategy"

@@ -16,7 +16,8 @@ from gymnasium.utils.env_checker import check_env
 from test_agent_fakes import EDIT_LINE, PERFECT, tiny_task_once
 
 from mlsbench_env.env import ResearchEnv
-from mlsbench_env.scale.client import RemoteEnv, RemoteEnvError
+from mlsbench_env.errors import RemoteEnvError
+from mlsbench_env.scale.client import RemoteEnv
 from mlsbench_env.scale.server import ServerConfig, create_app, needs_token
 
 uvicorn = pytest.importorskip("uvicorn")

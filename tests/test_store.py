@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from mlsbench_env.scale.store import SCHEMA_VERSION, ResultsStore, StoreError
+from mlsbench_env.errors import StoreError
+from mlsbench_env.scale.store import SCHEMA_VERSION, ResultsStore
 
 
 def row(key, status="ok", score=10.0, **kw):

@@ -6,12 +6,11 @@ extra) and retry through it; ``ScriptedModel`` and ``ReplayModel`` need no API. 
 docs/agents.md.
 """
 
-from mlsbench_env.agent.config import AgentConfig, AgentConfigError, load_config
+from mlsbench_env.agent.config import AgentConfig, load_config
 from mlsbench_env.agent.loop import LLMAgent, parse_text_action
 from mlsbench_env.agent.make import make_agent
 from mlsbench_env.agent.models import (
     Model,
-    ModelError,
     ModelResponse,
     ReplayModel,
     ScriptedModel,
@@ -22,6 +21,7 @@ from mlsbench_env.agent.models import (
 from mlsbench_env.agent.resume import saved_run
 from mlsbench_env.agent.summary import summarize
 from mlsbench_env.agent.totals import Totals
+from mlsbench_env.errors import AgentConfigError, ModelError
 
 __all__ = [
     "AgentConfig",

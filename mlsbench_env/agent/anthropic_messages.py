@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 
-from mlsbench_env.agent.config import AgentConfigError, ModelConfig, RetryConfig
+from mlsbench_env.agent.config import ModelConfig, RetryConfig
 from mlsbench_env.agent.models import ModelResponse, ToolCall, Usage
 from mlsbench_env.agent.sdk import call, client, import_sdk
+from mlsbench_env.errors import AgentConfigError
 from mlsbench_env.tools import anthropic_tools
 
 

@@ -13,11 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlsbench_env.errors import MLSBenchError
-
-
-class AgentConfigError(MLSBenchError):
-    """An agent YAML file or a --set override is invalid."""
+from mlsbench_env.errors import AgentConfigError
 
 
 class _Frozen(BaseModel):

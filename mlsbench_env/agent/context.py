@@ -7,8 +7,9 @@ import json
 from collections.abc import Callable
 
 from mlsbench_env.agent.config import AgentConfig
-from mlsbench_env.agent.models import ModelError, Usage
+from mlsbench_env.agent.models import Usage
 from mlsbench_env.env import tokens
+from mlsbench_env.errors import ModelError
 
 ELIDED = "[observation elided to fit the context window; it was {n} tokens]"
 ELIDED_REPLY = "[reply elided to fit the context window; it was {n} tokens]"

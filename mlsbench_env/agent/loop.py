@@ -16,9 +16,10 @@ from typing import Any
 
 from mlsbench_env.agent.config import AgentConfig, dump_config, fill
 from mlsbench_env.agent.context import ContextFitter
-from mlsbench_env.agent.models import Model, ModelError, ModelExhausted, ModelResponse
+from mlsbench_env.agent.models import Model, ModelResponse
 from mlsbench_env.agent.totals import Totals, cost_usd
 from mlsbench_env.episode import EpisodeOutcome, ExitStatus, run_episode
+from mlsbench_env.errors import ModelError, ModelExhausted
 from mlsbench_env.tools import usage as tools_usage
 
 __all__ = ["ExitStatus", "LLMAgent", "parse_text_action"]

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from mlsbench_env.agent.config import ModelConfig, RetryConfig
 from mlsbench_env.env.log import read_log
-from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.errors import MLSBenchError, ModelExhausted
 
 
 @dataclass(frozen=True)
@@ -77,20 +77,6 @@ class ModelResponse:
             provider_content=rec.get("provider_content"),
             replayed=True,
         )
-
-
-class ModelError(MLSBenchError):
-    """A failed model call (after the provider's own retries). ``overflow``: the server refused
-    the request for its length (the loop trims and resends); it holds the numbers the server
-    stated, ``{"window": N, "prompt_tokens": N}`` (either may be None)."""
-
-    def __init__(self, message: str, *, overflow: dict | None = None):
-        super().__init__(message)
-        self.overflow = overflow
-
-
-class ModelExhausted(Exception):
-    """A scripted or replay model has no replies left."""
 
 
 class Model(Protocol):

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mlsbench_env.agent.config import AgentConfigError, ModelConfig, RetryConfig
-from mlsbench_env.agent.models import ModelError, ModelResponse, ToolCall, Usage
+from mlsbench_env.agent.config import ModelConfig, RetryConfig
+from mlsbench_env.agent.models import ModelResponse, ToolCall, Usage
 from mlsbench_env.agent.sdk import call, client, import_sdk
 from mlsbench_env.env import tokens
+from mlsbench_env.errors import AgentConfigError, ModelError
 from mlsbench_env.tools import openai_tools
 
 

@@ -16,8 +16,7 @@ import importlib
 import re
 
 from mlsbench_env.agent.config import ModelConfig, RetryConfig
-from mlsbench_env.agent.models import ModelError
-from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.errors import MLSBenchError, ModelError
 
 
 def import_sdk(name: str):

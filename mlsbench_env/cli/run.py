@@ -189,7 +189,8 @@ def play(
 ):
     """Play an episode in the terminal: type JSON actions or `tool key=value ...`."""
     from mlsbench_env.env import ResearchEnv
-    from mlsbench_env.tools import ActionError, parse_short_form
+    from mlsbench_env.errors import ActionError
+    from mlsbench_env.tools import parse_short_form
 
     env = ResearchEnv(load_or_exit(task), sandbox=sandbox, runs_dir=runs_dir, agent_name="human")
     env.progress = print_run

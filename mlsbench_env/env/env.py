@@ -29,12 +29,12 @@ from mlsbench_env.env import background, handlers, render
 from mlsbench_env.env.config import EnvConfig
 from mlsbench_env.env.log import TrajectoryLog, append_record
 from mlsbench_env.env.state import Budget, EpisodeSnapshot, EpisodeState, put_back, take_snapshot
-from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.errors import ActionError, MLSBenchError
 from mlsbench_env.evaluation import SettingRun
 from mlsbench_env.sandbox import agent_code_isolation, isolation_level, make_sandbox
 from mlsbench_env.sandbox.visibility import sandbox_config
 from mlsbench_env.spec import Task, load_task
-from mlsbench_env.tools import ActionError, parse_action, select_tools, tool_schemas
+from mlsbench_env.tools import parse_action, select_tools, tool_schemas
 from mlsbench_env.tools.jobs import Slots
 from mlsbench_env.workspace import Workspace
 

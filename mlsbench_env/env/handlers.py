@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlsbench_env.env import background, render
 from mlsbench_env.env.state import EpisodeState
-from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.errors import ActionError, MLSBenchError
 from mlsbench_env.evaluation import (
     RUN_ENV,
     final_evaluation,
@@ -25,7 +25,6 @@ from mlsbench_env.evaluation import (
 )
 from mlsbench_env.scoring import final_info
 from mlsbench_env.tools import (
-    ActionError,
     EditArgs,
     ShellArgs,
     SubmitArgs,

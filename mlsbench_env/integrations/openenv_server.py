@@ -27,9 +27,10 @@ from typing import Any
 
 from pydantic import Field
 
+from mlsbench_env.errors import HTTPError
 from mlsbench_env.integrations import isolation_of, mark_harness, require, slim_info
 from mlsbench_env.scale.server import ServerConfig, limit_body
-from mlsbench_env.scale.sessions import HTTPError, State
+from mlsbench_env.scale.sessions import State
 
 require("openenv.core.env_server", "openenv")
 

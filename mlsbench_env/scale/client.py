@@ -21,21 +21,13 @@ from urllib.parse import urlsplit
 import gymnasium as gym
 
 from mlsbench_env.env import MAX_OBS_CHARS, FullText
-from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.errors import MLSBenchError, RemoteEnvError
 
 TOKEN_ENV = "MLSBENCH_SERVER_TOKEN"
 # reconnect before reusing a connection idle this long: the server drops idle ones after 75 s,
 # and a request sent on a dropped connection must not be retried blindly (a step is not
 # idempotent)
 MAX_IDLE_S = 30.0
-
-
-class RemoteEnvError(MLSBenchError):
-    """The server refused a request; ``status`` is the HTTP status, the message its detail."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 class RemoteEnv(gym.Env):

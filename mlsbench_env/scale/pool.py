@@ -33,11 +33,7 @@ from functools import partial
 import gymnasium as gym
 
 from mlsbench_env.episode import Agent, Episode, EpisodeOutcome
-from mlsbench_env.errors import MLSBenchError
-
-
-class PoolTimeout(MLSBenchError):
-    """A reset waited longer than ``reset_timeout_s`` for a free episode slot."""
+from mlsbench_env.errors import PoolTimeout
 
 
 @dataclass

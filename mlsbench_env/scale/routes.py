@@ -14,8 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.scale.sessions import HTTPError, State
+from mlsbench_env.errors import HTTPError, MLSBenchError
+from mlsbench_env.scale.sessions import State
 
 
 # ------------------------------------------------------------------------------ wire models

@@ -29,8 +29,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.scale.sessions import HTTPError, State, pydantic_problems
+from mlsbench_env.errors import HTTPError, MLSBenchError
+from mlsbench_env.scale.sessions import State, pydantic_problems
 
 log = logging.getLogger("mlsbench.server")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from mlsbench_env.errors import MLSBenchError, UnknownNameError
+from mlsbench_env.errors import HTTPError, MLSBenchError, UnknownNameError
 from mlsbench_env.scale.pool import AsyncEnv, EnvPool
 
 if TYPE_CHECKING:
@@ -49,11 +49,6 @@ class Session:
             "idle_s": round(time.monotonic() - self.last_used, 3),
             "run_dir": str(un.run_dir) if getattr(un, "run_dir", None) else None,
         }
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, detail: str):
-        self.status, self.detail = status, detail
 
 
 class State:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mlsbench_env.errors import MLSBenchError
+from mlsbench_env.errors import StoreError
 
 SCHEMA_VERSION = 3
 DEFAULT_PATH = "runs/results.sqlite"
@@ -111,10 +111,6 @@ CREATE TABLE IF NOT EXISTS rescores (
     error TEXT
 );
 """
-
-
-class StoreError(MLSBenchError):
-    """The results store cannot be opened or has an unknown schema."""
 
 
 class ResultsStore:

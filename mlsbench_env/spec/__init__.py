@@ -396,8 +396,10 @@ def load_task_dir(root: Path) -> Task:
     _check_regions(task, str(path))
     if not task.is_competition and (task.repo / KIT_PACKAGE).exists():
         raise TaskSpecError(
-            str(path), "(folder)", f"repo/{KIT_PACKAGE} is where the task kit goes in a "
-            "workspace; rename that folder (the kit comes from the installed package)"
+            str(path),
+            "(folder)",
+            f"repo/{KIT_PACKAGE} is where the task kit goes in a "
+            "workspace; rename that folder (the kit comes from the installed package)",
         )
     return task
 

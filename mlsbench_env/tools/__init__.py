@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mlsbench_env.errors import MLSBenchError, UnknownNameError
+from mlsbench_env.errors import ActionError, MLSBenchError, UnknownNameError
 
 
 class _Args(BaseModel):
@@ -176,10 +176,6 @@ def anthropic_tools(schemas: list[dict]) -> list[dict]:
         {"name": s["name"], "description": s["description"], "input_schema": s["parameters"]}
         for s in schemas
     ]
-
-
-class ActionError(ValueError):
-    """A malformed action; the message is the observation the agent gets."""
 
 
 def usage(names: list[str], only: str | None = None) -> str:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlsbench_env.errors import JobCancelled
+
 SLOTS_DIR_ENV = "MLSBENCH_SLOTS_DIR"
 
 
@@ -62,12 +64,12 @@ class Slots:
     @contextlib.contextmanager
     def hold(self, cancelled: threading.Event | None = None) -> Iterator[float]:
         """Wait for a free slot and hold it for the ``with`` body; yields the seconds waited.
-        Raises ``Cancelled`` if ``cancelled`` is set while waiting."""
+        Raises ``JobCancelled`` if ``cancelled`` is set while waiting."""
         started, delay = time.monotonic(), 0.005
         fd = self._try()
         while fd is None:
             if cancelled is not None and cancelled.wait(delay):
-                raise Cancelled("cancelled while waiting for an experiment slot")
+                raise JobCancelled("cancelled while waiting for an experiment slot")
             if cancelled is None:
                 time.sleep(delay)
             delay = min(delay * 2, 0.1)
@@ -91,10 +93,6 @@ class Slots:
             finally:
                 os.close(fd)
         return n
-
-
-class Cancelled(Exception):
-    """A job was cancelled."""
 
 
 @dataclass
@@ -138,7 +136,7 @@ class TestJob:
                 self._sandbox = make_sandbox(root)
                 for label in self.settings:
                     if self._cancel.is_set():
-                        raise Cancelled()
+                        raise JobCancelled()
                     if budget_left() - (self.used_s - self.billed_s) <= 0:
                         self.error = "the compute budget ran out"
                         break
@@ -146,11 +144,11 @@ class TestJob:
                     with hold:
                         run = run_one(self._sandbox, label, root)
                     if self._cancel.is_set():
-                        raise Cancelled()
+                        raise JobCancelled()
                     self.runs.append(run)
                     self.used_s += run.compute_s
                 self.state = "done"
-            except Cancelled:
+            except JobCancelled:
                 self.state = "cancelled"
             except Exception as e:  # a dead sandbox after cancel, or an env bug: say which
                 if self._cancel.is_set():
