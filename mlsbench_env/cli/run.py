@@ -136,9 +136,10 @@ def _resumed(resume: str, agent, task, seed, overrides):
     from mlsbench_env.agent import ReplayModel, load_config, make_model, saved_run
 
     header, saved = saved_run(resume)
-    if not agent and saved is None:
+    source = agent or saved
+    if source is None:
         fail(f"{resume} has no agent config; give --agent")
-    cfg = load_config(agent or saved, overrides)
+    cfg = load_config(source, overrides)
     # the saved episode's env options, but this run's folders and name
     mine = ("runs_dir", "work_dir", "agent_name")
     opts = {k: v for k, v in (header.get("config") or {}).items() if k not in mine}

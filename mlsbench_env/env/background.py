@@ -158,10 +158,11 @@ def jobs_tool(ep: EpisodeState, a: JobsArgs):
         for j in chosen
         if j.result is not None and (not j.shown or (a.id is not None and a.action != "cancel"))
     ]
-    for job in show:
-        lines += ["", job.result["text"]]
+    results = [j.result for j in show if j.result is not None]
+    for job, result in zip(show, results, strict=True):
+        lines += ["", result["text"]]
         job.shown = True
     info: dict[str, Any] = {"jobs": [j.status() for j in jobs.values()]}
-    if show:
-        info["tests"] = [j.result["info"] for j in show]
+    if results:
+        info["tests"] = [r["info"] for r in results]
     return "\n".join(lines), True, info, False

@@ -264,6 +264,7 @@ class ResearchEnv(gym.Env):
         if self.episode is None:
             self.reset()
         ep = self.episode
+        assert ep is not None  # reset made one
         background.cancel_all(ep)
         self._np_random = put_back(ep, snap)
         self.record(

@@ -24,6 +24,7 @@ from mlsbench_env.evaluation import (
     validate_submission,
 )
 from mlsbench_env.scoring import final_info
+from mlsbench_env.spec import Competition
 from mlsbench_env.tools import (
     EditArgs,
     ShellArgs,
@@ -37,7 +38,7 @@ from mlsbench_env.workspace import transplant
 
 SHELL_ENV = {k: v for k, v in RUN_ENV.items() if k.endswith("_NUM_THREADS")}
 Outcome = tuple[str, bool, dict, bool]  # (observation text, ok, info, terminated)
-NO_COMPUTE = "No compute budget left; `submit` to end the episode.", False, {}, False
+NO_COMPUTE: Outcome = "No compute budget left; `submit` to end the episode.", False, {}, False
 
 
 def view(ep: EpisodeState, a: ViewArgs) -> Outcome:
@@ -187,15 +188,21 @@ def submit(ep: EpisodeState, a: SubmitArgs) -> Outcome:
     return text, info.get("score") is not None, info, True
 
 
-def validate(ep: EpisodeState, a: ValidateArgs) -> Outcome:
+def _competition(ep: EpisodeState) -> Competition:
     comp = ep.task.spec.competition
+    assert comp is not None, "only a competition has a submission"  # checked when loaded
+    return comp
+
+
+def validate(ep: EpisodeState, a: ValidateArgs) -> Outcome:
+    comp = _competition(ep)
     rel, path = ep.workspace.resolve(a.path or comp.submission)
     ok, message = validate_submission(ep.task, path)
     return (f"{rel}: valid. {message}" if ok else message), ok, {}, False
 
 
 def submit_competition(ep: EpisodeState) -> Outcome:
-    comp = ep.task.spec.competition
+    comp = _competition(ep)
     _, path = ep.workspace.resolve(comp.submission)
     with tempfile.TemporaryDirectory(dir=ep.episode_dir) as work:
         runs = grade_submission(ep.task, path, Path(work))

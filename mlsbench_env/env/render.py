@@ -100,6 +100,7 @@ def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str)
 
 def render_competition_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str) -> str:
     s, comp = task.spec, task.spec.competition
+    assert comp is not None, "a competition task has its competition block"  # checked when loaded
     description = (task.repo / "description.md").read_text().strip()
     splits = ", ".join(st.label for st in s.settings)
     parts = [
