@@ -120,5 +120,10 @@ def test_retry_max_attempts_is_the_sdk_clients_retries(monkeypatch, provider, sd
 
 
 def test_backoff_settings_are_the_sdks_not_the_configs():
-    with pytest.raises(AgentConfigError, match="retry.initial_s: unknown field"):
-        load_config({"name": "x", "model": {"provider": "scripted"}, "retry": {"initial_s": 1}})
+    """Configs (and trajectories) from before set the backoff by hand: they still load, and
+    the fields are dropped; a misspelt retry field is still refused."""
+    retry = {"initial_s": 1, "max_s": 30, "jitter": 0.5, "max_attempts": 2}
+    cfg = load_config({"name": "x", "model": {"provider": "scripted"}, "retry": retry})
+    assert cfg.retry.model_dump() == {"max_attempts": 2, "max_consecutive_errors": 3}
+    with pytest.raises(AgentConfigError, match="retry.max_attempt: unknown field"):
+        load_config({"name": "x", "model": {"provider": "scripted"}, "retry": {"max_attempt": 1}})

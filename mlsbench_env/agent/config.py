@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlsbench_env.errors import AgentConfigError
 
@@ -126,6 +126,9 @@ class Prices(_Frozen):
     output: float = Field(0.0, ge=0, description="Output tokens (reasoning included).")
 
 
+LEGACY_RETRY_FIELDS = ("initial_s", "max_s", "jitter")
+
+
 class RetryConfig(_Frozen):
     max_attempts: int = Field(
         6,
@@ -136,6 +139,15 @@ class RetryConfig(_Frozen):
     max_consecutive_errors: int = Field(
         3, ge=1, description="Failed model calls (after retries) in a row that end the run."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_backoff(cls, data: Any) -> Any:
+        # configs and trajectories written before the SDKs took over the retries set the
+        # backoff by hand; it is the SDK's now, so these still load and the fields go
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in LEGACY_RETRY_FIELDS}
+        return data
 
 
 class LimitsConfig(_Frozen):
