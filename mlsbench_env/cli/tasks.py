@@ -180,6 +180,7 @@ def validate(
         else:
             with run_progress(len(t.spec.settings), f"{t.id}: default scaffold") as progress:
                 problems = check(t, progress=progress)
+        problems += health_problems(t)
         for p in problems:
             console.print(f"  [red]problem:[/red] {p}")
         console.print(f"  {'[green]ok[/green]' if not problems else '[red]invalid[/red]'}")
@@ -196,6 +197,7 @@ def calibrate(
     """Run default + every baseline over all settings x seeds; write anchors.json."""
     from mlsbench_env.analysis.calibration import calibrate as measure
     from mlsbench_env.analysis.calibration import write_anchors
+    from mlsbench_env.analysis.health import health, health_markdown
 
     t = load_or_exit(task)
     n = len(t.baseline_names) * len(t.spec.settings) * len(t.spec.seeds.final)
@@ -217,6 +219,7 @@ def calibrate(
     if not dry_run:
         console.print(f"wrote {write_anchors(t, anchors)}")
     console.print(markdown_table(t, anchors, rescored))
+    console.print(health_markdown(health(t, anchors)))
     if anchors.get("medals"):
         console.print(
             "medal thresholds ("
@@ -227,6 +230,19 @@ def calibrate(
     for name, errs in anchors["errors"].items():
         for err in errs:
             console.print(f"[yellow]{name}[/yellow]: {err.splitlines()[0]}")
+
+
+def health_problems(task) -> list[str]:
+    """The calibration health check of a task's shipped anchors, as problems (none without
+    anchors.json: a task being written is not calibrated yet)."""
+    from mlsbench_env.analysis.health import health
+
+    if task.anchors() is None:
+        return []
+    try:
+        return [f"calibration health: {f.message}" for f in health(task).failures]
+    except MLSBenchError as e:
+        return [f"calibration health: {e}"]
 
 
 def markdown_table(task, anchors: dict, rescored: dict) -> str:
