@@ -5,7 +5,8 @@
   ``plots``: its matplotlib figures.
 - ``export``: episodes as fine-tuning datasets (``mlsbench export``).
 - ``rescore``: a finished run scored again against today's task and anchors.
-- ``calibration``: baselines run to validate a task and measure its anchors.
+- ``calibration``: baselines run to validate a task and measure its anchors; ``health``:
+  whether those anchors rank the baselines (standard errors of paired differences).
 
 The report's names are importable from here; they load on first use, because scipy.stats
 alone takes a second to import and most commands never build a report.
