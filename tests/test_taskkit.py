@@ -259,7 +259,7 @@ def test_a_kit_change_changes_every_research_tasks_hash(es_task, tmp_path, monke
     changed = dict(kit_files())
     (tmp_path / "guard.py").write_text(changed["taskkit/guard.py"].read_text() + "# changed\n")
     changed["taskkit/guard.py"] = tmp_path / "guard.py"
-    monkeypatch.setattr("mlsbench_env.spec.kit_files", lambda: changed)
+    monkeypatch.setattr("mlsbench_env.spec.load.kit_files", lambda: changed)
     assert fresh(es_task) != before
 
 
