@@ -1,0 +1,161 @@
+"""What only the `edit` tool may change, kept so: ``FixedFileGuard``, the part of every
+``Workspace`` that restores fixed content a command changed and compares the fixed regions with
+the pristine scaffold, and ``transplant``, which carries only the editable regions into a
+pristine copy of the scaffold for an evaluation run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlsbench_env.spec import Task
+from mlsbench_env.workspace import hostfs
+from mlsbench_env.workspace.text import ensure_newline, split_lines, write_text
+
+if TYPE_CHECKING:
+    from mlsbench_env.workspace.workspace import Range
+
+
+class FixedFileGuard:
+    """The integrity checks of a ``Workspace`` (which sets every attribute named here)."""
+
+    task: Task
+    root: Path
+    pristine: dict[str, bytes]
+    ranges: dict[str, list[Range]]
+    created: set[str]
+    free: bool
+    read: Callable[[str], str]
+
+    def _fixed_parts(self, rel: str, text: str) -> list[str]:
+        lines = split_lines(text)
+        parts, pos = [], 0
+        for r in self.ranges[rel]:
+            parts.append("".join(lines[pos : r.start - 1]))
+            pos = r.end
+        parts.append("".join(lines[pos:]))
+        return parts
+
+    def check_integrity(
+        self, known_editable_text: dict[str, str], owner: int | None = None
+    ) -> list[str]:
+        """Restore fixed files a command changed; return one message per event.
+
+        ``known_editable_text`` is the content of each file with editable ranges (and each
+        created file) before the command: a command that changes those is reverted too,
+        because only the `edit` tool keeps the editable ranges known. A link or special file
+        in place of any of them (or of a folder on the way, or of the workspace folder itself)
+        is replaced, never followed. ``owner``: the sandbox's uid, for a rebuilt folder.
+        """
+        events = []
+        if hostfs.kind(self.root.parent, self.root.name) != "dir":  # renamed, a link in its place
+            hostfs.remove(self.root.parent, self.root.name)
+            self.root.mkdir()
+            if owner is not None:  # the sandbox's uid, as the folder it replaced
+                os.chown(self.root, owner, owner)
+            for rel, data in self.pristine.items():
+                hostfs.write_bytes(self.root, rel, data)
+            events.append("the workspace folder was replaced and has been rebuilt")
+        if self.free:
+            return events
+        for rel, data in self.pristine.items():
+            if rel in self.ranges:
+                if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
+                    hostfs.write_text(self.root, rel, known_editable_text[rel])
+                    events.append(
+                        f"{rel} was changed outside the `edit` tool and was restored; "
+                        "use `edit` to change editable lines"
+                    )
+                continue
+            if hostfs.read_bytes(self.root, rel) != data:
+                hostfs.write_bytes(self.root, rel, data)
+                events.append(f"fixed file {rel} was changed and has been restored")
+        for rel in sorted(self.created):
+            if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
+                hostfs.write_text(self.root, rel, known_editable_text[rel])
+                events.append(f"{rel} was changed outside the `edit` tool and was restored")
+        return events
+
+    def editable_snapshot(self) -> dict[str, str]:
+        if self.free:
+            return {}
+        return {rel: self.read(rel) for rel in [*self.ranges, *sorted(self.created)]}
+
+    def fixed_unchanged(self) -> list[str]:
+        """Fixed regions that differ from the pristine scaffold (empty when all is well)."""
+        bad = []
+        for rel in self.ranges:
+            if self._fixed_parts(rel, self.read(rel)) != self._fixed_parts_pristine(rel):
+                bad.append(rel)
+        return bad
+
+    def _fixed_parts_pristine(self, rel: str) -> list[str]:
+        lines = split_lines(self.pristine[rel].decode())
+        parts, pos = [], 0
+        for region in (r for r in self.task.regions if r.file == rel):
+            parts.append("".join(lines[pos : region.start - 1]))
+            pos = region.end
+        parts.append("".join(lines[pos:]))
+        return parts
+
+
+def transplant(
+    task: Task,
+    regions: dict[tuple[str, int], str],
+    created: dict[str, str],
+    dest: Path,
+    *,
+    with_hidden: bool,
+) -> dict[str, list[tuple[int, int]]]:
+    """Build a pristine copy of the scaffold at ``dest`` with only the editable regions carried.
+
+    Regions are located by the task's own (pristine) line ranges, so nothing outside them can
+    travel from the workspace into the evaluation. Returns the editable line ranges of the copy.
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    for rel, src in task.scaffold_files().items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest / rel)
+    hidden = task.root / "hidden"
+    if with_hidden and hidden.is_dir():
+        # the task's secrets travel on the secrets channel to the harness, never as files
+        shutil.copytree(
+            hidden,
+            dest,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__", *task.spec.secrets),
+        )
+    by_file: dict[str, list] = {}
+    for region in task.regions:
+        by_file.setdefault(region.file, []).append(region)
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for file, file_regions in by_file.items():
+        lines = split_lines((dest / file).read_text())
+        # a region the caller does not carry keeps the scaffold's text (the default baseline)
+        new = {
+            r.index: split_lines(ensure_newline(regions[(file, r.index)]))
+            if (file, r.index) in regions
+            else lines[r.start - 1 : r.end]
+            for r in file_regions
+        }
+        for region in reversed(file_regions):
+            lines[region.start - 1 : region.end] = new[region.index]
+        write_text(dest / file, "".join(lines))
+        shift, spans = 0, []
+        for region in file_regions:
+            n = len(new[region.index])
+            spans.append((region.start + shift, region.start + shift + n - 1))
+            shift += n - (region.end - region.start + 1)
+        ranges[file] = spans
+    for rel, text in created.items():
+        if not task.may_create(rel) or (dest / rel).exists():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_text(dest / rel, text)
+        ranges[rel] = [(1, len(split_lines(text)))]
+    return ranges
