@@ -27,8 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlsbench_env.spec import Metric, Task
+
+if TYPE_CHECKING:  # the run record only; scoring imports nothing of evaluation at run time
+    from mlsbench_env.evaluation.run import SettingRun
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,62 @@ def compute_anchors(task: Task, results: dict[str, dict[str, dict[str, list[floa
                 "reference": means[task.spec.reference_baseline],
             }
     return anchors
+
+
+@dataclass
+class FinalResult:
+    """All settings x all seeds; the score per seed, and its mean and spread."""
+
+    runs: list[SettingRun]
+    seed_scores: dict[int, Score]
+    setting_scores: dict[str, float] = field(default_factory=dict)
+    score: float | None = None
+    spread: float | None = None
+    reason: str | None = None
+
+    def record(self) -> dict:
+        return {
+            "score": self.score,
+            "spread": self.spread,
+            "reason": self.reason,
+            "seed_scores": {s: sc.value for s, sc in self.seed_scores.items()},
+            "setting_scores": self.setting_scores,
+            "runs": [r.record() for r in self.runs],
+        }
+
+
+def score_runs(task: Task, runs: list[SettingRun], anchors: dict | None) -> FinalResult:
+    """The final score and its spread over seeds (rules in the module docstring)."""
+    seeds = sorted({r.seed for r in runs})
+    seed_scores = {}
+    for seed in seeds:
+        scores = {
+            r.label: setting_score(task, r.label, r.metrics, r.error, anchors)
+            for r in runs
+            if r.seed == seed
+        }
+        seed_scores[seed] = combine_settings(scores)
+    result = FinalResult(runs, seed_scores)
+    setting_scores = {}
+    for label in dict.fromkeys(r.label for r in runs):
+        mine = [r for r in runs if r.label == label]
+        ok = [r.metrics for r in mine if r.metrics is not None and r.error is None]
+        if not ok:
+            setting_scores[label] = Score(0.0, next(r.error for r in mine))
+            continue
+        means = {m.name: seed_mean([o[m.name] for o in ok], m) for m in task.spec.metrics}
+        sc = setting_score(task, label, means, None, anchors)
+        if sc.value is not None and len(ok) < len(mine):  # failed seeds count as 0
+            sc = Score(sc.value * len(ok) / len(mine), "some seeds failed", sc.parts)
+        setting_scores[label] = sc
+    total = combine_settings(setting_scores)
+    if total.value is None:
+        result.reason = total.reason
+        return result
+    result.score = total.value
+    result.spread = mean_and_spread([s.points for s in seed_scores.values()])[1]
+    result.setting_scores = {k: v.points for k, v in setting_scores.items()}
+    return result
 
 
 # Kaggle's medal rules (as MLE-bench applies them): the share of a leaderboard of n teams that

@@ -12,13 +12,14 @@ from unittest import mock
 
 import pytest
 
-from mlsbench_env.evaluation import FinalResult, SettingRun, final_evaluation
+from mlsbench_env.evaluation import SettingRun, final_evaluation
+from mlsbench_env.scoring import FinalResult
 from mlsbench_env.spec import Task
 
 
 def _evaluate(task: Task, regions: dict, labels: list[str], lint: bool) -> FinalResult:
     settings = [s for s in task.spec.settings if s.label in labels]
-    no_lint = mock.patch("mlsbench_env.evaluation.check_policy", return_value=[])
+    no_lint = mock.patch("mlsbench_env.evaluation.run.check_policy", return_value=[])
     with nullcontext() if lint else no_lint:
         return final_evaluation(task, regions, {}, seeds=[0], settings=settings)
 

@@ -15,7 +15,7 @@ from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.vector import make_vector_env
 from mlsbench_env.episode import BaselineAgent, run_episode
 from mlsbench_env.errors import MLSBenchError, PoolTimeout
-from mlsbench_env.evaluation import _grader, grade
+from mlsbench_env.evaluation.run import grade, load_grader
 from mlsbench_env.scale.pool import EnvPool, arun_episode
 from mlsbench_env.spec import load_task
 
@@ -245,7 +245,7 @@ def test_concurrent_episodes_grade_the_first_task_without_races(tmp_path):
     one thread's clean-up removed another's module and a valid run was rejected (seen in CI)."""
     task = first_task_or_skip()
     # the objective the grader itself rebuilds for this setting, seed and instance
-    obj = _grader(task)._objective(task.root, "ackley", 30, 0, "public")
+    obj = load_grader(task)._objective(task.root, "ackley", 30, 0, "public")
     x = (obj.lower + obj.upper) / 2
     result = {
         "function": "ackley",

@@ -303,7 +303,7 @@ def task():
 
 def _run(task, text, setting=SMOKE):
     """The edit through the real final evaluation, with the static policy off."""
-    with mock.patch("mlsbench_env.evaluation.check_policy", return_value=[]):
+    with mock.patch("mlsbench_env.evaluation.run.check_policy", return_value=[]):
         return final_evaluation(
             task, {("attention.py", 1): text}, {}, seeds=[0], settings=[setting]
         )

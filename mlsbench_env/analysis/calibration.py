@@ -14,16 +14,14 @@ from typing import Any
 from mlsbench_env.env.log import versions
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.evaluation import (
-    FinalResult,
     check_policy,
     final_evaluation,
     grade_submission,
     leaderboard_value,
     pipeline_evaluation,
-    score_runs,
     validate_submission,
 )
-from mlsbench_env.scoring import compute_anchors, medal_thresholds
+from mlsbench_env.scoring import FinalResult, compute_anchors, medal_thresholds, score_runs
 from mlsbench_env.spec import Task
 from mlsbench_env.workspace import transplant
 

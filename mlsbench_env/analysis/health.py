@@ -25,8 +25,8 @@ import textwrap
 from dataclasses import dataclass, field
 
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.evaluation import SettingRun, score_runs
-from mlsbench_env.scoring import mean_and_spread, setting_score
+from mlsbench_env.evaluation import SettingRun
+from mlsbench_env.scoring import mean_and_spread, score_runs, setting_score
 from mlsbench_env.spec import Task
 
 __all__ = [

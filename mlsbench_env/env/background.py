@@ -12,9 +12,10 @@ from typing import Any
 from mlsbench_env.env import render
 from mlsbench_env.env.state import EpisodeState
 from mlsbench_env.errors import MLSBenchError
-from mlsbench_env.evaluation import SettingRun, new_out_dir, run_setting, score_runs
+from mlsbench_env.evaluation import SettingRun, new_out_dir, run_setting
 from mlsbench_env.sandbox import make_sandbox
 from mlsbench_env.sandbox.visibility import sandbox_config
+from mlsbench_env.scoring import score_runs
 from mlsbench_env.tools import JobsArgs
 from mlsbench_env.tools.jobs import TestJob
 from mlsbench_env.workspace import transplant

@@ -20,10 +20,9 @@ from mlsbench_env.evaluation import (
     medal_of,
     new_out_dir,
     run_setting,
-    score_runs,
     validate_submission,
 )
-from mlsbench_env.scoring import final_info
+from mlsbench_env.scoring import final_info, score_runs
 from mlsbench_env.spec import Competition
 from mlsbench_env.tools import (
     EditArgs,
