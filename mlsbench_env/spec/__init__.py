@@ -12,9 +12,10 @@ from mlsbench_env.spec.load import (
     load_task,
     load_task_dir,
 )
-from mlsbench_env.spec.model import ForbiddenNames, Metric, Policy, Setting, TaskSpec
+from mlsbench_env.spec.model import Competition, ForbiddenNames, Metric, Policy, Setting, TaskSpec
 
 __all__ = [
+    "Competition",
     "ForbiddenNames",
     "Metric",
     "Policy",
