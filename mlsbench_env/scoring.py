@@ -131,7 +131,7 @@ def compute_anchors(task: Task, results: dict[str, dict[str, dict[str, list[floa
     failed). The floor is the worst baseline mean (default included); the reference is the
     reference baseline's mean.
     """
-    anchors = {}
+    anchors: dict[str, dict] = {}
     for s in task.spec.settings:
         anchors[s.label] = {}
         for m in task.spec.metrics:

@@ -28,6 +28,7 @@ import json
 import statistics
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,7 @@ class ExportResult:
 
 
 def export(
-    paths: list[str | Path],
+    paths: Sequence[str | Path],
     out_dir: str | Path,
     fmt: str = "chat-jsonl",
     filters: Filters | None = None,

@@ -190,7 +190,8 @@ def health(task: Task, anchors: dict | None = None) -> HealthReport:
     others = [b.name for b in ranked if b.name not in (reference, "default")]
     runner_up = others[0] if others else None
 
-    failures, flags = [], {b.name: [] for b in ranked}
+    failures: list = []
+    flags: dict[str, list] = {b.name: [] for b in ranked}
     separation = {}
     ref = by_name[reference]
     for name in dict.fromkeys(n for n in ("default", runner_up) if n in by_name):
@@ -222,7 +223,7 @@ def health(task: Task, anchors: dict | None = None) -> HealthReport:
     out = []
     for i, b in enumerate(ranked):
         nxt = ranked[i + 1] if i + 1 < len(ranked) else None
-        gap = paired_gap_se(list(b.seed_scores), list(nxt.seed_scores)) if nxt else None
+        next_gap = paired_gap_se(list(b.seed_scores), list(nxt.seed_scores)) if nxt else None
         out.append(
             BaselineHealth(
                 b.name,
@@ -231,7 +232,7 @@ def health(task: Task, anchors: dict | None = None) -> HealthReport:
                 b.task,
                 b.settings,
                 nxt.name if nxt else None,
-                gap,
+                next_gap,
                 tuple(flags[b.name]),
             )
         )

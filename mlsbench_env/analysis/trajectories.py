@@ -10,6 +10,7 @@ policies, people) become tool calls per step.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def linear_history(path: Path, upto: int | None = None, depth: int = 0) -> list[
     return out
 
 
-def find_runs(paths: list[str | Path]) -> list[Path]:
+def find_runs(paths: Sequence[str | Path]) -> list[Path]:
     """Run folders under each path (a run folder itself, or a folder of them)."""
     runs: list[Path] = []
     for p in map(Path, paths):

@@ -61,7 +61,8 @@ class Task:
 
     @cached_property
     def regions(self) -> list[Region]:
-        out, count = [], {}
+        out: list = []
+        count: dict[str, int] = {}
         for r in self.spec.editable:
             count[r.file] = count.get(r.file, 0) + 1
             out.append(Region(r.file, r.lines[0], r.lines[1], count[r.file]))

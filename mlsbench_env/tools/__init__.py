@@ -159,7 +159,7 @@ def _schemas_json(names: tuple[str, ...]) -> str:
         [
             {
                 "name": n,
-                "description": " ".join(arg_model(n, names).__doc__.split()),
+                "description": " ".join((arg_model(n, names).__doc__ or "").split()),
                 "parameters": _schema(arg_model(n, names)),
             }
             for n in names

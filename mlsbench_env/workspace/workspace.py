@@ -329,7 +329,7 @@ class Workspace(FixedFileGuard):
         return {rel: self.read(rel) for rel in sorted(self.created)}
 
     def diff(self) -> str:
-        chunks = []
+        chunks: list[str] = []
         for rel in self.ranges:
             old = self.pristine[rel].decode().splitlines(keepends=True)
             new = split_lines(self.read(rel))
