@@ -99,7 +99,7 @@ def export(
             redact_final(ep)
         kept.append(ep)
     data = out / "episodes.jsonl"
-    with open(data, "w", encoding="utf-8") as f:
+    with Path(data).open("w", encoding="utf-8") as f:
         for ep in kept:
             f.write(json.dumps(WRITERS[fmt](ep), default=str) + "\n")
     card = out / "README.md"

@@ -52,7 +52,7 @@ class TrajectoryLog:
     def __init__(self, path: Path, header: dict[str, Any]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open per episode)
+        self._f = self.path.open("a", encoding="utf-8")  # noqa: SIM115 (kept open per episode)
         self.write(
             {
                 "type": "header",
@@ -84,12 +84,12 @@ class TrajectoryLog:
     def reopen(self) -> None:
         """Append again after ``close`` (a restored episode goes on in the same file)."""
         if self._f.closed:
-            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._f = self.path.open("a", encoding="utf-8")  # noqa: SIM115
 
 
 def append_record(path: Path, record: dict[str, Any]) -> None:
     """Append one record to a finished trajectory (an agent's closing totals)."""
-    with open(path, "a", encoding="utf-8") as f:
+    with Path(path).open("a", encoding="utf-8") as f:
         f.write(json.dumps(record, default=str) + "\n")
 
 

@@ -80,7 +80,7 @@ def seed_cache(name: str) -> bool:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f"{target.name}.{uuid.uuid4().hex}.tmp")
         tmp.write_bytes(data)
-        os.replace(tmp, target)
+        tmp.replace(target)
     except OSError:
         return False
     return True

@@ -265,7 +265,7 @@ def _file_error(file: str, stderr: str) -> OSError:
 def _tail(path: Path, limit: int) -> bytes:
     if not path.exists():
         return b""
-    with open(path, "rb") as f:
+    with Path(path).open("rb") as f:
         size = f.seek(0, 2)
         f.seek(max(0, size - limit))
         return f.read()

@@ -110,7 +110,7 @@ class GpuAllocator:
         self.lock_dir.mkdir(parents=True, exist_ok=True)
         got_ids, files = [], []
         for gpu in self.gpus:
-            f = open(self.lock_dir / f"gpu-{gpu}.lock", "a+")  # noqa: SIM115 (held by the lease)
+            f = (self.lock_dir / f"gpu-{gpu}.lock").open("a+")  # noqa: SIM115 (held by the lease)
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

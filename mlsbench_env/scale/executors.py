@@ -81,7 +81,7 @@ def _spawn(job: dict, folder: Path, env: dict | None = None) -> tuple[subprocess
     Path(job["state"]).parent.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.job.json").write_text(json.dumps(job, default=str))
     result = folder / f"{name}.result.json"
-    with open(folder / f"{name}.log", "wb") as log:
+    with (folder / f"{name}.log").open("wb") as log:
         proc = subprocess.Popen(
             [
                 sys.executable,

@@ -185,4 +185,4 @@ def write_json(path: Path, data: dict) -> None:
     """Write ``data`` to ``path`` atomically: a reader never sees half a file."""
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
+    tmp.replace(path)

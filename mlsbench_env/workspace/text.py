@@ -18,7 +18,7 @@ def write_text(path: Path, text: str) -> None:
     auto_da_alloc flush the file to disk, ~4 ms per edit; truncating after writing does not."""
     data = text.encode()
     try:
-        with open(path, "r+b") as f:
+        with Path(path).open("r+b") as f:
             f.write(data)
             f.truncate()
     except FileNotFoundError:
