@@ -5,7 +5,8 @@ values are first put on a "higher is better" axis ``u`` (log10 if the metric say
 for lower-is-better metrics); then
 
 - floor F = the worst of the default scaffold and the baselines (mean over seeds) -> 0 points,
-- reference R = the task's reference (strongest) baseline -> 50 points,
+- reference R = the task's reference (strongest) baseline -> 50 points; under the task's
+  ``anchor: best``, the best baseline on that metric and setting instead (MLS-Bench's rule),
 - bound B = the metric's known best value, where it has one -> 100 points.
 
 Bounded metrics follow a power curve through the three points, ``100 * ((u-F)/(B-F))**g`` with
@@ -125,11 +126,13 @@ def mean_and_spread(values: list[float]) -> tuple[float, float]:
 
 
 def compute_anchors(task: Task, results: dict[str, dict[str, dict[str, list[float]]]]) -> dict:
-    """Floor and reference per setting and metric from calibration results.
+    """Floor and 50-point anchor per setting and metric from calibration results.
 
     ``results[baseline][setting][metric]`` is the list of per-seed values (NaN when a run
-    failed). The floor is the worst baseline mean (default included); the reference is the
-    reference baseline's mean.
+    failed). The floor is the worst baseline mean (default included). The 50 point, stored as
+    ``reference``, follows the task's ``anchor``: the reference baseline's mean, or under
+    ``anchor: best`` the best baseline mean on that metric and setting (never the default
+    scaffold's: it is the scale's 0, not a method).
     """
     anchors: dict[str, dict] = {}
     for s in task.spec.settings:
@@ -149,11 +152,13 @@ def compute_anchors(task: Task, results: dict[str, dict[str, dict[str, list[floa
                     f"reference baseline {task.spec.reference_baseline!r} produced no "
                     f"{m.name} on setting {s.label}; cannot calibrate"
                 )
+            fifty = means[task.spec.reference_baseline]
+            if task.spec.anchor == "best":
+                fifty = max(
+                    (v for n, v in means.items() if n != "default"), key=lambda v: _axis(v, m)
+                )
             floor = min(means.values(), key=lambda v: _axis(v, m))
-            anchors[s.label][m.name] = {
-                "floor": floor,
-                "reference": means[task.spec.reference_baseline],
-            }
+            anchors[s.label][m.name] = {"floor": floor, "reference": fifty}
     return anchors
 
 

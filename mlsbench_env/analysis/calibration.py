@@ -53,12 +53,13 @@ def validate(
     if anchors is None:
         problems.append("anchors.json: missing; run `mlsbench calibrate " + task.id + "`")
     else:
-        for s in task.spec.settings:
-            for m in task.spec.metrics:
-                if m.name not in anchors.get("anchors", {}).get(s.label, {}):
-                    problems.append(
-                        f"anchors.json: no anchor for {s.label}/{m.name}; re-run calibrate"
-                    )
+        missing = [
+            f"anchors.json: no anchor for {s.label}/{m.name}; re-run calibrate"
+            for s in task.spec.settings
+            for m in task.spec.metrics
+            if m.name not in anchors.get("anchors", {}).get(s.label, {})
+        ]
+        problems += missing or anchor_drift(task, anchors)
     if run and not problems:
         result = final_evaluation(
             task, {}, {}, backend=backend, seeds=[task.spec.seeds.dev], progress=progress
@@ -106,6 +107,8 @@ def validate_competition(task: Task, *, run: bool = True) -> list[str]:
         problems.append("anchors.json: missing; run `mlsbench calibrate " + task.id + "`")
     elif not anchors.get("medals"):
         problems.append("anchors.json: no medal thresholds; re-run calibrate")
+    else:
+        problems += anchor_drift(task, anchors)
     if run and not problems:
         ok, why = validate_submission(task, task.repo / comp.sample_submission)
         if not ok:
@@ -114,6 +117,31 @@ def validate_competition(task: Task, *, run: bool = True) -> list[str]:
             for r in grade_submission(task, task.repo / comp.sample_submission, Path(tmp)):
                 if r.error:
                     problems.append(f"grading the sample submission, split {r.label}: {r.error}")
+    return problems
+
+
+def anchor_drift(task: Task, anchors: dict) -> list[str]:
+    """Where the anchors of ``anchors.json`` are not what its own per-seed results give under
+    the task's ``anchor`` mode (an edited task.yaml or a hand-edited file): as problems."""
+    mode = task.spec.anchor
+    redo = f"re-run `mlsbench calibrate {task.id}`"
+    made = anchors.get("anchor", "reference")
+    if made != mode:
+        return [f"anchors.json: made with anchor: {made}, task.yaml says anchor: {mode}; {redo}"]
+    try:
+        expected = compute_anchors(task, anchors.get("results", {}))
+    except ValueError as e:
+        return [f"anchors.json: {e}; {redo}"]
+    problems = []
+    for label, per_metric in expected.items():
+        for name, want in per_metric.items():
+            got = anchors["anchors"].get(label, {}).get(name, {})
+            for key, value in want.items():
+                if key not in got or not math.isclose(got[key], value, rel_tol=1e-9):
+                    problems.append(
+                        f"anchors.json: {label}/{name} {key} is {got.get(key)}, its results give "
+                        f"{value} under anchor: {mode}; {redo}"
+                    )
     return problems
 
 
@@ -159,6 +187,7 @@ def calibrate(
         "versions": versions(),
         "seeds": list(task.spec.seeds.final),
         "reference_baseline": task.spec.reference_baseline,
+        "anchor": task.spec.anchor,
         "results": {n: {k: v for k, v in r.items() if k != "_errors"} for n, r in results.items()},
         "errors": {n: r["_errors"] for n, r in results.items() if "_errors" in r},
         "anchors": compute_anchors(

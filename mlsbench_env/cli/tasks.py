@@ -25,12 +25,13 @@ LIST_KEYS = (
     "hidden_settings",
     "baselines",
     "reference_baseline",
+    "anchor",
     "budgets",
     "error",
 )
 # `list`'s optional columns, most useful first, shown while the title keeps this many characters
 TITLE_MIN = 24
-OPTIONAL_COLUMNS = ("reference", "budget", "domain")
+OPTIONAL_COLUMNS = ("reference", "anchor", "budget", "domain")
 
 
 def summary(task) -> dict:
@@ -48,6 +49,7 @@ def summary(task) -> dict:
         "hidden_settings": len(spec.settings) - len(shown),
         "baselines": list(task.baseline_names),
         "reference_baseline": spec.reference_baseline,
+        "anchor": spec.anchor,
         "budgets": spec.budgets.model_dump(),
         "error": None,
     }
@@ -70,6 +72,7 @@ def _cells(row: dict) -> dict[str, str]:
         "domain": row["domain"],
         "settings": settings,
         "reference": row["reference_baseline"],
+        "anchor": row["anchor"],
         "budget": budget,
         "title": row["title"],
     }
@@ -103,6 +106,8 @@ def list_tasks(as_json: JsonOpt = False):
     id, gym_id (for gym.make), version, title, kind (research | competition),
     domain, settings (visible setting labels; a competition's test splits),
     hidden_settings (how many), baselines, reference_baseline,
+    anchor (what scores 50 on a metric: reference, the reference baseline;
+    best, the best baseline on that metric),
     budgets (tests, compute_s, max_steps, command_timeout_s,
     setting_timeout_s, wall_s), error (null; or why the task does not load,
     and then the other keys are null).
@@ -120,9 +125,12 @@ def list_tasks(as_json: JsonOpt = False):
         typer.echo(json.dumps(rows, indent=2))
         return
     console.print(task_table(rows, console.width))
+    best = [r["id"] for r in rows if r["anchor"] == "best"]
     console.print(
-        "reference: the strongest baseline, 50 points (a competition's default baseline is its "
-        "sample submission). Every setting, baseline and budget: mlsbench list --json"
+        "reference: the strongest baseline. anchor: what scores 50 on a metric, the reference "
+        f"baseline (reference) or the best baseline on that metric (best: "
+        f"{', '.join(best) or 'no task'}). A competition's default baseline is its sample "
+        "submission. Every setting, baseline and budget: mlsbench list --json"
     )
 
 

@@ -140,6 +140,12 @@ class TaskSpec(_Frozen):
     metrics: tuple[Metric, ...] = Field(min_length=1)
     baselines: tuple[Baseline, ...] = ()
     reference_baseline: str
+    anchor: Literal["reference", "best"] = Field(
+        default="reference",
+        description="What scores 50 on each metric of each setting: the reference baseline's "
+        "mean (reference), or the mean of whichever baseline is best on that metric, as "
+        "MLS-Bench anchors (best). The default scaffold is never the best.",
+    )
     show_baseline_results: bool = True
     budgets: Budgets = Budgets()
     limits: Limits = Limits()
