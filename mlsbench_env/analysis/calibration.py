@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import platform
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -157,14 +159,7 @@ def calibrate(
     names = baselines or task.baseline_names
 
     def one(name: str):
-        cb = (lambda label, seed, run: progress(name, label, seed, run)) if progress else None
-        if task.is_competition:
-            return name, pipeline_evaluation(
-                task, task.baseline_files(name), backend=backend, anchors={}, progress=cb
-            )
-        return name, final_evaluation(
-            task, task.baseline_regions(name), {}, backend=backend, anchors={}, progress=cb
-        )
+        return name, run_baseline(task, name, backend=backend, progress=progress)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         finished = dict(pool.map(one, names))
@@ -185,6 +180,7 @@ def calibrate(
         "version": task.spec.version,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "versions": versions(),
+        "machine": machine(backend),
         "seeds": list(task.spec.seeds.final),
         "reference_baseline": task.spec.reference_baseline,
         "anchor": task.spec.anchor,
@@ -201,6 +197,69 @@ def calibrate(
         )
     rescored = {n: score_runs(task, fr.runs, anchors) for n, fr in finished.items()}
     return anchors, rescored
+
+
+def run_baseline(
+    task: Task,
+    name: str,
+    *,
+    backend: str = "local",
+    seeds: list[int] | None = None,
+    progress: Callable[[str, str, int, object], None] | None = None,
+) -> FinalResult:
+    """One baseline over every setting (hidden ones too) x ``seeds`` (default: the final
+    seeds), unscored: the runs a calibration measures and a drift check replays."""
+    cb = (lambda label, seed, run: progress(name, label, seed, run)) if progress else None
+    if task.is_competition:
+        return pipeline_evaluation(
+            task, task.baseline_files(name), backend=backend, seeds=seeds, anchors={}, progress=cb
+        )
+    return final_evaluation(
+        task, task.baseline_regions(name), {}, backend=backend, seeds=seeds, anchors={}, progress=cb
+    )
+
+
+def machine(backend: str = "local") -> dict[str, Any]:
+    """What floating-point results depend on besides the code: the CPU, numpy's BLAS and the
+    platform of this process (the sandbox's own for ``local``; a container brings its own
+    numpy, so ``sandbox`` names the backend the runs used)."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "blas": blas(),
+        "platform": platform.platform(),
+        "sandbox": backend,
+    }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas() -> dict[str, Any]:
+    """numpy's BLAS as loaded (threadpoolctl, when installed: the kernel OpenBLAS picked for
+    this CPU, which is what changes the last bits), else as numpy was built."""
+    try:
+        import numpy as np
+    except ImportError:
+        return {}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        built = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
+        return {"numpy": np.__version__, "name": built.get("name"), "version": built.get("version")}
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            keep = ("internal_api", "version", "architecture", "threading_layer", "num_threads")
+            return {"numpy": np.__version__, **{k: pool.get(k) for k in keep}}
+    return {"numpy": np.__version__}
 
 
 def leaderboard(task: Task, finished: dict[str, FinalResult]) -> list[dict]:
