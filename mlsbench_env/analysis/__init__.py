@@ -6,7 +6,8 @@
 - ``export``: episodes as fine-tuning datasets (``mlsbench export``).
 - ``rescore``: a finished run scored again against today's task and anchors.
 - ``calibration``: baselines run to validate a task and measure its anchors; ``health``:
-  whether those anchors rank the baselines (standard errors of paired differences).
+  whether those anchors rank the baselines (standard errors of paired differences); ``drift``:
+  whether this machine reproduces them (the reference and the default replayed on one seed).
 
 The report's names are importable from here; they load on first use, because scipy.stats
 alone takes a second to import and most commands never build a report.
