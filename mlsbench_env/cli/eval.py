@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlsbench_env.cli.app import FinalSeeds, console, fail, list_option
+from mlsbench_env.cli.app import FinalSeeds, console, fail, list_option, load_or_exit
 from mlsbench_env.errors import MLSBenchError
 
 TaskList = Annotated[list[str], list_option("all | lite (suites/) | task ids | task folders.")]
@@ -41,6 +41,13 @@ def eval_matrix(
     cpus_per_episode: float = 1.0,
     gpus_per_episode: float = 0.0,
     dry_run: Annotated[bool, typer.Option(help="List the cells and stop.")] = False,
+    check_drift: Annotated[
+        bool,
+        typer.Option(
+            help="First replay each task's reference and default on one seed and print how far "
+            "this machine is from its anchors (saved beside the store for the report)."
+        ),
+    ] = False,
     score_unsubmitted: Annotated[
         bool,
         typer.Option(
@@ -96,6 +103,8 @@ def eval_matrix(
         for c in cells:
             console.print(f"  {have.get(c.key, 'todo'):7} {c.describe()}  [dim]{c.key}[/dim]")
         return
+    if check_drift:
+        drift_check(cells, cfg.store, sandbox)
     progress = MatrixProgress(len(cells), cfg.workers)
     live = Live(progress, console=console, refresh_per_second=2) if console.is_terminal else None
 
@@ -121,3 +130,20 @@ def eval_matrix(
         f"See: mlsbench report --store {cfg.store}"
     )
     raise typer.Exit(1 if summary.failed else 0)
+
+
+def drift_check(cells, store: str, sandbox: str) -> None:
+    """The drift of each task of the matrix, once, printed and saved beside the store."""
+    from mlsbench_env.analysis.drift import save_drift
+    from mlsbench_env.cli.tasks import print_drift
+
+    reports = []
+    for task in dict.fromkeys(c.task for c in cells):
+        t = load_or_exit(task)
+        console.print(f"calibration drift of {t.id} ...")
+        if t.anchors() is None:
+            console.print("  no anchors.json: nothing to compare")
+        elif drift := print_drift(t, sandbox):
+            reports.append(drift)
+    if reports:
+        console.print(f"drift saved to {save_drift(store, reports)}")

@@ -188,12 +188,42 @@ def validate(
         else:
             with run_progress(len(t.spec.settings), f"{t.id}: default scaffold") as progress:
                 problems = check(t, progress=progress)
+        replay = not no_run and not problems and t.anchors() is not None
         problems += health_problems(t)
         for p in problems:
             console.print(f"  [red]problem:[/red] {p}")
+        if replay:  # the anchors' own health does not stop it: drift is about this machine
+            print_drift(t)
         console.print(f"  {'[green]ok[/green]' if not problems else '[red]invalid[/red]'}")
         failed += bool(problems)
     raise typer.Exit(1 if failed else 0)
+
+
+def print_drift(task, backend: str = "local"):
+    """Replay the reference and the default on one seed and print how far they are from the
+    anchors; a drift beyond WARN_SPREADS is a warning line (the task stays valid). The report,
+    or None when the replay could not be compared."""
+    from mlsbench_env.analysis.drift import WARN_SPREADS, check_drift
+
+    n = 2 * len(task.spec.settings)
+    try:
+        with run_progress(n, f"{task.id}: drift replay") as advance:
+            drift = check_drift(
+                task,
+                backend=backend,
+                progress=lambda name, label, seed, run: advance(label, seed, run, f"{name}: "),
+            )
+    except MLSBenchError as e:
+        console.print(f"  [yellow]warning:[/yellow] no drift check: {e}")
+        return None
+    console.print(f"  drift: {drift.summary()}")
+    if drift.drifted:
+        console.print(
+            f"  [yellow]warning:[/yellow] calibration drift of {drift.max_spreads:.1f} seed "
+            f"spreads (beyond {WARN_SPREADS:g}): this machine does not reproduce anchors.json; "
+            f"scores here are off by that much (re-calibrate with `mlsbench calibrate {task.id}`)"
+        )
+    return drift
 
 
 def calibrate(
