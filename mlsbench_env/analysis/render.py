@@ -90,6 +90,8 @@ def render_terminal(report: Report, console) -> None:
             _f(t["compute_s"], 0),
         )
     console.print(tt)
+    for line in report.drift.values():  # each line starts with its task id
+        console.print(f"calibration drift: {escape(line)}")
     if report.paired:
         pt = Table(title="Paired comparison A - B (same task, seed and options)")
         for c in ("A", "B", "pairs", "A - B [95% CI]", "W/L/T", "sign p"):

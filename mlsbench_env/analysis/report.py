@@ -58,6 +58,9 @@ class Report:
     failed: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)  # research, competition: rows side by side
+    drift: dict[str, str] = field(default_factory=dict)
+    """Per task, the calibration drift ``eval --check-drift`` recorded beside the store (one
+    line, ``DriftReport.summary``)."""
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -331,11 +334,17 @@ def comparable(a: dict, b: dict) -> list[str]:
 
 
 def report_from_store(store, *, tasks=None, agents=None, compare=None) -> Report:
-    """The report of a results store (filtered by task ids and agent labels/hashes)."""
+    """The report of a results store (filtered by task ids and agent labels/hashes), with the
+    drift ``eval --check-drift`` saved beside it."""
+    from mlsbench_env.analysis.drift import load_drift  # it loads the evaluation layer
+
     rows = store.episodes(status="ok", tasks=tasks, agents=agents)
     failed = store.episodes(status="failed", tasks=tasks, agents=agents)
     today = current_hashes({r["task"] for r in rows})
-    return build_report(rows, failed, compare=compare, today=today)
+    report = build_report(rows, failed, compare=compare, today=today)
+    drift = load_drift(store.path)
+    report.drift = {t: drift[t].summary() for t in sorted({r["task"] for r in rows}) if t in drift}
+    return report
 
 
 __all__ = [
