@@ -29,6 +29,7 @@ from mlsbench_env.analysis.render import render_terminal
 from mlsbench_env.analysis.report import build_report
 from mlsbench_env.cli import app
 from mlsbench_env.scale.store import ResultsStore
+from mlsbench_env.scoring import combine_settings, compute_anchors, setting_score
 from mlsbench_env.spec import load_task
 
 
@@ -51,8 +52,10 @@ def edited(tiny, tmp_path):
                 per_metric[name] = values * 2
     anchors["results"]["good"]["one"]["error"] = [0.3, 0.5]
     anchors["results"]["default"]["one"]["error"] = [1.5, 1.6]
+    task = load_task(root)
+    anchors["anchors"] = compute_anchors(task, anchors["results"])  # validate checks they follow
     (root / "anchors.json").write_text(json.dumps(anchors))
-    return load_task(root)
+    return task
 
 
 def test_the_replay_of_a_fresh_calibration_is_exact(tiny):
@@ -83,11 +86,16 @@ def test_edited_anchors_give_the_distance_in_seed_spreads(edited):
     # the task score of seed 0 against the one the health check computes from the anchors
     seed_scores = health(edited, anchors).baseline("good").seed_scores
     assert good.score.anchored == seed_scores[0] and not good.score.exact
-    assert good.score.replayed == pytest.approx(50.0)  # the anchors' reference is its 0.2
-    assert good.score.spreads == pytest.approx(
-        (50.0 - seed_scores[0]) / statistics.stdev(seed_scores)
+    replayed = {"one": 0.2, "two": 0.4, "three": 0.6}  # 0.8 x against x
+    by_hand = combine_settings(
+        {k: setting_score(edited, k, {"error": v}, None, anchors) for k, v in replayed.items()}
     )
-    assert drift.max_spreads == pytest.approx(abs(worst.spreads))
+    assert good.score.replayed == pytest.approx(by_hand.points)
+    assert good.score.spreads == pytest.approx(
+        (by_hand.points - seed_scores[0]) / statistics.stdev(seed_scores)
+    )
+    every = [v.spreads for b in drift.baselines for v in (b.score, *b.metrics)]
+    assert drift.max_spreads == pytest.approx(max(abs(x) for x in every))
     assert drift.drifted and drift.max_spreads > WARN_SPREADS
     assert "worst one/error 1 vs 1.5 (-7.1 spreads)" in drift.summary()
 
@@ -131,7 +139,8 @@ def test_validate_prints_the_drift_as_a_warning_not_a_failure(tiny, edited, tmp_
     root = three_final_seeds(edited, tmp_path / "edited")
     r = CliRunner().invoke(app, ["validate", str(root)], terminal_width=400)
     assert "-7.1 spreads" in r.output, r.output
-    assert "warning: calibration drift of 7.1 seed spreads (beyond 3)" in r.output
+    expected = f"warning: calibration drift of {check_drift(edited).max_spreads:.1f} seed spreads"
+    assert expected + " (beyond 3)" in r.output
     assert "problem: calibration drift" not in r.output
     r = CliRunner().invoke(app, ["validate", "--no-run", str(root)], terminal_width=400)
     assert "drift" not in r.output
@@ -176,7 +185,8 @@ def test_eval_checks_the_drift_first_when_asked(edited, tmp_path):
     r = CliRunner().invoke(app, [*args, "--check-drift"], terminal_width=400)
     assert r.exit_code == 0, r.output
     assert r.output.index("calibration drift of tiny-guess") < r.output.index("eval ")
-    assert "warning: calibration drift of 7.1 seed spreads" in r.output
+    expected = f"warning: calibration drift of {check_drift(edited).max_spreads:.1f} seed spreads"
+    assert expected in r.output
     assert load_drift(store)["tiny-guess"].drifted
     drift_path(store).unlink()
     r = CliRunner().invoke(app, args, terminal_width=400)
