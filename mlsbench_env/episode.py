@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
     from mlsbench_env.env import ResearchEnv
     from mlsbench_env.spec import Task
@@ -131,8 +132,16 @@ class Episode:
     """The bookkeeping of one episode, shared by ``run_episode`` and the pool's async driver:
     the agent's optional methods, the step count, the exit status and the agent records."""
 
-    def __init__(self, env, agent: Agent, seed: int | None, on_step: Callable | None = None):
+    def __init__(
+        self,
+        env,
+        agent: Agent,
+        seed: int | None,
+        on_step: Callable | None = None,
+        score_unsubmitted: bool = False,
+    ):
         self.env, self.agent, self.seed, self.on_step = env, agent, seed, on_step
+        self.score_unsubmitted = score_unsubmitted
         self.un: Any = env.unwrapped  # records go to the ResearchEnv under any wrappers
         self._totals: Callable[[], dict] | None = getattr(agent, "totals", None)
         self.records = self._totals is not None
@@ -140,6 +149,7 @@ class Episode:
         self.status: ExitStatus | None = None
         self.obs: str = ""
         self.info: dict = {}
+        self.action: str | dict | None = None
 
     def begin(self, obs: str, info: dict, extra_records: Iterable[dict] = ()) -> None:
         self.obs, self.info = obs, info
@@ -151,40 +161,51 @@ class Episode:
 
     def encode(self, action: str | dict | None) -> str | None:
         """The action as the env takes it; None (and the exit status) when the agent stops."""
+        self.action = action
         if action is None:
             self.status = getattr(self.agent, "stop_reason", None) or "stopped"
             return None
         return action if isinstance(action, str) else json.dumps(action)
 
-    def stepped(self, action: str | dict | None, out: tuple) -> None:
+    def stepped(self, out: tuple) -> None:
+        """The env's answer to the action last encoded."""
         self.obs, self.reward, self.terminated, self.truncated, self.info = out
         self.steps += 1
         observe = getattr(self.agent, "observe", None)
         if observe:
-            observe(action, *out)
+            observe(self.action, *out)
         if self.on_step:
-            self.on_step(self.steps, action, self.obs, self.info)
+            self.on_step(self.steps, self.action, self.obs, self.info)
         if self.terminated or self.truncated:
             self.status = "submitted" if self.terminated else "truncated"
 
-    def interrupted(self) -> None:
-        self.status = "interrupted"
-        self.end()
-
-    def crashed(self, score_unsubmitted: bool) -> bool:
-        """Record the exception being handled; whether to re-raise it (not when it is scored)."""
-        self.status = "crashed"
-        if self.records:
-            self.un.record({"type": "agent_crash", "traceback": traceback.format_exc()})
-        if not score_unsubmitted:
+    @contextmanager
+    def playing(self) -> Iterator[None]:
+        """Around the act/step loop: Ctrl-C is recorded and re-raised; another exception is
+        recorded and re-raised unless the episode is scored anyway (``score_unsubmitted``)."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.status = "interrupted"
             self.end()
-            return True
-        log.warning("the agent crashed (traceback in the trajectory); scoring its code")
-        return False
+            raise
+        except Exception:
+            self.status = "crashed"
+            if self.records:
+                self.un.record({"type": "agent_crash", "traceback": traceback.format_exc()})
+            if not self.score_unsubmitted:
+                self.end()
+                raise
+            log.warning("the agent crashed (traceback in the trajectory); scoring its code")
 
-    def to_score(self, score_unsubmitted: bool) -> bool:
-        """Whether the episode needs ``end_unsubmitted``: the agent left it unsubmitted."""
-        return score_unsubmitted and not (self.terminated or self.truncated)
+    @contextmanager
+    def ending(self) -> Iterator[bool]:
+        """Yields whether the ``with`` body must score the code the agent left unsubmitted
+        (``score_unsubmitted``, and it stopped or crashed); ends the agent's records after."""
+        try:
+            yield self.score_unsubmitted and not (self.terminated or self.truncated)
+        finally:
+            self.end()
 
     def scored(self, reward: float, final: dict) -> None:
         self.reward, self.info = reward, {**self.info, **final}
@@ -233,26 +254,17 @@ def run_episode(
     ``score_unsubmitted``. With ``score_unsubmitted``, an episode the agent leaves unsubmitted
     (it stopped or crashed) gets the env's final evaluation (``ResearchEnv.end_unsubmitted``),
     so it ends with a score. Ctrl-C is never scored."""
-    ep = Episode(env, agent, seed, on_step)
+    ep = Episode(env, agent, seed, on_step, score_unsubmitted)
     obs, info = env.reset(seed=seed)
-    try:
+    with ep.playing():
         ep.begin(obs, info, extra_records)
         while ep.status is None:
-            action = agent.act(ep.obs, ep.info)
-            encoded = ep.encode(action)
+            encoded = ep.encode(agent.act(ep.obs, ep.info))
             if encoded is not None:
-                ep.stepped(action, env.step(encoded))
-    except KeyboardInterrupt:
-        ep.interrupted()
-        raise
-    except Exception:
-        if ep.crashed(score_unsubmitted):
-            raise
-    try:
-        if ep.to_score(score_unsubmitted):
+                ep.stepped(env.step(encoded))
+    with ep.ending() as unsubmitted:
+        if unsubmitted:
             ep.scored(*ep.un.end_unsubmitted(ep.status))
-    finally:
-        ep.end()
     return ep.outcome()
 
 

@@ -109,3 +109,40 @@ def test_gpu_containers_request_their_devices_and_skip_the_pool(tmp_path):
     cpu = pooled_shape(replace(shape, gpu_ids=()), tmp_path / "ep", opts)
     assert cpu is not None and cpu.stage == str(tmp_path)
     assert host_config_args(cpu)["device_requests"] is None
+
+
+def test_a_command_reaches_the_container_executor_as_one_request(tmp_path, monkeypatch):
+    pytest.importorskip("docker")
+    from mlsbench_env.sandbox.docker import DockerSandbox
+    from mlsbench_env.sandbox.docker.backend import OOM_PREFIX
+    from mlsbench_env.sandbox.docker.container import CONTAINER_PATH
+
+    class Channel:
+        sent: list = []
+
+        def send(self, request):
+            self.sent.append(request)
+
+        def recv(self, timeout):
+            answer = dict(rc=0, output="hi\n", wall_s=2.0, cpu_s=0.1, max_rss_mb=5.0)
+            return answer | dict(timed_out=False, killed=None, dropped_bytes=0)
+
+        def close(self):
+            pass
+
+    class Container:
+        channel, id, landlock = Channel(), "c1", False
+
+        def remove(self):
+            pass
+
+    monkeypatch.setattr(DockerSandbox, "_start", lambda self, root: Container())
+    sb = DockerSandbox(SandboxConfig(root=tmp_path, env={"A": "1"}, memory_mb=100))
+    result = sb.exec("echo hi", timeout=5, cwd="sub", env={"B": "2"}, secrets={"K": "v"})
+    sb.close()
+    assert result.output == "hi\n" and sb.compute_s == 2.0
+    (request,) = Channel.sent
+    assert request["cmd"] == OOM_PREFIX + "echo hi"
+    assert request["cwd"] == str(tmp_path / "sub") and request["timeout"] == 5
+    assert request["env"] == {"PATH": CONTAINER_PATH, "A": "1", "B": "2"}
+    assert request["secrets"] == {"K": "v"} and request["limits"]["memory_mb"] == 100

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 
-from mlsbench_env.agent.config import ModelConfig, RetryConfig
 from mlsbench_env.agent.models import ModelResponse, ToolCall, Usage
-from mlsbench_env.agent.sdk import call, client, import_sdk
-from mlsbench_env.errors import AgentConfigError
+from mlsbench_env.agent.sdk import SDKModel
 from mlsbench_env.tools import anthropic_tools
 
 
@@ -63,18 +60,8 @@ def to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
     return "\n\n".join(system), out
 
 
-class AnthropicMessages:
-    def __init__(self, cfg: ModelConfig, retry: RetryConfig | None = None):
-        self.sdk = import_sdk("anthropic")
-        self.cfg = cfg
-        self.name = cfg.name
-        env_var = cfg.api_key_env or "ANTHROPIC_API_KEY"
-        key = os.environ.get(env_var)
-        if not key:
-            if not cfg.base_url:
-                raise AgentConfigError(f"model: no API key: set {env_var}")
-            key = "EMPTY"
-        self.client = client(self.sdk, "Anthropic", cfg, key, retry)
+class AnthropicMessages(SDKModel):
+    sdk_name, provider, key_env = "anthropic", "Anthropic", "ANTHROPIC_API_KEY"
 
     def request(
         self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
@@ -92,12 +79,10 @@ class AnthropicMessages:
         req.update(cfg.params)
         return req
 
-    def query(
-        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
-    ) -> ModelResponse:
-        req = self.request(messages, tools, max_output_tokens)
-        create = self.client.messages.with_raw_response.create
-        r, attempts = call(self.sdk, "Anthropic", self.cfg.timeout_s, create, req)
+    def create(self):
+        return self.client.messages.with_raw_response.create
+
+    def response(self, r, req: dict, attempts: int) -> ModelResponse:
         text, calls, keep = [], [], False
         for b in r.content:
             if b.type == "text":

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from mlsbench_env.agent.config import ModelConfig, RetryConfig
 from mlsbench_env.env.log import read_log
 from mlsbench_env.errors import MLSBenchError, ModelExhausted
+from mlsbench_env.tools import decoded
 
 
 @dataclass(frozen=True)
@@ -163,12 +164,7 @@ class ReplayModel:
             for r in records:
                 if r.get("type") != "step":
                     continue
-                action = r.get("action")
-                if isinstance(action, str):
-                    try:
-                        action = json.loads(action)
-                    except json.JSONDecodeError:
-                        pass
+                action = decoded(r.get("action"))
                 if isinstance(action, dict):
                     resp = _as_response(action, len(responses) + 1, action_format)
                 else:  # a malformed recorded action: replay it as text, as it was

@@ -9,14 +9,12 @@ turns them into token ids, logprobs and loss masks per episode).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from mlsbench_env.agent.config import ModelConfig, RetryConfig
 from mlsbench_env.agent.models import ModelResponse, ToolCall, Usage
-from mlsbench_env.agent.sdk import call, client, import_sdk
+from mlsbench_env.agent.sdk import SDKModel
 from mlsbench_env.env import tokens
-from mlsbench_env.errors import AgentConfigError, ModelError
+from mlsbench_env.errors import ModelError
 from mlsbench_env.tools import openai_tools
 
 
@@ -58,43 +56,32 @@ def token_trace(r) -> dict | None:
 
 def to_openai(messages: list[dict]) -> list[dict]:
     """Neutral messages -> Chat Completions messages."""
-    out = []
-    for m in messages:
-        if m["role"] == "assistant":
-            # "" rather than null beside tool calls: llama-cpp-python's server refuses null
-            msg = {"role": "assistant", "content": m["content"] or ""}
-            if m.get("tool_calls"):
-                msg["tool_calls"] = [
-                    {
-                        "id": c["id"],
-                        "type": "function",
-                        "function": {"name": c["name"], "arguments": c["arguments"]},
-                    }
-                    for c in m["tool_calls"]
-                ]
-            out.append(msg)
-        elif m["role"] == "tool":
-            out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]})
-        else:
-            out.append({"role": m["role"], "content": m["content"]})
-    return out
+    return [openai_message(m) for m in messages]
 
 
-class OpenAIChat:
-    def __init__(self, cfg: ModelConfig, retry: RetryConfig | None = None):
-        self.sdk = import_sdk("openai")
-        self.cfg = cfg
-        self.name = cfg.name
-        env_var = cfg.api_key_env or "OPENAI_API_KEY"
-        key = os.environ.get(env_var)
-        if not key:
-            if not cfg.base_url:
-                raise AgentConfigError(
-                    f"model: no API key: set {env_var}, or give --base-url for a local "
-                    "OpenAI-compatible server"
-                )
-            key = "EMPTY"  # local servers usually accept any key
-        self.client = client(self.sdk, "OpenAI", cfg, key, retry)
+def openai_message(m: dict) -> dict:
+    """One neutral message -> a Chat Completions message."""
+    if m["role"] == "assistant":
+        # "" rather than null beside tool calls: llama-cpp-python's server refuses null
+        msg = {"role": "assistant", "content": m["content"] or ""}
+        if m.get("tool_calls"):
+            msg["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for c in m["tool_calls"]
+            ]
+        return msg
+    if m["role"] == "tool":
+        return {"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]}
+    return {"role": m["role"], "content": m["content"]}
+
+
+class OpenAIChat(SDKModel):
+    sdk_name, provider, key_env = "openai", "OpenAI", "OPENAI_API_KEY"
+    no_key_hint = ", or give --base-url for a local OpenAI-compatible server"
 
     def request(
         self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
@@ -114,12 +101,10 @@ class OpenAIChat:
         req.update(cfg.params)
         return req
 
-    def query(
-        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
-    ) -> ModelResponse:
-        req = self.request(messages, tools, max_output_tokens)
-        create = self.client.chat.completions.with_raw_response.create
-        r, attempts = call(self.sdk, "OpenAI", self.cfg.timeout_s, create, req)
+    def create(self):
+        return self.client.chat.completions.with_raw_response.create
+
+    def response(self, r, req: dict, attempts: int) -> ModelResponse:
         if not r.choices:
             raise ModelError("OpenAI API returned no choices")
         msg = r.choices[0].message

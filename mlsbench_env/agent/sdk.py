@@ -13,10 +13,66 @@ SDK retries, only that).
 from __future__ import annotations
 
 import importlib
+import os
 import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from mlsbench_env.agent.config import ModelConfig, RetryConfig
-from mlsbench_env.errors import MLSBenchError, ModelError
+from mlsbench_env.agent.models import ModelResponse
+from mlsbench_env.errors import AgentConfigError, MLSBenchError, ModelError
+
+
+class SDKModel(ABC):
+    """What the SDK providers share: their SDK, imported when one is made, its client with the
+    API key, and ``query``. A provider names its SDK and writes the three steps of a query:
+    ``request``, ``create`` and ``response``."""
+
+    sdk_name: str
+    """The SDK's package (``openai``)."""
+    provider: str
+    """The SDK's client class, and the provider's name in messages (``OpenAI``)."""
+    key_env: str
+    """Where the API key is when the config names no variable."""
+    no_key_hint = ""
+    """What the no-key error adds after "set VAR"."""
+
+    def __init__(self, cfg: ModelConfig, retry: RetryConfig | None = None):
+        self.sdk = import_sdk(self.sdk_name)
+        self.cfg = cfg
+        self.name = cfg.name
+        self.client = client(self.sdk, self.provider, cfg, self._api_key(), retry)
+
+    def _api_key(self) -> str:
+        env_var = self.cfg.api_key_env or self.key_env
+        key = os.environ.get(env_var)
+        if key:
+            return key
+        if not self.cfg.base_url:
+            raise AgentConfigError(f"model: no API key: set {env_var}{self.no_key_hint}")
+        return "EMPTY"  # local servers usually accept any key
+
+    def query(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> ModelResponse:
+        """``Model.query``: the provider's request, sent with its SDK, read into a response."""
+        request = self.request(messages, tools, max_output_tokens)
+        reply, attempts = call(self.sdk, self.provider, self.cfg.timeout_s, self.create(), request)
+        return self.response(reply, request, attempts)
+
+    @abstractmethod
+    def request(
+        self, messages: list[dict], tools: list[dict], max_output_tokens: int | None = None
+    ) -> dict:
+        """The keyword arguments of the SDK's call for this conversation."""
+
+    @abstractmethod
+    def create(self) -> Callable:
+        """The SDK's ``with_raw_response.create`` of the provider's API."""
+
+    @abstractmethod
+    def response(self, reply, request: dict, attempts: int) -> ModelResponse:
+        """The SDK's parsed ``reply`` to ``request`` as a ModelResponse."""
 
 
 def import_sdk(name: str):

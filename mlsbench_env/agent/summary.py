@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from mlsbench_env.agent.totals import Totals
+from mlsbench_env.tools import decoded
 
 
 def summarize(action, obs: str, info: dict, totals: Totals) -> str:
@@ -12,22 +13,13 @@ def summarize(action, obs: str, info: dict, totals: Totals) -> str:
     tool, args = "?", ""
     if isinstance(action, dict):
         tool = str(action.get("tool"))
-        a = action.get("args")
-        if isinstance(a, str):
-            try:
-                a = json.loads(a)
-            except json.JSONDecodeError:
-                pass
+        a = decoded(action.get("args"))
         if isinstance(a, dict):
             args = " ".join(f"{k}={_short(v)}" for k, v in a.items())
         elif a:
             args = _short(a)
     else:
-        parsed = None
-        try:
-            parsed = json.loads(action)
-        except (json.JSONDecodeError, TypeError):
-            pass
+        parsed = decoded(action)
         if isinstance(parsed, dict):
             return summarize(parsed, obs, info, totals)
         args = _short(action)

@@ -6,8 +6,8 @@ traces), ``openai-tools`` (exactly OpenAI's fine-tuning format) and ``sharegpt``
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from mlsbench_env.agent.openai_chat import openai_message
 from mlsbench_env.analysis.trajectories import Episode
 
 
@@ -18,26 +18,13 @@ def _tools(ep: Episode) -> list[dict]:
 
 
 def _oa_message(m: dict, extras: bool) -> dict:
-    if m["role"] == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": m["content"] or ""}
-        if m.get("tool_calls"):
-            out["tool_calls"] = [
-                {
-                    "id": c["id"],
-                    "type": "function",
-                    "function": {"name": c["name"], "arguments": c["arguments"]},
-                }
-                for c in m["tool_calls"]
-            ]
-        trace = m.get("trace") or {}
-        if extras and trace.get("completion_token_ids"):
-            out["token_ids"] = trace["completion_token_ids"]
-            if trace.get("completion_logprobs"):
-                out["logprobs"] = trace["completion_logprobs"]
-        return out
-    if m["role"] == "tool":
-        return {"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]}
-    return {"role": m["role"], "content": m["content"]}
+    out = openai_message(m)
+    trace = m.get("trace") or {}
+    if m["role"] == "assistant" and extras and trace.get("completion_token_ids"):
+        out["token_ids"] = trace["completion_token_ids"]
+        if trace.get("completion_logprobs"):
+            out["logprobs"] = trace["completion_logprobs"]
+    return out
 
 
 def token_record(ep: Episode) -> dict | None:

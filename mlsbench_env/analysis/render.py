@@ -17,21 +17,26 @@ from mlsbench_env.analysis.report import Report
 def _f(x, nd=1) -> str:
     return "" if x is None else f"{x:.{nd}f}"
 
-    return "" if x is None else f"{x:.{nd}f}"
+
+def _table(title: str, columns: tuple[str, ...]):
+    """A rich table whose first two columns (the names) align left, the numbers right."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i < 2 else "right")
+    return table
 
 
 def render_terminal(report: Report, console) -> None:
     """The leaderboard, per-task table and paired comparisons as rich tables."""
     from rich.markup import escape
-    from rich.table import Table
 
     if not report.agents:
         console.print("No finished episodes in the store.")
         return
-    lb = Table(title="Leaderboard (overall = mean over domains)")
     heads = ("agent", "domain", "vanilla", "score [95% CI]", "strongest baseline", "tasks")
-    for c in (*heads, "not submitted"):
-        lb.add_column(c, justify="left" if c in ("agent", "domain") else "right")
+    lb = _table("Leaderboard (overall = mean over domains)", (*heads, "not submitted"))
     for row in report.leaderboard:
         first = True
         for d in report.domains + ["overall"]:
@@ -56,9 +61,10 @@ def render_terminal(report: Report, console) -> None:
         "that ended without a submit (scored on their last code)"
     )
     if len(report.kinds) > 1 or "competition" in report.kinds:
-        kt = Table(title="By kind: research tasks and competitions side by side")
-        for c in ("agent", "kind", "score [95% CI]", "any medal", "tasks"):
-            kt.add_column(c, justify="left" if c in ("agent", "kind") else "right")
+        kt = _table(
+            "By kind: research tasks and competitions side by side",
+            ("agent", "kind", "score [95% CI]", "any medal", "tasks"),
+        )
         for row in report.leaderboard:
             for k, e in row["kinds"].items():
                 medal = f"{100 * e['any_medal']:.0f}%" if "any_medal" in e else "-"
@@ -74,9 +80,10 @@ def render_terminal(report: Report, console) -> None:
             "any medal: share of competition episodes at or beyond the bronze threshold of the "
             "baseline pipelines' leaderboard (Kaggle's rules, as in MLE-bench)"
         )
-    tt = Table(title="Per task: mean ± 95% CI over seeds")
-    for c in ("task", "agent", "n", "score", "vanilla", "steps/tests", "tokens", "$", "compute s"):
-        tt.add_column(c, justify="left" if c in ("task", "agent") else "right")
+    tt = _table(
+        "Per task: mean ± 95% CI over seeds",
+        ("task", "agent", "n", "score", "vanilla", "steps/tests", "tokens", "$", "compute s"),
+    )
     for t in report.tasks:
         tt.add_row(
             escape(t["task"]),
@@ -93,9 +100,10 @@ def render_terminal(report: Report, console) -> None:
     for line in report.drift.values():  # each line starts with its task id
         console.print(f"calibration drift: {escape(line)}")
     if report.paired:
-        pt = Table(title="Paired comparison A - B (same task, seed and options)")
-        for c in ("A", "B", "pairs", "A - B [95% CI]", "W/L/T", "sign p"):
-            pt.add_column(c, justify="left" if c in ("A", "B") else "right")
+        pt = _table(
+            "Paired comparison A - B (same task, seed and options)",
+            ("A", "B", "pairs", "A - B [95% CI]", "W/L/T", "sign p"),
+        )
         for p in report.paired:
             pt.add_row(
                 escape(p["a"]),

@@ -168,14 +168,11 @@ def _messages(ep: Episode, agent_rec: dict | None) -> list[dict]:
 
 def _messages_from_steps(ep: Episode, prompt: str) -> list[dict]:
     """A non-LLM agent's episode: the prompt, then one tool call and its result per step."""
+    from mlsbench_env.tools import decoded
+
     msgs: list[dict] = [{"role": "user", "content": prompt}]
     for n, r in enumerate((r for r in ep.records if r.get("type") == "step"), 1):
-        action = r.get("action")
-        if isinstance(action, str):
-            try:
-                action = json.loads(action)
-            except json.JSONDecodeError:
-                pass
+        action = decoded(r.get("action"))
         if isinstance(action, dict) and isinstance(action.get("tool"), str):
             args = action.get("args", {})
             call = {

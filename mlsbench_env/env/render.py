@@ -88,14 +88,11 @@ def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str)
         "strongest known baseline 50, the metric's bound 100; the task score is the "
         "geometric mean over settings.",
     ]
-    known = [f"- {b.title}" + (f" ({b.reference})" if b.reference else "") for b in s.baselines]
-    if known:
-        parts += ["", "## Known baselines", *known]
+    parts += _known_baselines(task, "## Known baselines")
     table = baseline_table(task)
     if table:
         parts += ["", "Their results on the visible settings (mean over the final seeds):", table]
-    parts += ["", "## Tools", usage(tools), "", "## Budgets", budget_line]
-    return "\n".join(parts)
+    return _with_tools_and_budgets(parts, tools, budget_line)
 
 
 def render_competition_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str) -> str:
@@ -125,11 +122,19 @@ def render_competition_prompt(task: Task, ws: Workspace, tools: list[str], budge
         "known baseline pipeline 50, the metric's bound 100; the score is the geometric mean "
         "over splits.",
     ]
-    known = [f"- {b.title}" + (f" ({b.reference})" if b.reference else "") for b in s.baselines]
-    if known:
-        parts += ["", "## Known baseline pipelines", *known]
-    parts += ["", "## Tools", usage(tools), "", "## Budgets", budget_line]
-    return "\n".join(parts)
+    parts += _known_baselines(task, "## Known baseline pipelines")
+    return _with_tools_and_budgets(parts, tools, budget_line)
+
+
+def _known_baselines(task: Task, heading: str) -> list[str]:
+    known = [
+        f"- {b.title}" + (f" ({b.reference})" if b.reference else "") for b in task.spec.baselines
+    ]
+    return ["", heading, *known] if known else []
+
+
+def _with_tools_and_budgets(parts: list[str], tools: list[str], budget_line: str) -> str:
+    return "\n".join([*parts, "", "## Tools", usage(tools), "", "## Budgets", budget_line])
 
 
 # ------------------------------------------------------------------------- tool results

@@ -1,4 +1,4 @@
-"""Sandbox backends: one protocol, one module per backend, chosen by name.
+"""Sandbox backends: one base class, one module per backend, chosen by name.
 
 A sandbox runs commands for one workspace (an episode's, or a final evaluation's copy) and
 keeps everything else out of their reach.
@@ -7,9 +7,9 @@ keeps everything else out of their reach.
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 from mlsbench_env.errors import SandboxError, UnknownNameError
 
@@ -90,9 +90,16 @@ class SandboxConfig:
     """GPUs to give the commands (backends that support it: docker); compute is wall x GPUs."""
 
 
-@runtime_checkable
-class Sandbox(Protocol):
+class Sandbox(ABC):
+    """A backend. ``exec`` owns the public signature and builds the in-sandbox executor's
+    request (``sandbox/executor/``); each backend carries requests out in ``_run``."""
+
     config: SandboxConfig
+    command_path: str
+    """``PATH`` of the commands (before ``config.env`` and the call's ``env``)."""
+    own_uid: bool
+    """Whether commands run as a uid of this sandbox's own: a per-uid process limit only
+    means something then (docker's pids_limit bounds a container in any case)."""
 
     def exec(
         self,
@@ -109,16 +116,36 @@ class Sandbox(Protocol):
         file named by ``MLSBENCH_SECRETS_FD``).
 
         Never raises for the command's own faults: they are in the result."""
-        ...
+        c = self.config
+        return self._run(
+            {
+                "cmd": command,
+                "cwd": str(c.root / cwd if cwd else c.root),
+                "timeout": timeout,
+                "max_output": max_output_bytes,
+                "secrets": secrets or None,
+                "env": {"PATH": self.command_path, **c.env, **(env or {})},
+                "limits": {
+                    "memory_mb": c.memory_mb,
+                    "file_size_mb": c.file_size_mb,
+                    "processes": c.processes if self.own_uid else None,
+                },
+            }
+        )
 
+    @abstractmethod
+    def _run(self, request: dict) -> ExecResult:
+        """Send one request to the executor and decode its answer
+        (``ExecResult.from_executor``); raises SandboxError when the executor is gone."""
+
+    @abstractmethod
     def isolation(self) -> dict[str, bool]:
         """Which protections are in force (network, pid, mounts, user, limits, landlock: the
         kernel lets the task kit's children drop their file access)."""
-        ...
 
+    @abstractmethod
     def close(self) -> None:
         """Stop every process and release resources; safe to call twice."""
-        ...
 
 
 def isolation_level(isolation: dict[str, bool]) -> str:

@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from mlsbench_env.errors import SandboxError
-from mlsbench_env.sandbox import ExecResult, SandboxConfig
+from mlsbench_env.sandbox import ExecResult, Sandbox, SandboxConfig
 from mlsbench_env.sandbox.executor import program
 from mlsbench_env.sandbox.visibility import local_view
 
@@ -69,7 +69,9 @@ def chown_tree(root: Path, uid: int) -> None:
             os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
 
 
-class LocalSandbox:
+class LocalSandbox(Sandbox):
+    command_path = SANDBOX_PATH
+
     def __init__(self, config: SandboxConfig):
         self.config = config
         self._lock = threading.Lock()
@@ -88,6 +90,7 @@ class LocalSandbox:
             self.uid = random.randint(*SANDBOX_UIDS)
             for path in (config.root, *config.writable):
                 chown_tree(Path(path), self.uid)
+        self.own_uid = self.uid is not None
         executor_config = {
             "run_as": [self.uid, self.uid] if self.uid is not None else None,
             "view": local_view(config) if prefix else None,
@@ -154,31 +157,7 @@ class LocalSandbox:
             "landlock": bool(ready.get("landlock")),
         }
 
-    def exec(
-        self,
-        command: str,
-        *,
-        timeout: float,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        max_output_bytes: int = 1 << 20,
-        secrets: dict[str, str] | None = None,
-    ) -> ExecResult:
-        c = self.config
-        request = {
-            "cmd": command,
-            "cwd": str(c.root / cwd if cwd else c.root),
-            "timeout": timeout,
-            "max_output": max_output_bytes,
-            "secrets": secrets or None,
-            "env": {"PATH": SANDBOX_PATH, **c.env, **(env or {})},
-            "limits": {
-                "memory_mb": c.memory_mb,
-                "file_size_mb": c.file_size_mb,
-                # a per-user process count only means something for our own uid
-                "processes": c.processes if self.uid is not None else None,
-            },
-        }
+    def _run(self, request: dict) -> ExecResult:
         with self._lock:
             self._wait_ready()
             if self._proc.poll() is not None:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -57,13 +57,7 @@ class AgentSpec:
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def record(self) -> dict:
-        return {
-            "source": self.source,
-            "kind": self.kind,
-            "label": self.label,
-            "baseline": self.baseline,
-            "config": self.config,
-        }
+        return asdict(self)
 
 
 def agent_spec(source: str, overrides: tuple[str, ...] | list[str] = ()) -> AgentSpec:
@@ -163,15 +157,7 @@ class Cell:
         return hashlib.sha256(json.dumps(self.options, default=str).encode()).hexdigest()[:12]
 
     def record(self) -> dict:
-        return {
-            "task": self.task,
-            "task_id": self.task_id,
-            "task_version": self.task_version,
-            "domain": self.domain,
-            "agent": self.agent.record(),
-            "seed": self.seed,
-            "options": [list(o) for o in self.options],
-        }
+        return {**asdict(self), "options": [list(o) for o in self.options]}
 
     @classmethod
     def from_record(cls, d: dict) -> Cell:

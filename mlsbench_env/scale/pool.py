@@ -237,26 +237,16 @@ async def arun_episode(
 ) -> EpisodeOutcome:
     """``episode.run_episode`` for an ``AsyncEnv``: the same protocol, records and exit statuses;
     ``agent.act`` may be a coroutine function."""
-    ep = Episode(env, agent, seed, on_step)
+    ep = Episode(env, agent, seed, on_step, score_unsubmitted)
     obs, info = await env.areset(seed=seed)
-    try:
+    with ep.playing():
         ep.begin(obs, info, extra_records)
         while ep.status is None:
             action = agent.act(ep.obs, ep.info)
-            if inspect.isawaitable(action):
-                action = await action
-            encoded = ep.encode(action)
+            encoded = ep.encode(await action if inspect.isawaitable(action) else action)
             if encoded is not None:
-                ep.stepped(action, await env.astep(encoded))
-    except KeyboardInterrupt:
-        ep.interrupted()
-        raise
-    except Exception:
-        if ep.crashed(score_unsubmitted):
-            raise
-    try:
-        if ep.to_score(score_unsubmitted):
+                ep.stepped(await env.astep(encoded))
+    with ep.ending() as unsubmitted:
+        if unsubmitted:
             ep.scored(*await env._call(env.unwrapped.end_unsubmitted, ep.status))
-    finally:
-        ep.end()
     return ep.outcome()

@@ -107,20 +107,8 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
         reason = f"no final evaluation (exit status {exit_status})"
     t = totals
     return {
-        "cell_key": cell.key,
-        "status": "ok",
-        "task": cell.task_id,
-        "task_version": cell.task_version,
-        "domain": cell.domain,
-        "agent": cell.agent.label,
-        "agent_hash": cell.agent.hash,
-        "agent_kind": cell.agent.kind,
-        "agent_source": cell.agent.source,
-        "agent_config": cell.agent.config,
+        **cell_fields(cell, "ok"),
         "model": model,
-        "seed": cell.seed,
-        "options": cell.options_dict,
-        "options_hash": cell.options_hash,
         "exit_status": exit_status,
         "score": result.score,
         "score_reason": reason,
@@ -159,10 +147,11 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
     }
 
 
-def failed_row(cell: Cell, error: str, attempts: int) -> dict:
+def cell_fields(cell: Cell, status: str) -> dict:
+    """What every row of a cell says: the cell (task, agent, seed, options) and its status."""
     return {
         "cell_key": cell.key,
-        "status": "failed",
+        "status": status,
         "task": cell.task_id,
         "task_version": cell.task_version,
         "domain": cell.domain,
@@ -174,6 +163,12 @@ def failed_row(cell: Cell, error: str, attempts: int) -> dict:
         "seed": cell.seed,
         "options": cell.options_dict,
         "options_hash": cell.options_hash,
+    }
+
+
+def failed_row(cell: Cell, error: str, attempts: int) -> dict:
+    return {
+        **cell_fields(cell, "failed"),
         "error": error,
         "attempts": attempts,
         "host": socket.gethostname(),

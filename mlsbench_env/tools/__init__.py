@@ -193,6 +193,17 @@ def usage(names: list[str], only: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def decoded(value: Any) -> Any:
+    """A JSON text decoded (a recorded action, its args); anything else, or a text that is not
+    JSON, as it is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    return value
+
+
 def parse_action(action: Any, names: list[str]) -> tuple[str, _Args]:
     """A JSON string or dict -> (tool name, validated args). Raises ActionError."""
     if isinstance(action, bytes):

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -222,21 +222,16 @@ class TestJob:
         """A copy of a finished job without its thread (episode snapshots keep these)."""
         if self.running:
             raise RuntimeError("a running job cannot be copied")
-        copy = TestJob(
-            id=self.id,
-            test=self.test,
+        copy = replace(
+            self,
             settings=list(self.settings),
             regions=dict(self.regions),
             created=dict(self.created),
-            state=self.state,
             runs=list(self.runs),
-            used_s=self.used_s,
-            billed_s=self.billed_s,
-            started=self.started,
-            finished=self.finished,
-            error=self.error,
-            shown=self.shown,
-            result=self.result,
+            _cancel=threading.Event(),
+            _thread=None,
+            _sandbox=None,
+            _done=threading.Event(),
         )
         copy._done.set()
         return copy

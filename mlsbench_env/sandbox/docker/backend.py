@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mlsbench_env.errors import SandboxError
-from mlsbench_env.sandbox import ExecResult, SandboxConfig
+from mlsbench_env.sandbox import ExecResult, Sandbox, SandboxConfig
 from mlsbench_env.sandbox.docker.container import (
     CONTAINER_PATH,
     START_TIMEOUT_S,
@@ -34,7 +34,9 @@ REPLY_GRACE_S = 30.0  # beyond a command's own timeout, before the executor coun
 OOM_PREFIX = "{ echo 1000 > /proc/self/oom_score_adj; } 2>/dev/null; "
 
 
-class DockerSandbox:
+class DockerSandbox(Sandbox):
+    command_path = CONTAINER_PATH
+
     def __init__(self, config: SandboxConfig, options: DockerOptions | None = None):
         self.config = config
         self.options = options or DockerOptions.from_env()
@@ -46,7 +48,8 @@ class DockerSandbox:
         self.pooled = False
         announce()
         root = config.root.resolve()
-        if os.geteuid() == 0:  # a private uid: its process limit counts only this sandbox
+        self.own_uid = os.geteuid() == 0
+        if self.own_uid:  # a private uid: its process limit counts only this sandbox
             self.uid = self.gid = random.randint(*SANDBOX_UIDS)
             for path in (root, *config.writable):
                 chown_tree(Path(path), self.uid)
@@ -102,31 +105,8 @@ class DockerSandbox:
             "landlock": bool(self._container and self._container.landlock),
         }
 
-    def exec(
-        self,
-        command: str,
-        *,
-        timeout: float,
-        cwd: str | None = None,
-        env: dict[str, str] | None = None,
-        max_output_bytes: int = 1 << 20,
-        secrets: dict[str, str] | None = None,
-    ) -> ExecResult:
-        c = self.config
-        request = {
-            "cmd": OOM_PREFIX + command,
-            "cwd": str(c.root / cwd if cwd else c.root),
-            "timeout": timeout,
-            "max_output": max_output_bytes,
-            "secrets": secrets or None,
-            "env": {"PATH": CONTAINER_PATH, **c.env, **(env or {})},
-            "limits": {
-                "memory_mb": c.memory_mb,
-                "file_size_mb": c.file_size_mb,
-                # per-uid; only meaningful for a uid of our own (pids_limit bounds the rest)
-                "processes": c.processes if os.geteuid() == 0 else None,
-            },
-        }
+    def _run(self, request: dict) -> ExecResult:
+        request = {**request, "cmd": OOM_PREFIX + request["cmd"]}
         ids = self.lease.ids
         with self._lock:
             if self._closed or self._container is None:
@@ -137,7 +117,7 @@ class DockerSandbox:
                 if sampler:
                     sampler.__enter__()
                 channel.send(request)
-                a = channel.recv(timeout + REPLY_GRACE_S)
+                a = channel.recv(request["timeout"] + REPLY_GRACE_S)
             except (OSError, EOFError, TimeoutError, ValueError) as e:
                 self._close_locked()
                 raise SandboxError(
