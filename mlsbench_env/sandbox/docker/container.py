@@ -3,6 +3,7 @@ over the container's attached stdio (there is no network to reach it through).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -79,8 +80,13 @@ class Container:
         self.channel.close()
         try:
             client().api.remove_container(self.id, force=True)
-        except (NotFound, APIError):
-            pass  # already gone (auto_remove) or being removed
+        except NotFound:
+            pass  # already gone (auto_remove)
+        except APIError:
+            # being removed already (auto_remove after its executor exited): closing means it is
+            # gone when we return, so wait for the engine to finish
+            with contextlib.suppress(NotFound, APIError, OSError):
+                client().api.wait(self.id, timeout=30, condition="removed")
 
 
 def create(shape: Shape) -> Container:
