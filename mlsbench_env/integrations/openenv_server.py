@@ -29,7 +29,7 @@ from pydantic import Field
 
 from mlsbench_env.errors import HTTPError
 from mlsbench_env.integrations import isolation_of, mark_harness, require, slim_info
-from mlsbench_env.scale.server import ServerConfig, limit_body
+from mlsbench_env.scale.server import BodyLimit, ServerConfig
 from mlsbench_env.scale.sessions import State
 
 require("openenv.core.env_server", "openenv")
@@ -240,7 +240,7 @@ def create_openenv_app(cfg: ServerConfig | None = None):
 
     app.router.on_startup.append(startup)
     app.router.on_shutdown.append(shutdown)
-    app.middleware("http")(limit_body)
+    app.add_middleware(BodyLimit, limit=cfg.max_body_bytes)
     app.add_middleware(_WSGuard, token=cfg.token)
     return app
 

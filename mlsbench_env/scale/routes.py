@@ -89,7 +89,8 @@ def token_ok(given: str | None, token: str | None) -> bool:
     return token is None or secrets.compare_digest((given or "").encode(), token.encode())
 
 
-def _state(request: Request) -> State:
+async def _state(request: Request) -> State:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request
     return request.app.state.mlsbench
 
 
