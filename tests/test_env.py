@@ -351,3 +351,13 @@ def test_a_test_runs_the_agents_code_not_files_left_in_the_workspace(make_env):
     assert info["ok"] and all(v is not None for v in info["setting_scores"].values()), obs
     obs, *_ = env.step(act("shell", command="cat numpy.py"))
     assert "PLANTED-RAN" in obs  # the agent's own files stay where it put them
+
+
+def test_progress_set_after_reset_reports_every_setting_run(make_env, es_task):
+    env = make_env()
+    env.reset(seed=0)
+    seen = []
+    env.progress = lambda label, seed, run: seen.append((label, seed))
+    env.step('{"tool": "test", "args": {}}')
+    dev = es_task.spec.seeds.dev
+    assert seen == [(s.label, dev) for s in es_task.visible_settings]

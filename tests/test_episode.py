@@ -16,7 +16,6 @@ from mlsbench_env.agent import (
     load_config,
     make_agent,
 )
-from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.log import read_log
 from mlsbench_env.episode import BaselineAgent, run_episode
 from mlsbench_env.errors import MLSBenchError
@@ -31,23 +30,9 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture
-def make_env(tiny, tmp_path):
-    envs = []
-
-    def make(**options):
-        env = ResearchEnv(
-            tiny,
-            runs_dir=str(tmp_path / "runs"),
-            work_dir=str(tmp_path / "eps"),
-            final_seeds=(0,),
-            **options,
-        )
-        envs.append(env)
-        return env
-
-    yield make
-    for env in envs:
-        env.close()
+def tiny_env(make_env, tiny):
+    """Envs of the tiny task (conftest's make_env closes them), final evaluation on seed 0."""
+    return lambda **options: make_env(tiny, final_seeds=(0,), **options)
 
 
 class ActOnly:
@@ -66,27 +51,27 @@ def kinds(outcome):
     return [r["type"] for r in read_log(f"{outcome.run_dir}/trajectory.jsonl")]
 
 
-def test_an_act_only_agent_that_stops(make_env):
-    out = run_episode(make_env(), ActOnly([GOOD_EDIT]), seed=0)
+def test_an_act_only_agent_that_stops(tiny_env):
+    out = run_episode(tiny_env(), ActOnly([GOOD_EDIT]), seed=0)
     assert out.status == "stopped" and out.steps == 1 and out.score is None
     assert out.totals is None and not (out.terminated or out.truncated)
     assert kinds(out) == ["header", "reset", "step"]  # no agent records: it has no totals
 
 
-def test_an_unsubmitted_episode_is_scored_on_request(make_env):
-    out = run_episode(make_env(), ActOnly([GOOD_EDIT]), seed=0, score_unsubmitted=True)
+def test_an_unsubmitted_episode_is_scored_on_request(tiny_env):
+    out = run_episode(tiny_env(), ActOnly([GOOD_EDIT]), seed=0, score_unsubmitted=True)
     assert out.status == "stopped" and out.score == pytest.approx(100.0)
     assert out.final_info["not_submitted"] == "stopped"
     assert kinds(out)[-2:] == ["not_submitted", "end"]
 
 
-def test_a_baseline_episode_writes_only_the_envs_records(make_env, tiny):
-    out = run_episode(make_env(), BaselineAgent(tiny, "good"), seed=0)
+def test_a_baseline_episode_writes_only_the_envs_records(tiny_env, tiny):
+    out = run_episode(tiny_env(), BaselineAgent(tiny, "good"), seed=0)
     assert out.status == "submitted" and out.terminated and out.totals is None
     assert kinds(out) == ["header", "reset", "step", "step", "step", "end"]
 
 
-def test_several_tool_calls_in_one_reply_are_queued(make_env):
+def test_several_tool_calls_in_one_reply_are_queued(tiny_env):
     class TwoAtOnce:
         name = "two-at-once"
 
@@ -104,7 +89,7 @@ def test_several_tool_calls_in_one_reply_are_queued(make_env):
 
     model = TwoAtOnce()
     cfg = load_config({"name": "t", "model": {"provider": "scripted"}})
-    out = LLMAgent(cfg, model).run(make_env())
+    out = LLMAgent(cfg, model).run(tiny_env())
     assert out.status == "submitted" and out.score == pytest.approx(100.0)
     assert model.calls == 2 and out.steps == 3 and out.totals["model_calls"] == 2
     k = kinds(out)
@@ -128,9 +113,9 @@ def test_make_agent(tiny, tmp_path):
         make_agent("baseline:good", tiny, score_unsubmitted=True)
 
 
-def test_the_pool_driver_writes_what_run_episode_writes(make_env, tiny, tmp_path):
+def test_the_pool_driver_writes_what_run_episode_writes(tiny_env, tiny, tmp_path):
     cfg = load_config({"name": "t", "model": {"provider": "scripted"}})
-    sync = LLMAgent(cfg, ScriptedModel(PERFECT)).run(make_env())
+    sync = LLMAgent(cfg, ScriptedModel(PERFECT)).run(tiny_env())
 
     async def main():
         async with EnvPool(ramp_per_s=None) as pool:

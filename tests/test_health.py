@@ -123,6 +123,11 @@ def per_setting(task, values):
     return {s.label: {"accuracy": list(values)} for s in task.spec.settings}
 
 
+def health_of(task, results: dict[str, list[float]]):
+    """The health report of constructed anchors: each baseline's task score per seed."""
+    return health(task, constructed(task, {n: per_setting(task, v) for n, v in results.items()}))
+
+
 @pytest.fixture
 def graph():
     return load_task("graph-homophily-filter")  # one metric: accuracy, higher, bound 100
@@ -130,16 +135,13 @@ def graph():
 
 def test_a_clean_calibration_passes(graph):
     ref = graph.spec.reference_baseline
-    report = health(
+    report = health_of(
         graph,
-        constructed(
-            graph,
-            {
-                "default": per_setting(graph, [40.0, 42.0, 41.0]),
-                "other": per_setting(graph, [60.0, 61.5, 60.5]),
-                ref: per_setting(graph, [70.0, 71.0, 72.0]),
-            },
-        ),
+        {
+            "default": [40.0, 42.0, 41.0],
+            "other": [60.0, 61.5, 60.5],
+            ref: [70.0, 71.0, 72.0],
+        },
     )
     assert report.passed, report.failures
     assert report.runner_up == "other"
@@ -150,16 +152,13 @@ def test_a_clean_calibration_passes(graph):
 def test_two_tied_baselines_are_flagged(graph):
     ref = graph.spec.reference_baseline
     same = [70.0, 71.0, 72.0]
-    report = health(
+    report = health_of(
         graph,
-        constructed(
-            graph,
-            {
-                "default": per_setting(graph, [40.0, 42.0, 41.0]),
-                "twin": per_setting(graph, same),
-                ref: per_setting(graph, same),
-            },
-        ),
+        {
+            "default": [40.0, 42.0, 41.0],
+            "twin": same,
+            ref: same,
+        },
     )
     assert not report.passed
     assert report.separation_se["twin"] == 0.0
@@ -170,17 +169,14 @@ def test_two_tied_baselines_are_flagged(graph):
 
 def test_a_baseline_above_the_reference_is_flagged(graph):
     ref = graph.spec.reference_baseline
-    report = health(
+    report = health_of(
         graph,
-        constructed(
-            graph,
-            {
-                "default": per_setting(graph, [40.0, 42.0, 41.0]),
-                "strong": per_setting(graph, [74.0, 76.0, 75.5]),
-                "weak": per_setting(graph, [55.0, 56.0, 54.0]),
-                ref: per_setting(graph, [70.0, 71.0, 72.0]),
-            },
-        ),
+        {
+            "default": [40.0, 42.0, 41.0],
+            "strong": [74.0, 76.0, 75.5],
+            "weak": [55.0, 56.0, 54.0],
+            ref: [70.0, 71.0, 72.0],
+        },
     )
     strong = report.baseline("strong")
     assert strong.score > 50

@@ -76,11 +76,11 @@ def run(
                 ),
                 "on_note": lambda m: console.print(f"  [dim]{escape(m)}[/dim]"),
             }
-        a = make_agent(spec, t, overrides=overrides if llm else (), **options)
+        # a resumed run's config has its overrides applied already
+        a = make_agent(spec, t, overrides=overrides if llm and not resume else (), **options)
     except MLSBenchError as e:
         fail(e)
-    for key, value in env_defaults(a).items():
-        opts[key] = value
+    opts.update(env_defaults(a))
     opts.setdefault("sandbox", sandbox)
     opts.update(runs_dir=runs_dir, agent_name=a.name, submit_on_truncation=score_unsubmitted)
     if final_seeds:
@@ -131,8 +131,8 @@ def _baseline_step(i, action, obs, info) -> None:
 
 
 def _resumed(resume: str, agent, task, seed, overrides):
-    """(agent config, env options, task, seed) to go on with a saved run: its recorded
-    actions are replayed, then its model takes over."""
+    """(agent config, env options, task, seed, model) to go on with a saved run: the model
+    replays its recorded actions, then the config's model takes over."""
     from mlsbench_env.agent import ReplayModel, load_config, make_model, saved_run
 
     header, saved = saved_run(resume)
@@ -146,7 +146,6 @@ def _resumed(resume: str, agent, task, seed, overrides):
     replay = ReplayModel.from_trajectory(
         resume, then=make_model(cfg.model, cfg.retry), action_format=cfg.model.action_format
     )
-    overrides.clear()  # applied to cfg above
     return cfg, opts, task or header.get("task"), header.get("seed", seed), replay
 
 

@@ -72,9 +72,20 @@ class ResearchEnv(gym.Env):
         self._slots = Slots(self.config.max_experiments) if self.config.max_experiments else None
         self.observation_space = FullText(max_length=render.MAX_OBS_CHARS, min_length=0)
         self.action_space = FullText(max_length=render.MAX_OBS_CHARS, min_length=0)
-        self.progress: Callable[[str, int, SettingRun], None] | None = None
         self.episode: EpisodeState | None = None
+        self._progress: Callable[[str, int, SettingRun], None] | None = None
         self.run_dir: Path | None = None  # the last episode's run folder (kept after close)
+
+    @property
+    def progress(self) -> Callable[[str, int, SettingRun], None] | None:
+        """Called with (setting, seed, run) after every setting run (tests, final evaluations)."""
+        return self._progress
+
+    @progress.setter
+    def progress(self, fn: Callable[[str, int, SettingRun], None] | None) -> None:
+        self._progress = fn
+        if self.episode is not None:
+            self.episode.progress = fn
 
     # what callers read of the episode in play
     workspace = property(lambda self: self.episode.workspace)
@@ -106,7 +117,7 @@ class ResearchEnv(gym.Env):
             command_timeout=c.command_timeout_s or b.command_timeout_s,
             deadline=time.monotonic() + b.wall_s if b.wall_s else None,
             slots=self._slots,
-            progress=self.progress,
+            progress=self._progress,
         )
         (episode_dir / "out").mkdir()
         self._open_log(ep, seed)
@@ -152,7 +163,6 @@ class ResearchEnv(gym.Env):
         started = time.perf_counter()
         ep.step_count += 1
         ep.budget.steps -= 1
-        ep.progress = self.progress
         background.collect(ep)
         info: dict[str, Any] = {}
         reward, terminated = 0.0, False
@@ -294,7 +304,7 @@ class ResearchEnv(gym.Env):
         if not c.runs_dir:
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        ep.run_dir = self.run_dir = (
+        self.run_dir = (
             Path(c.runs_dir) / f"{stamp}-{task.id}-{c.agent_name}-{uuid.uuid4().hex[:6]}"
         )
         has_anchors = (task.root / "anchors.json").exists()

@@ -56,7 +56,6 @@ class EpisodeState:
     slots: Slots | None = None
     sandbox: Any = None
     log: TrajectoryLog | None = None
-    run_dir: Path | None = None
     progress: Callable[[str, int, SettingRun], None] | None = None
     isolation: str | None = None
     agent_isolation: str | None = None
