@@ -218,18 +218,18 @@ def score_runs(task: Task, runs: list[SettingRun], anchors: dict | None) -> Fina
     return result
 
 
-# Kaggle's medal rules (as MLE-bench applies them): the share of a leaderboard of n teams that
-# wins each medal, as (fraction, fixed count) pairs for gold, silver, bronze.
+# Kaggle's medal rules exactly as MLE-bench's grade_helpers.py applies them: the last rank that
+# wins each medal on a leaderboard of n teams, fractions rounded down (int), at least rank 1.
 def _medal_ranks(n: int) -> dict[str, int]:
     if n < 100:
-        ranks = {"gold": 0.1 * n, "silver": 0.2 * n, "bronze": 0.4 * n}
+        ranks = {"gold": int(0.1 * n), "silver": int(0.2 * n), "bronze": int(0.4 * n)}
     elif n < 250:
-        ranks = {"gold": 10, "silver": 0.2 * n, "bronze": 0.4 * n}
+        ranks = {"gold": 10, "silver": int(0.2 * n), "bronze": int(0.4 * n)}
     elif n < 1000:
-        ranks = {"gold": 10 + 0.002 * n, "silver": 50, "bronze": 100}
+        ranks = {"gold": 10 + int(0.002 * n), "silver": 50, "bronze": 100}
     else:
-        ranks = {"gold": 10 + 0.002 * n, "silver": 0.05 * n, "bronze": 0.1 * n}
-    return {k: max(1, min(n, math.ceil(v))) for k, v in ranks.items()}
+        ranks = {"gold": 10 + int(0.002 * n), "silver": int(0.05 * n), "bronze": int(0.1 * n)}
+    return {k: max(1, min(n, v)) for k, v in ranks.items()}
 
 
 def medal_thresholds(values: list[float], direction: str) -> dict[str, float]:

@@ -209,12 +209,13 @@ def test_a_submission_linked_to_the_private_labels_is_refused(env):
 def test_medal_thresholds_follow_kaggles_rules():
     values = [float(v) for v in range(1, 13)]  # 12 entries, higher is better
     t = medal_thresholds(values, "higher")
-    # < 100 teams: top 10% gold, 20% silver, 40% bronze (ranks 2, 3 and 5 of 12)
-    assert t == {"gold": 11.0, "silver": 10.0, "bronze": 8.0}
-    assert medal(11.5, t, "higher") == "gold" and medal(8.0, t, "higher") == "bronze"
-    assert medal(7.9, t, "higher") is None
+    # < 100 teams: top 10% gold, 20% silver, 40% bronze, ranks rounded down as MLE-bench
+    # rounds them (ranks 1, 2 and 4 of 12)
+    assert t == {"gold": 12.0, "silver": 11.0, "bronze": 9.0}
+    assert medal(12.0, t, "higher") == "gold" and medal(9.0, t, "higher") == "bronze"
+    assert medal(8.9, t, "higher") is None
     low = medal_thresholds(values, "lower")
-    assert low["gold"] == 2.0 and medal(1.0, low, "lower") == "gold"
+    assert low["gold"] == 1.0 and medal(1.0, low, "lower") == "gold"
     big = medal_thresholds([float(v) for v in range(500)], "higher")
     assert big["gold"] == 499 - 10 and big["silver"] == 499 - 49 and big["bronze"] == 499 - 99
 
