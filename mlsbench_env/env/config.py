@@ -4,7 +4,11 @@ episode runs and never changes a score."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mlsbench_env.env.protocol import apply_protocol
 
 
 class EpisodeRules(BaseModel):
@@ -13,6 +17,12 @@ class EpisodeRules(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    protocol: str = Field(
+        "default",
+        description="Protocol preset (env/protocol.py, docs/protocols.md): default | "
+        "mlsbench-paper | mlsbench-lite | mlsbench-v3. A preset fixes budgets and tools; "
+        "setting one of those to another value is refused.",
+    )
     tools: tuple[str, ...] | None = Field(None, description="Tool subset (default: all).")
     max_steps: int | None = Field(None, ge=1, description="Tool calls per episode.")
     test_budget: int | None = Field(None, ge=0, description="Number of `test` calls.")
@@ -42,6 +52,12 @@ class EpisodeRules(BaseModel):
         "points pays dense_reward x d x reward_scale on the step that shows it. The terminal "
         "reward stays the final score. 0: off.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        # the preset's values are filled in, so the recorded config says what ran
+        return apply_protocol(data) if isinstance(data, dict) else data
 
 
 class Deployment(BaseModel):

@@ -12,6 +12,7 @@ nothing; durations live in the trajectory log.
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import tempfile
 import threading
@@ -27,14 +28,15 @@ import gymnasium as gym
 
 from mlsbench_env.env import background, handlers, render
 from mlsbench_env.env.config import EnvConfig
-from mlsbench_env.env.log import TrajectoryLog, append_record
+from mlsbench_env.env.log import TrajectoryLog, append_record, end_record
+from mlsbench_env.env.protocol import Protocol, get_protocol
 from mlsbench_env.env.state import Budget, EpisodeSnapshot, EpisodeState, put_back, take_snapshot
 from mlsbench_env.errors import ActionError, MLSBenchError
 from mlsbench_env.evaluation import SettingRun
 from mlsbench_env.sandbox import agent_code_isolation, isolation_level, make_sandbox
 from mlsbench_env.sandbox.visibility import sandbox_config
 from mlsbench_env.spec import Task, load_task
-from mlsbench_env.tools import parse_action, select_tools, tool_schemas
+from mlsbench_env.tools import parse_action, select_tools, tool_schemas, usage
 from mlsbench_env.tools.jobs import Slots
 from mlsbench_env.workspace import Workspace
 
@@ -99,7 +101,7 @@ class ResearchEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._teardown(wait=False)
-        b, c = self.task.spec.budgets, self.config
+        b, c, p = self.task.spec.budgets, self.config, self.protocol
         root = Path(c.work_dir) if c.work_dir else Path(tempfile.gettempdir()) / "mlsbench-episodes"
         root.mkdir(parents=True, exist_ok=True)
         episode_dir = root / f"ep-{uuid.uuid4().hex[:12]}"
@@ -112,7 +114,8 @@ class ResearchEnv(gym.Env):
             budget=Budget(
                 steps=c.max_steps or b.max_steps,
                 tests=b.tests if c.test_budget is None else c.test_budget,
-                compute_s=c.compute_budget_s or b.compute_s,
+                compute_s=(c.compute_budget_s or b.compute_s) if p.compute_budget else math.inf,
+                actions=p.max_actions,
             ),
             command_timeout=c.command_timeout_s or b.command_timeout_s,
             deadline=time.monotonic() + b.wall_s if b.wall_s else None,
@@ -139,14 +142,19 @@ class ResearchEnv(gym.Env):
                 self._teardown(wait=False)
                 raise MLSBenchError(why + "; require_isolation=True refuses to run so")
             _warn_once(why)
-        obs = render.render_prompt(self.task, ep.workspace, self.tool_names, render.footer(ep))
+        names = self.tool_names
+        obs = render.render_prompt(self.task, ep.workspace, names, render.footer(ep))
+        if p.select_tests:  # the tool list as this protocol means its tools, and its rules
+            obs = obs.replace(usage(names), usage(names, select=True))
+            obs = obs.replace("\n## Budgets\n", f"\n{p.prompt_note()}\n\n## Budgets\n")
         isolation = {"isolation": ep.isolation, "agent_isolation": ep.agent_isolation}
         info = {
             "tool": None,
             "ok": True,
             "budget": ep.budget.as_dict(),
-            "tools": tool_schemas(self.tool_names),
+            "tools": tool_schemas(self.tool_names, p.select_tests),
             "task": self.task.id,
+            "protocol": p.name,
             "gym_id": self.task.gym_id,
             **isolation,
         }
@@ -162,17 +170,21 @@ class ResearchEnv(gym.Env):
             return obs, 0.0, True, False, {"tool": None, "ok": False, "budget": budget}
         started = time.perf_counter()
         ep.step_count += 1
-        ep.budget.steps -= 1
         background.collect(ep)
         info: dict[str, Any] = {}
         reward, terminated = 0.0, False
         try:
-            name, args = parse_action(action, self.tool_names)
+            name, args = parse_action(action, self.tool_names, self.protocol.select_tests)
         except ActionError as e:
             name, text, ok = None, f"Invalid action: {e}", False
+            handlers.spend_step(ep, None)
         else:
+            refused = handlers.spend_step(ep, name)
             try:
+                if refused:
+                    raise MLSBenchError(refused)
                 text, ok, info, terminated = handlers.HANDLERS[name](ep, args)
+                ep.marks += "E" if ok and name in handlers.EDITS else ""
             except (MLSBenchError, ActionError) as e:  # e.g. submit of a test that never ran
                 text, ok = f"{name} failed: {e}", False
             except Exception as e:  # an env bug must not lose the episode: report and go on
@@ -186,16 +198,16 @@ class ResearchEnv(gym.Env):
             reward = ep.bonus * self.config.reward_scale
         ep.bonus = 0.0
         truncated = False
-        if not terminated and (ran_out := self._exhausted(ep)):
+        if not terminated and (ran_out := handlers.exhausted(ep)):
             truncated = True
             text += f"\n\nBudget exhausted ({ran_out}): the episode is truncated."
             cancelled = background.cancel_all(ep)
             if cancelled:
                 info["cancelled_jobs"] = cancelled
                 text += "\n" + render.cancel_note(cancelled)
-            if self.config.submit_on_truncation:
+            if self.config.submit_on_truncation or (self.protocol.select_tests and ep.tests):
                 more, final_info, reward = handlers.final_unsubmitted(ep)
-                text += " submit_on_truncation is set: " + more
+                text += f" {self._why_final()}: " + more
                 info.update(final_info)
             else:
                 text += (
@@ -304,9 +316,7 @@ class ResearchEnv(gym.Env):
         if not c.runs_dir:
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.run_dir = (
-            Path(c.runs_dir) / f"{stamp}-{task.id}-{c.agent_name}-{uuid.uuid4().hex[:6]}"
-        )
+        self.run_dir = Path(c.runs_dir) / f"{stamp}-{task.id}-{c.agent_name}-{uuid.uuid4().hex[:6]}"
         has_anchors = (task.root / "anchors.json").exists()
         header = {
             "task": task.id,
@@ -318,53 +328,25 @@ class ResearchEnv(gym.Env):
             "seed": seed,
             "agent": c.agent_name,
             "tools": self.tool_names,
+            "protocol": c.protocol,
         }
         ep.log = TrajectoryLog(self.run_dir / "trajectory.jsonl", header)
 
     def _finish(self, ep: EpisodeState, reward: float, status: str, info: dict) -> None:
         ep.done = True
-        ws = ep.workspace
-        ep.record(
-            {
-                "type": "end",
-                "status": status,
-                "reward": reward,
-                "score": info.get("score"),
-                "vanilla_score": info.get("vanilla_score"),
-                "steps": ep.step_count,
-                "tests_used": len(ep.tests),
-                "tamper_report": ep.events,
-                "diff": ws.diff(),
-                # what `mlsbench rescore` re-evaluates on today's scaffold: the editable
-                # regions ([file, index, text]) of the current code and of each test's code
-                "seeds": info.get("seeds"),
-                "code": {
-                    "regions": [[*k, t] for k, t in ws.region_texts().items()],
-                    "created": ws.created_files(),
-                },
-                "test_code": [
-                    {
-                        "n": t["n"],
-                        "regions": [[*k, x] for k, x in t["regions"].items()],
-                        "created": t["created"],
-                    }
-                    for t in ep.tests
-                ],
-            }
-        )
+        ep.record(end_record(ep, reward, status, info))
         if ep.log:
             ep.log.close()
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _exhausted(ep: EpisodeState) -> str | None:
-        if ep.budget.steps <= 0:
-            return "max_steps"
-        if ep.budget.compute_s <= 0:
-            return "compute_s"
-        if ep.deadline is not None and time.monotonic() > ep.deadline:
-            return "wall_s"
-        return None
+    @property
+    def protocol(self) -> Protocol:
+        return get_protocol(self.config.protocol)
+
+    def _why_final(self) -> str:
+        if self.protocol.select_tests and self.episode and self.episode.tests:
+            return f"protocol {self.protocol.name} submits the last test"
+        return "submit_on_truncation is set"
 
     def _teardown(self, wait: bool = True) -> None:
         ep, self.episode = self.episode, None

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from mlsbench_env.env import background, render
+from mlsbench_env.env.protocol import iterated
 from mlsbench_env.env.state import EpisodeState
 from mlsbench_env.errors import ActionError, MLSBenchError
 from mlsbench_env.evaluation import (
@@ -26,6 +28,7 @@ from mlsbench_env.scoring import final_info, score_runs
 from mlsbench_env.spec import Competition
 from mlsbench_env.tools import (
     EditArgs,
+    ReplaceArgs,
     ShellArgs,
     SubmitArgs,
     TestArgs,
@@ -68,6 +71,32 @@ def undo(ep: EpisodeState, a: UndoArgs) -> Outcome:
     return f"Reverted {len(files)} edit(s): {', '.join(files)}", True, {}, False
 
 
+def replace(ep: EpisodeState, a: ReplaceArgs) -> Outcome:
+    """The string-replace edit (MLS-Bench v3): the exactly-once match becomes a line edit of
+    the lines it spans, so the edit tool's checks (editable ranges, fixed files) apply."""
+    ws = ep.workspace
+    rel, _ = ws.resolve(a.path)
+    text = ws.read(rel)
+    count = text.count(a.old)
+    if count != 1:
+        where = "does not occur" if count == 0 else f"occurs {count} times"
+        raise ActionError(
+            f"`old` {where} in {rel}; it must match exactly once (copy it with its whitespace, "
+            "and include more surrounding lines to make it unique)"
+        )
+    i = text.index(a.old)
+    j = i + len(a.old)
+    start, end = text.count("\n", 0, i) + 1, text.count("\n", 0, j - 1) + 1
+    lines = text.splitlines(keepends=True)
+    head, tail = sum(map(len, lines[: start - 1])), sum(map(len, lines[:end]))
+    try:
+        out = ws.replace(rel, start, end, text[head:i] + a.new + text[j:tail])
+    except MLSBenchError as e:
+        ep.event("edit_refused", str(e))
+        raise
+    return "Edit applied.\n" + out, True, {}, False
+
+
 def _restore_fixed(ep: EpisodeState, before) -> list[str]:
     """Fixed files a command changed are put back; each is a tamper event."""
     events = ep.workspace.check_integrity(before, ep.sandbox_uid())
@@ -108,6 +137,8 @@ def test(ep: EpisodeState, a: TestArgs | None = None) -> Outcome:
         return NO_COMPUTE
     if a is not None and not getattr(a, "wait", True):
         return background.start(ep)
+    if ep.protocol.select_tests:
+        return selected_test(ep)
     ep.budget.tests -= 1
     ep.tests_started += 1
     n, ws = ep.tests_started, ep.workspace
@@ -134,7 +165,80 @@ def test(ep: EpisodeState, a: TestArgs | None = None) -> Outcome:
         shutil.rmtree(where, ignore_errors=True)
     _restore_fixed(ep, before)
     text, ok, info = background.record_test(ep, n, runs, ws.region_texts(), ws.created_files())
+    ep.marks += "T"
     return text, ok, info, False
+
+
+def selected_test(ep: EpisodeState) -> Outcome:
+    """A test under an MLS-Bench protocol: every setting (each run isolated and pristine, as
+    in a final evaluation; hidden ones recorded, not shown), the protocol's seeds. The full
+    result is kept for `submit(n)`; the last test allowed is submitted at once."""
+    ep.budget.tests -= 1
+    ep.tests_started += 1
+    n, ws, c, task = ep.tests_started, ep.workspace, ep.config, ep.task
+    seeds = ep.protocol.test_seeds(n, list(c.final_seeds or task.spec.seeds.final))
+    visible = {s.label for s in task.visible_settings}
+
+    def progress(label, seed, run):  # the caller's progress hears of visible settings only
+        if ep.progress and label in visible:
+            ep.progress(label, seed, run)
+
+    regions, created = ws.region_texts(), ws.created_files()
+    with ep.slot():
+        result = final_evaluation(
+            task,
+            regions,
+            created,
+            backend=c.sandbox,
+            seeds=seeds,
+            work_root=ep.episode_dir.parent,
+            hidden_extra=ep.hidden_runs(),
+            progress=progress,
+            gpus=c.gpus,
+        )
+    ep.budget.compute_s -= sum(r.compute_s for r in result.runs)
+    for run in result.runs:
+        ep.run_events(run)
+    shown = [r for r in result.runs if r.label in visible]
+    vis = score_runs(task, shown, task.anchors())
+    full = final_info(result, result.runs, task, seeds=seeds, vanilla_score=None)
+    full |= {"isolation": ep.isolation, "agent_isolation": ep.agent_isolation, "test": n}
+    ep.tests.append(
+        {"n": n, "score": vis.score, "regions": regions, "created": created, "final": full}
+    )
+    ep.marks += "T"
+    if c.dense_reward and vis.score is not None:
+        ep.bonus += c.dense_reward * max(0.0, vis.score - ep.best_visible)
+        ep.best_visible = max(ep.best_visible, vis.score)
+    shown_info = final_info(vis, shown, task, seeds=seeds, vanilla_score=None)
+    info = {k: shown_info[k] for k in ("metrics", "errors", "setting_scores", "score", "seeds")}
+    info["metrics"] = {k: v for k, v in info["metrics"].items() if k in visible}
+    info["test"] = n
+    lines = [f"Test {n} (visible settings, seeds {seeds}; means over seeds):"]
+    for label in sorted(visible, key=[s.label for s in task.visible_settings].index):
+        err = info["errors"].get(label)
+        score = 0.0 if err else vis.setting_scores.get(label)
+        lines.append(render.setting_line(label, info["metrics"].get(label, {}), err, score))
+    lines.append(f"Score over visible settings: {render.fmt_score(vis.score)}")
+    ok = all(r.error is None for r in shown)
+    if ep.budget.tests > 0:
+        return "\n".join(lines), ok, info, False
+    text, final = select(ep, n)
+    lines += ["", f"No tests left: test {n} is submitted automatically.", text]
+    return "\n".join(lines), final.get("score") is not None, final, True
+
+
+def select(ep: EpisodeState, n: int | None) -> tuple[str, dict]:
+    """Test ``n``'s recorded result (None: the last test's) as the final result, every
+    setting shown; nothing is re-run."""
+    if not ep.tests:
+        raise MLSBenchError("no test has run yet: `test` first (submit selects a test's result)")
+    chosen = ep.tests[-1] if n is None else next((t for t in ep.tests if t["n"] == n), None)
+    if chosen is None:
+        raise ActionError(f"no test number {n}; tests run so far: {len(ep.tests)}")
+    info = dict(chosen["final"], vanilla_score=ep.tests[0]["score"], selected_test=chosen["n"])
+    what = f"test {chosen['n']} (its recorded result; nothing was re-run)"
+    return render.final_text(what, info, []), info
 
 
 def final(ep: EpisodeState, regions, created) -> dict:
@@ -163,6 +267,15 @@ def final(ep: EpisodeState, regions, created) -> dict:
 def submit(ep: EpisodeState, a: SubmitArgs) -> Outcome:
     if ep.task.is_competition:
         return submit_competition(ep)
+    if ep.protocol.select_tests:
+        if ep.protocol.require_iteration and not iterated(ep.marks):
+            raise MLSBenchError(
+                f"submit is refused under protocol {ep.protocol.name!r} until you have iterated "
+                "once: run `test`, edit the code, then run `test` again "
+                f"(tests so far: {len(ep.tests)})"
+            )
+        text, info = select(ep, a.test)
+        return text, info.get("score") is not None, info, True
     ws = ep.workspace
     if a.test is not None:
         chosen = next((t for t in ep.tests if t["n"] == a.test), None)
@@ -221,6 +334,9 @@ def final_unsubmitted(ep: EpisodeState, current_code: bool = False) -> tuple[str
     code as it is now), else the current code."""
     if ep.task.is_competition:
         text, info = "grading the submission file.", submit_competition(ep)[2]
+    elif ep.protocol.select_tests and ep.tests:  # the protocol's auto-submit of the last test
+        text, info = select(ep, None)
+        text = f"selecting test {info['selected_test']}.\n" + text
     else:
         last = ep.tests[-1] if ep.tests and not current_code else None
         what = f"test {last['n']}" if last else "the current code"
@@ -234,10 +350,42 @@ def final_unsubmitted(ep: EpisodeState, current_code: bool = False) -> tuple[str
     return text, info, float(info.get("score") or 0.0) * ep.config.reward_scale
 
 
+EDITS = ("edit", "undo", "replace")
+
+
+def spend_step(ep: EpisodeState, name: str | None) -> str | None:
+    """Charge an action (``name``: its tool, None if malformed) to the budgets the protocol
+    counts it in; the refusal to show when it may not run (no editing steps left)."""
+    p, b = ep.protocol, ep.budget
+    if b.actions is not None:
+        b.actions -= 1
+    if not p.counts(name):
+        return None
+    if p.counted_tools is not None and b.steps <= 0:
+        return f"No editing steps left ({', '.join(p.counted_tools)} count): `test` or `submit`."
+    b.steps -= 1
+    return None
+
+
+def exhausted(ep: EpisodeState) -> str | None:
+    """The budget that ran out (the episode is truncated), or None."""
+    b = ep.budget
+    if b.steps <= 0 and ep.protocol.counted_tools is None:
+        return "max_steps"
+    if b.actions is not None and b.actions <= 0:
+        return "max_actions"
+    if b.compute_s <= 0:
+        return "compute_s"
+    if ep.deadline is not None and time.monotonic() > ep.deadline:
+        return "wall_s"
+    return None
+
+
 HANDLERS: dict[str, Callable[..., Outcome]] = {
     "view": view,
     "edit": edit,
     "undo": undo,
+    "replace": replace,
     "shell": shell,
     "test": test,
     "jobs": background.jobs_tool,

@@ -196,9 +196,18 @@ def footer(ep: EpisodeState) -> str:
     """The budget line under every observation (and background jobs worth knowing about)."""
     b, c = ep.budget, ep.config
     tests = "" if ep.task.is_competition else f"tests left {b.tests} | "
-    line = f"[budget] steps left {b.steps} | {tests}compute left {max(b.compute_s, 0):.0f} " + (
-        f"GPU-s ({c.gpus} GPUs)" if c.gpus else "s"
+    # a protocol that counts only edits as steps (env/protocol.py) caps all actions apart
+    steps = f"steps left {b.steps}" if b.actions is None else f"edit steps left {b.steps}"
+    steps += "" if b.actions is None else f" | actions left {b.actions}"
+    compute = (
+        "compute: per-run timeouts only"
+        if b.compute_s == float("inf")
+        else (
+            f"compute left {max(b.compute_s, 0):.0f} "
+            + (f"GPU-s ({c.gpus} GPUs)" if c.gpus else "s")
+        )
     )
+    line = f"[budget] {steps} | {tests}{compute}"
     wall = ep.task.spec.budgets.wall_s
     if wall:  # the limit, not what is left: info stays replayable
         line += f" | wall-clock limit {wall:.0f}s from reset"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 from mlsbench_env.env.config import EnvConfig
 from mlsbench_env.env.log import TrajectoryLog
+from mlsbench_env.env.protocol import Protocol, get_protocol
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.evaluation import SettingRun
 from mlsbench_env.sandbox.visibility import hidden_runs
@@ -28,16 +30,25 @@ from mlsbench_env.workspace import Workspace, WorkspaceState
 
 @dataclass
 class Budget:
+    """What is left. ``compute_s`` is infinite under a protocol without a compute budget;
+    ``actions`` (all actions) is counted only where the protocol counts some tools as steps."""
+
     steps: int
     tests: int
     compute_s: float
+    actions: int | None = None
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "steps_left": self.steps,
             "tests_left": self.tests,
-            "compute_s_left": round(max(self.compute_s, 0.0), 1),
+            "compute_s_left": None
+            if math.isinf(self.compute_s)
+            else round(max(self.compute_s, 0.0), 1),
         }
+        if self.actions is not None:
+            out["actions_left"] = self.actions
+        return out
 
 
 @dataclass
@@ -68,6 +79,11 @@ class EpisodeState:
     step_count: int = 0
     done: bool = False
     last_obs: str = ""
+    marks: str = ""  # T: a test ran, E: an edit applied (the protocol's required iteration)
+
+    @property
+    def protocol(self) -> Protocol:
+        return get_protocol(self.config.protocol)
 
     def event(self, kind: str, detail: str) -> None:
         self.events.append({"step": self.step_count, "kind": kind, "detail": detail})
@@ -103,6 +119,7 @@ _SNAPSHOT_FIELDS = (
     "step_count",
     "done",
     "last_obs",
+    "marks",
 )
 
 

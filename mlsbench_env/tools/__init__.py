@@ -44,6 +44,16 @@ class UndoArgs(_Args):
     n: int = Field(1, ge=1, description="How many edits to revert.")
 
 
+class ReplaceArgs(_Args):
+    """Replace the one occurrence of `old` in a file by `new` (exact text, whitespace
+    included). Refused (file untouched) when `old` occurs zero or several times, or when the
+    change touches lines outside the editable ranges."""
+
+    path: str = Field(description="File to change, relative to the workspace.")
+    old: str = Field(min_length=1, description="The exact text to replace (must occur once).")
+    new: str = Field(description="The text to put in its place.")
+
+
 class ShellArgs(_Args):
     """Run a bash command in the workspace (sandboxed: no network; fixed files are restored if
     changed). Output is truncated to the observation's token budget. Costs compute time."""
@@ -88,6 +98,21 @@ class SubmitArgs(_Args):
     )
 
 
+class SelectTestArgs(_Args):
+    """Run the current code on every setting (only the visible ones are shown): every final
+    seed on the first test, one seed after. Costs one test; when the tests run out, the last
+    test is submitted."""
+
+
+class SelectSubmitArgs(_Args):
+    """End the episode: test number `test` (default: the last test) becomes the final result,
+    as it ran (nothing is re-run); the output then shows every setting."""
+
+    test: int | None = Field(
+        None, ge=1, description="The test whose result is final (default: the last test)."
+    )
+
+
 class ValidateArgs(_Args):
     """Check the submission file's format (ids, columns, values) without grading it: says what
     is wrong and what is expected, or that it is valid. Reveals no score; costs one step."""
@@ -113,7 +138,10 @@ TOOLS: dict[str, type[_Args]] = {
 # Opt-in tools: not in the default tool set (the env adds `jobs` when max_jobs > 0). With
 # `jobs` in an env's tool names, `test` takes the `wait` argument (BackgroundTestArgs), so the
 # default prompt and schemas stay as they were.
-OPT_IN_TOOLS: dict[str, type[_Args]] = {"jobs": JobsArgs}
+OPT_IN_TOOLS: dict[str, type[_Args]] = {"jobs": JobsArgs, "replace": ReplaceArgs}
+# Under the MLS-Bench protocol presets (env/protocol.py, ``select_tests``) `test` and `submit`
+# mean what MLS-Bench's harness means by them.
+SELECT_TOOLS: dict[str, type[_Args]] = {"test": SelectTestArgs, "submit": SelectSubmitArgs}
 # A competition's tools: no edit surface to test, a format check instead (MLE-bench's
 # validation server); `validate` is the competition's name for `test`.
 COMPETITION_TOOLS: dict[str, type[_Args]] = {
@@ -126,8 +154,11 @@ COMPETITION_TOOLS: dict[str, type[_Args]] = {
 }
 
 
-def arg_model(name: str, names: list[str] | tuple[str, ...]) -> type[_Args]:
-    """The argument model of tool ``name`` in an env whose tools are ``names``."""
+def arg_model(name: str, names: list[str] | tuple[str, ...], select: bool = False) -> type[_Args]:
+    """The argument model of tool ``name`` in an env whose tools are ``names`` (``select``:
+    under a protocol whose `submit` selects a test)."""
+    if select and name in SELECT_TOOLS:
+        return SELECT_TOOLS[name]
     if name == "test" and "jobs" in names:
         return BackgroundTestArgs
     if "validate" in names and name in COMPETITION_TOOLS:
@@ -148,19 +179,19 @@ def _schema(model: type[_Args]) -> dict:
     return schema
 
 
-def tool_schemas(names: list[str]) -> list[dict]:
+def tool_schemas(names: list[str], select: bool = False) -> list[dict]:
     """Neutral schemas: name, description, JSON-schema parameters (a fresh copy per call)."""
-    return json.loads(_schemas_json(tuple(names)))
+    return json.loads(_schemas_json(tuple(names), select))
 
 
 @cache  # pydantic's schema generation costs ~20 ms per tool: do it once per tool set
-def _schemas_json(names: tuple[str, ...]) -> str:
+def _schemas_json(names: tuple[str, ...], select: bool = False) -> str:
     return json.dumps(
         [
             {
                 "name": n,
-                "description": " ".join((arg_model(n, names).__doc__ or "").split()),
-                "parameters": _schema(arg_model(n, names)),
+                "description": " ".join((arg_model(n, names, select).__doc__ or "").split()),
+                "parameters": _schema(arg_model(n, names, select)),
             }
             for n in names
         ]
@@ -178,10 +209,10 @@ def anthropic_tools(schemas: list[dict]) -> list[dict]:
     ]
 
 
-def usage(names: list[str], only: str | None = None) -> str:
+def usage(names: list[str], only: str | None = None, select: bool = False) -> str:
     """The tool list of the prompt (``only``: just that tool, as it is in an env of ``names``)."""
     lines = ['Actions are JSON: {"tool": NAME, "args": {...}}. Tools:']
-    for s in tool_schemas(names):
+    for s in tool_schemas(names, select):
         if only is not None and s["name"] != only:
             continue
         props = s["parameters"].get("properties", {})
@@ -204,7 +235,7 @@ def decoded(value: Any) -> Any:
     return value
 
 
-def parse_action(action: Any, names: list[str]) -> tuple[str, _Args]:
+def parse_action(action: Any, names: list[str], select: bool = False) -> tuple[str, _Args]:
     """A JSON string or dict -> (tool name, validated args). Raises ActionError."""
     if isinstance(action, bytes):
         action = action.decode(errors="replace")
@@ -236,7 +267,7 @@ def parse_action(action: Any, names: list[str]) -> tuple[str, _Args]:
     if not isinstance(args, dict):
         raise ActionError(f'"args" must be an object, got {type(args).__name__}')
     try:
-        return name, arg_model(name, names).model_validate(args)
+        return name, arg_model(name, names, select).model_validate(args)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'args'}: "
@@ -244,7 +275,7 @@ def parse_action(action: Any, names: list[str]) -> tuple[str, _Args]:
             for err in e.errors()
         )
         raise ActionError(
-            f"bad arguments for {name}: {problems}\n{usage(names, only=name)}"
+            f"bad arguments for {name}: {problems}\n{usage(names, only=name, select=select)}"
         ) from None
 
 
