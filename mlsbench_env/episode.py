@@ -58,17 +58,25 @@ class Agent(Protocol):
 class BaselineAgent:
     """Applies a baseline's edit of the editable regions, runs one test, submits.
 
-    ``baseline:default`` submits the scaffold unchanged (after one test)."""
+    ``baseline:default`` submits the scaffold unchanged (after one test). Under a protocol that
+    requires an iteration before submit (``mlsbench-paper``, ``mlsbench-v3``) it applies its
+    edit, tests, applies it again (the default baseline: the scaffold's own text), tests again
+    and submits test 1, the one that ran every final seed (see ``start``)."""
 
     def __init__(self, task: Task, baseline: str):
         self.name = f"baseline-{baseline}"
         self._plan: list[dict]
+        self._task = task
         if task.is_competition:
             self._plan = self._pipeline_plan(task, baseline)
             return
-        regions = task.baseline_regions(baseline)
+        self._regions = task.baseline_regions(baseline)
+        self._plan = self._edits(self._regions)
+        self._plan += [{"tool": "test", "args": {}}, {"tool": "submit", "args": {}}]
+
+    def _edits(self, regions: dict) -> list[dict]:
         # bottom-up, so that an edit never shifts the lines of a region still to edit
-        self._plan = [
+        return [
             {
                 "tool": "edit",
                 "args": {
@@ -79,10 +87,43 @@ class BaselineAgent:
                     "text": regions[(r.file, r.index)],
                 },
             }
-            for r in sorted(task.regions, key=lambda r: (r.file, -r.start))
+            for r in sorted(self._task.regions, key=lambda r: (r.file, -r.start))
             if regions
         ]
-        self._plan += [{"tool": "test", "args": {}}, {"tool": "submit", "args": {}}]
+
+    def start(self, env, observation: str, info: dict[str, Any]) -> None:
+        from mlsbench_env.env.protocol import get_protocol
+
+        if self._task.is_competition or not get_protocol(info.get("protocol")).require_iteration:
+            return
+        self._env = env
+        self._plan = [
+            *self._edits(self._regions),
+            {"tool": "test", "args": {}},
+            {"tool": "reapply"},  # expanded when reached (``act``): the ranges have moved
+            {"tool": "test", "args": {}},
+            {"tool": "submit", "args": {"test": 1}},
+        ]
+
+    def _reapply(self) -> list[dict]:
+        """Edits that write each editable region's current text over itself (the iteration
+        such a protocol asks for; the code stays the baseline's), bottom-up."""
+        ws = self._env.workspace
+        texts = ws.region_texts()
+        return [
+            {
+                "tool": "edit",
+                "args": {
+                    "path": file,
+                    "action": "replace",
+                    "start": r.start,
+                    "end": r.end,
+                    "text": texts[(file, i)],
+                },
+            }
+            for file, ranges in ws.ranges.items()
+            for i, r in sorted(enumerate(ranges, 1), key=lambda x: -x[1].start)
+        ]
 
     @staticmethod
     def _pipeline_plan(task: Task, baseline: str) -> list[dict]:
@@ -104,6 +145,8 @@ class BaselineAgent:
         return plan
 
     def act(self, observation: str, info: dict[str, Any]) -> dict:
+        if self._plan and self._plan[0]["tool"] == "reapply":
+            self._plan[:1] = self._reapply()
         return self._plan.pop(0) if self._plan else {"tool": "submit", "args": {}}
 
 
@@ -269,7 +312,9 @@ def run_episode(
 
 
 def env_defaults(agent: Agent) -> dict[str, Any]:
-    """Env options an agent asks for (an LLM agent's observation cap and tool subset); the
-    caller's own options win."""
+    """Env options an agent asks for (an LLM agent's observation cap, tool subset and protocol
+    preset); the caller's own options win (``protocol.with_agent_defaults`` merges them)."""
     defaults = getattr(agent, "env_defaults", None)
-    return defaults() if defaults else {}
+    out = defaults() if defaults else {}
+    protocol = getattr(getattr(agent, "config", None), "protocol", None)
+    return out | ({"protocol": protocol} if protocol else {})

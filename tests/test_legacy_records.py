@@ -12,7 +12,7 @@ from mlsbench_env.agent import saved_run
 from mlsbench_env.analysis import render_terminal, report_from_store
 from mlsbench_env.analysis.export import export
 from mlsbench_env.analysis.trajectories import load_episode
-from mlsbench_env.env.log import read_log
+from mlsbench_env.env.log import protocol_of, read_log
 from mlsbench_env.scale.store import ResultsStore
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
@@ -32,6 +32,7 @@ def test_a_legacy_store_reads_and_reports(store):
     assert by_agent["scripted-perfect"]["score"] == pytest.approx(100.0)
     assert by_agent["baseline:strongest"]["score"] == pytest.approx(50.0)
     assert by_agent["scripted-perfect"]["model_calls"] == 4
+    assert {r["protocol"] for r in rows} == {"default"}  # stores from before presets
     console = Console(record=True, width=200)
     render_terminal(report_from_store(store), console)
     text = console.export_text()
@@ -42,6 +43,7 @@ def test_legacy_trajectories_read_export_and_resume(tmp_path):
     for run in RUNS:
         records = read_log(run / "trajectory.jsonl")
         assert records[0]["type"] == "header" and records[0]["task"] == "guess"
+        assert protocol_of(records[0]) == "default"
         end = next(r for r in records if r["type"] == "end")
         assert end["status"] == "submitted" and end["code"]["regions"]
         episode = load_episode(run)

@@ -169,6 +169,11 @@ class AgentConfig(_Frozen):
     model: ModelConfig
     prompts: PromptConfig = PromptConfig()
     tools: tuple[str, ...] | None = Field(None, description="Tool subset (default: all).")
+    protocol: str | None = Field(
+        None,
+        description="Protocol preset of its episodes (docs/protocols.md; a caller's --protocol "
+        "wins). A preset's tool list replaces `tools`.",
+    )
     context: ContextConfig = ContextConfig()
     prices: Prices = Prices()
     retry: RetryConfig = RetryConfig()

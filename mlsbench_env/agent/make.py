@@ -9,6 +9,7 @@ from typing import Any
 from mlsbench_env.agent.config import AgentConfig, load_config
 from mlsbench_env.agent.loop import LLMAgent
 from mlsbench_env.agent.models import make_model
+from mlsbench_env.env.protocol import get_protocol
 from mlsbench_env.episode import Agent, BaselineAgent
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.spec import Task
@@ -21,7 +22,8 @@ def make_agent(spec: Any, task: Task, *, overrides=(), **options) -> Agent:
       reference baseline; ``default``: the scaffold unchanged);
     - a YAML path, a config dict or an ``AgentConfig``: an LLM agent with its config's model
       (``overrides``: ``--set`` items; ``options``: ``LLMAgent``'s, e.g. ``on_step``,
-      ``score_unsubmitted``, or ``model=`` to use another model than the config's)."""
+      ``score_unsubmitted``, or ``model=`` to use another model than the config's). Its
+      ``protocol:`` key, where set, reaches the env through ``episode.env_defaults``."""
     if isinstance(spec, str) and spec.startswith("baseline:"):
         if overrides or options:
             raise MLSBenchError(
@@ -42,5 +44,6 @@ def make_agent(spec: Any, task: Task, *, overrides=(), **options) -> Agent:
     if cfg is None:
         source = spec.model_dump(mode="json") if isinstance(spec, AgentConfig) else spec
         cfg = load_config(source, overrides)
+    get_protocol(cfg.protocol)  # an unknown preset is refused here, naming the presets
     model = options.pop("model", None) or make_model(cfg.model, cfg.retry)
     return LLMAgent(cfg, model, **options)

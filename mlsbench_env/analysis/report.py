@@ -16,10 +16,12 @@ What counts:
   overall means come from a bootstrap that resamples episodes within each task.
 - Paired comparison of two agents: the episodes they share (same task, seed and env options);
   mean difference with a bootstrap interval, wins/losses/ties and a two-sided sign test.
-- Comparability: every row records the task version, task and anchors hashes and the image
-  digest; the report lists them per task and hashes them into one key, and says when a task's
-  rows mix hashes or differ from the task as it is today. Two reports are comparable when
-  their keys match (``comparable``).
+- Comparability: every row records the task version, task and anchors hashes, the image
+  digest and the protocol preset; the report lists them per task and hashes them into one key,
+  and says when a task's rows mix hashes or differ from the task as it is today. Two reports
+  are comparable when their keys match (``comparable``). A report holds one protocol preset:
+  rows of several are refused (``report_from_store(protocol=...)`` picks one); rows from
+  before presets are ``default``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mlsbench_env.analysis.stats import grouped_mean_ci, mean_ci, mean_over_groups, paired_stats
+from mlsbench_env.errors import MLSBenchError
 
 STRONGEST = "baseline:strongest"
 
@@ -61,6 +64,7 @@ class Report:
     drift: dict[str, str] = field(default_factory=dict)
     """Per task, the calibration drift ``eval --check-drift`` recorded beside the store (one
     line, ``DriftReport.summary``)."""
+    protocol: str = "default"  # the protocol preset of every row (env/protocol.py)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -92,6 +96,7 @@ def build_report(
     task ids to their current hashes (``current_hashes``) for the comparability check."""
     notes = []
     rng = np.random.default_rng(seed)
+    protocol = one_protocol([*rows, *failed])
     scored = [r for r in rows if points(r) is not None]
     label = _labels(scored + list(failed))
     eps = [{**r, "label": label[r["agent_hash"]], "points": points(r)} for r in scored]
@@ -167,9 +172,28 @@ def build_report(
         }
         for r in failed
     ]
-    return Report(
+    rep = Report(
         agents, domains, leaderboard, task_rows, paired, fp, eps, failed_rows, notes, kinds
     )
+    rep.protocol = protocol
+    return rep
+
+
+def protocol_of(row: dict) -> str:
+    """A row's protocol preset (``default`` for rows from before presets)."""
+    return row.get("protocol") or "default"
+
+
+def one_protocol(rows: Sequence[dict]) -> str:
+    """The one protocol preset of ``rows``; rows of several are refused: their scores follow
+    different rules and never share a table."""
+    found = sorted({protocol_of(r) for r in rows}) or ["default"]
+    if len(found) > 1:
+        raise MLSBenchError(
+            f"the rows hold episodes of several protocol presets ({', '.join(found)}), whose "
+            "scores are not comparable; report one at a time (mlsbench report --protocol NAME)"
+        )
+    return found[0]
 
 
 def _task_row(task: str, agent: str, group: list[dict]) -> dict:
@@ -301,6 +325,7 @@ def fingerprint(eps: list[dict], today: dict[str, dict] | None = None) -> dict:
                 ("agent_isolation", "agent_isolation"),
             )
         }
+        f["protocols"] = sorted({protocol_of(e) for e in mine})
         w = []
         for k in ("versions", "task_hashes", "anchors_hashes", "isolation", "agent_isolation"):
             if len(f[k]) > 1:
@@ -312,8 +337,13 @@ def fingerprint(eps: list[dict], today: dict[str, dict] | None = None) -> dict:
             if [str(now["anchors_hash"])] != f["anchors_hashes"]:
                 w.append("the anchors changed since these rows were recorded (`mlsbench rescore`)")
         tasks[task] = {**f, "warnings": w}
+    # the protocol joins the key where it is not ours, so keys of default reports stay as they were
     body = json.dumps(
-        {t: [f["versions"], f["task_hashes"], f["anchors_hashes"]] for t, f in tasks.items()},
+        {
+            t: [f["versions"], f["task_hashes"], f["anchors_hashes"]]
+            + ([f["protocols"]] if f["protocols"] != ["default"] else [])
+            for t, f in tasks.items()
+        },
         sort_keys=True,
     )
     return {"key": hashlib.sha256(body.encode()).hexdigest()[:16], "tasks": tasks}
@@ -330,16 +360,23 @@ def comparable(a: dict, b: dict) -> list[str]:
         for k in ("versions", "task_hashes", "anchors_hashes"):
             if fa[t][k] != fb[t][k]:
                 out.append(f"{t}: {k.replace('_', ' ')} differ ({fa[t][k]} vs {fb[t][k]})")
+        pa, pb = fa[t].get("protocols", ["default"]), fb[t].get("protocols", ["default"])
+        if pa != pb:
+            out.append(f"{t}: protocol presets differ ({pa} vs {pb})")
     return out
 
 
-def report_from_store(store, *, tasks=None, agents=None, compare=None) -> Report:
-    """The report of a results store (filtered by task ids and agent labels/hashes), with the
-    drift ``eval --check-drift`` saved beside it."""
+def report_from_store(store, *, tasks=None, agents=None, compare=None, protocol=None) -> Report:
+    """The report of a results store (filtered by task ids, agent labels/hashes and protocol
+    preset: needed where the store holds several), with the drift ``eval --check-drift`` saved
+    beside it."""
     from mlsbench_env.analysis.drift import load_drift  # it loads the evaluation layer
 
     rows = store.episodes(status="ok", tasks=tasks, agents=agents)
     failed = store.episodes(status="failed", tasks=tasks, agents=agents)
+    if protocol is not None:
+        rows = [r for r in rows if protocol_of(r) == protocol]
+        failed = [r for r in failed if protocol_of(r) == protocol]
     today = current_hashes({r["task"] for r in rows})
     report = build_report(rows, failed, compare=compare, today=today)
     drift = load_drift(store.path)
@@ -354,6 +391,8 @@ __all__ = [
     "comparable",
     "current_hashes",
     "fingerprint",
+    "one_protocol",
     "points",
+    "protocol_of",
     "report_from_store",
 ]

@@ -35,6 +35,13 @@ def eval_matrix(
     test_budget: int | None = None,
     max_steps: int | None = None,
     compute_budget: Annotated[float | None, typer.Option(help="Compute seconds.")] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Protocol preset of every episode: default | mlsbench-paper | mlsbench-lite | "
+            "mlsbench-v3 (docs/protocols.md)."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field of every agent YAML.")
     ] = None,
@@ -66,6 +73,7 @@ def eval_matrix(
 
     env: dict = {"sandbox": sandbox, "test_budget": test_budget, "max_steps": max_steps}
     env["compute_budget_s"] = compute_budget
+    env["protocol"] = protocol
     if final_seeds:
         env["final_seeds"] = [int(s) for s in final_seeds.split(",")]
     try:

@@ -25,6 +25,10 @@ def report(
         str | None, typer.Option(help="Another report.json: say whether they are comparable.")
     ] = None,
     plots: bool = True,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Only episodes of this protocol preset (needed where several ran)."),
+    ] = None,
 ):
     """Leaderboard, per-task tables, paired comparisons; files with --out."""
     from pathlib import Path
@@ -48,6 +52,7 @@ def report(
             tasks=tasks or None,
             agents=agents or None,
             compare=tuple(pair) if pair else None,
+            protocol=protocol,
         )
     except MLSBenchError as e:
         fail(e)

@@ -26,6 +26,13 @@ def run(
     sandbox: str = "local",
     runs_dir: str = "runs",
     final_seeds: FinalSeeds = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Protocol preset: default | mlsbench-paper | mlsbench-lite | mlsbench-v3 "
+            "(docs/protocols.md); default: the agent YAML's `protocol:`, else ours."
+        ),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override an agent YAML field, e.g. model.temperature=0.2."),
@@ -52,6 +59,7 @@ def run(
 
     from mlsbench_env.agent import make_agent, summarize
     from mlsbench_env.env import ResearchEnv
+    from mlsbench_env.env.protocol import with_agent_defaults
     from mlsbench_env.episode import env_defaults, run_episode
 
     overrides = list(set_ or [])
@@ -80,16 +88,23 @@ def run(
         a = make_agent(spec, t, overrides=overrides if llm and not resume else (), **options)
     except MLSBenchError as e:
         fail(e)
-    opts.update(env_defaults(a))
+    if protocol:
+        opts["protocol"] = protocol
+    opts = with_agent_defaults(opts, env_defaults(a))
     opts.setdefault("sandbox", sandbox)
     opts.update(runs_dir=runs_dir, agent_name=a.name, submit_on_truncation=score_unsubmitted)
     if final_seeds:
         opts["final_seeds"] = parse_seeds(final_seeds)
-    env = ResearchEnv(t, **opts)
+    try:
+        env = ResearchEnv(t, **opts)
+    except (MLSBenchError, ValueError) as e:  # an unknown preset, an option it fixes
+        fail(e)
     env.progress = print_run
     model_name = getattr(getattr(a, "model", None), "name", None)
+    preset = "" if env.config.protocol == "default" else f", protocol {env.config.protocol}"
     console.print(
-        f"Running {a.name}{f' ({model_name})' if model_name else ''} on {t.id} (seed {seed}) ..."
+        f"Running {a.name}{f' ({model_name})' if model_name else ''} on {t.id} "
+        f"(seed {seed}{preset}) ..."
     )
     try:
         result = run_episode(

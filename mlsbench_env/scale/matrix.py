@@ -71,7 +71,9 @@ def agent_spec(source: str, overrides: tuple[str, ...] | list[str] = ()) -> Agen
         from mlsbench_env.agent import load_config
 
         cfg = load_config(source, overrides)
-        return AgentSpec(source, "llm", cfg.name, config=cfg.model_dump(mode="json"))
+        # unset keys added later (protocol) stay out: an agent's hash and cells stay as they were
+        config = cfg.model_dump(mode="json", exclude={"protocol"} if cfg.protocol is None else None)
+        return AgentSpec(source, "llm", cfg.name, config=config)
     raise MLSBenchError(
         f"unknown agent {source!r}; expected baseline:<name> (default, strongest, or one of a "
         "task's baselines) or an agent YAML file (e.g. agents/openai.yaml)"

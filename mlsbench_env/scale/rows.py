@@ -26,6 +26,7 @@ def run_cell(
     """Play the cell's episode in this process; the store row of its result."""
     from mlsbench_env.agent import make_agent
     from mlsbench_env.env import ResearchEnv
+    from mlsbench_env.env.protocol import with_agent_defaults
     from mlsbench_env.episode import env_defaults, run_episode
     from mlsbench_env.scale.matrix import baseline_name
     from mlsbench_env.spec import load_task
@@ -55,8 +56,7 @@ def run_cell(
         agent = make_agent(f"baseline:{baseline_name(task, cell.agent.baseline)}", task)
     else:
         agent = make_agent(cell.agent.config, task)
-    for key, value in env_defaults(agent).items():
-        opts.setdefault(key, value)
+    opts = with_agent_defaults(opts, env_defaults(agent))
     env = ResearchEnv(task, **opts)
     try:
         result = run_episode(
@@ -84,7 +84,7 @@ def image_digest(sandbox: str) -> str | None:
 
 def episode_row(cell, task, result, exit_status, totals, model, image, started) -> dict:
     """The store row of a finished episode (read back from its trajectory where needed)."""
-    from mlsbench_env.env.log import read_log
+    from mlsbench_env.env.log import protocol_of, read_log
 
     info = result.final_info
     records = read_log(Path(result.run_dir) / "trajectory.jsonl") if result.run_dir else []
@@ -101,6 +101,9 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
     budget0 = cell.options_dict.get("compute_budget_s") or task.spec.budgets.compute_s
     left = (info.get("budget") or {}).get("compute_s_left", budget0)
     final_s = sum(r.get("wall_s", 0.0) for r in info.get("final_runs") or [])
+    protocol = protocol_of(header) if header else cell.options_dict.get("protocol", "default")
+    if left is None:  # a protocol without a compute budget, whose submit re-runs nothing
+        left, final_s = budget0, _test_seconds(steps)
     tamper = info.get("tamper_report") or end.get("tamper_report") or []
     reason = info.get("reason")
     if result.score is None and reason is None:
@@ -135,6 +138,7 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
         "task_hash": header.get("task_hash") or task.content_hash(),
         "anchors_hash": header.get("anchors_hash"),
         "sandbox": cell.options_dict.get("sandbox", "local"),
+        "protocol": protocol,
         "isolation": reset.get("isolation"),
         "agent_isolation": reset.get("agent_isolation"),
         "image_digest": image,
@@ -145,6 +149,12 @@ def episode_row(cell, task, result, exit_status, totals, model, image, started) 
         "started": started,
         "finished": time.time(),
     }
+
+
+def _test_seconds(steps: list[dict]) -> float:
+    """Wall seconds of an episode's tests (under a protocol whose submit selects a test, they
+    are all the compute it used)."""
+    return sum(s.get("duration_s", 0.0) for s in steps if s.get("tool") == "test")
 
 
 def cell_fields(cell: Cell, status: str) -> dict:

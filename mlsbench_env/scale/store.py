@@ -25,7 +25,7 @@ from typing import Any
 
 from mlsbench_env.errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_PATH = "runs/results.sqlite"
 
 # (name, SQL type); JSON columns hold dicts/lists and are decoded on read
@@ -71,6 +71,7 @@ EPISODE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("task_hash", "TEXT"),
     ("anchors_hash", "TEXT"),
     ("sandbox", "TEXT"),
+    ("protocol", "TEXT"),  # the protocol preset (env/protocol.py); NULL in old rows: default
     ("isolation", "TEXT"),  # the sandbox's: full | rootless | none
     ("agent_isolation", "TEXT"),  # around agent code in the task kit's child: landlock | uid | none
     ("image_digest", "TEXT"),
@@ -310,7 +311,13 @@ def _add_isolation(db) -> None:
             db.execute(f"ALTER TABLE episodes ADD COLUMN {name} TEXT")
 
 
-_MIGRATIONS: dict[int, Any] = {2: _add_kind_and_medal, 3: _add_isolation}
+def _add_protocol(db) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(episodes)")}
+    if "protocol" not in have:
+        db.execute("ALTER TABLE episodes ADD COLUMN protocol TEXT")
+
+
+_MIGRATIONS: dict[int, Any] = {2: _add_kind_and_medal, 3: _add_isolation, 4: _add_protocol}
 
 
 def _encode(name: str, value: Any) -> Any:
@@ -323,6 +330,8 @@ def _encode(name: str, value: Any) -> Any:
 
 def _decode(row: sqlite3.Row) -> dict[str, Any]:
     d = dict(row)
+    if "protocol" in d and d["protocol"] is None:  # a row from before protocol presets
+        d["protocol"] = "default"
     for k in JSON_COLUMNS:
         if d.get(k) is not None:
             d[k] = json.loads(d[k])
