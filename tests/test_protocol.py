@@ -252,3 +252,70 @@ def test_v3_requires_iteration_and_submits_a_test(play):
     step("test")
     obs, r, term, trunc, info = step("submit", test=1)
     assert term and r == pytest.approx(50.0, abs=0.5)
+
+
+# ------------------------------------------------------------------------------ records
+def test_store_rows_and_reports_keep_presets_apart(tmp_path):
+    from test_report import rows
+    from test_store import row
+
+    from mlsbench_env.analysis.report import build_report, comparable, report_from_store
+    from mlsbench_env.scale.store import ResultsStore
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    store.record_episode(row("old"))  # a row without the field reads as default
+    store.record_episode(row("new", protocol="mlsbench-paper", agent="b", agent_hash="h2"))
+    assert {r["cell_key"]: r["protocol"] for r in store.episodes()} == {
+        "old": "default",
+        "new": "mlsbench-paper",
+    }
+    with pytest.raises(MLSBenchError, match="several protocol presets.*--protocol"):
+        report_from_store(store)
+    rep = report_from_store(store, protocol="mlsbench-paper")
+    assert rep.protocol == "mlsbench-paper" and rep.agents == ["b"]
+
+    with pytest.raises(MLSBenchError, match=r"default, mlsbench-paper"):
+        build_report(rows() + rows(protocol="mlsbench-paper"))
+    ours, paper = build_report(rows()), build_report(rows(protocol="mlsbench-paper"))
+    assert ours.fingerprint["key"] == build_report(rows(protocol=None)).fingerprint["key"]
+    assert ours.fingerprint["key"] != paper.fingerprint["key"]
+    why = comparable(ours.to_json(), paper.to_json())
+    assert why and all("protocol presets differ" in w for w in why)
+
+
+def test_cli_refuses_an_unknown_protocol():
+    from typer.testing import CliRunner
+
+    from mlsbench_env.cli import app
+
+    r = CliRunner().invoke(
+        app,
+        ["run", "--task", "opt-evolution-strategy", "--agent", "baseline:de", "--protocol", "x"],
+    )
+    assert r.exit_code != 0 and "unknown protocol 'x'" in r.output and "mlsbench-v3" in r.output
+    args = ["eval", "--agents", "baseline:de", "--tasks", "opt-evolution-strategy"]
+    r = CliRunner().invoke(app, [*args, "--protocol", "x", "--dry-run"])
+    assert r.exit_code != 0 and "unknown protocol 'x'" in r.output
+
+
+def test_an_agent_yaml_names_its_protocol(tiny):
+    from mlsbench_env.agent import load_config, make_agent
+    from mlsbench_env.episode import env_defaults
+
+    base = {"name": "s", "model": {"provider": "scripted", "script": []}, "tools": ["view"]}
+    agent = make_agent(load_config({**base, "protocol": "mlsbench-lite"}), tiny)
+    opts = with_agent_defaults({}, env_defaults(agent))
+    assert opts["protocol"] == "mlsbench-lite" and "tools" not in opts
+    with pytest.raises(UnknownNameError, match="unknown protocol"):
+        make_agent(load_config({**base, "protocol": "lite"}), tiny)
+
+
+def test_the_baseline_agent_iterates_under_the_paper_preset(play, tiny):
+    from mlsbench_env.episode import BaselineAgent, run_episode
+
+    env, *_ = play("mlsbench-paper")
+    out = run_episode(env, BaselineAgent(tiny, "good"), seed=0)
+    assert out.status == "submitted" and out.score == pytest.approx(50.0, abs=0.5)
+    assert out.final_info["selected_test"] == 1 and out.final_info["seeds"] == list(SEEDS)
+    tools = [r["tool"] for r in log_of(env) if r["type"] == "step"]
+    assert tools == ["edit", "test", "edit", "test", "submit"]

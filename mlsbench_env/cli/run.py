@@ -90,12 +90,12 @@ def run(
         fail(e)
     if protocol:
         opts["protocol"] = protocol
-    opts = with_agent_defaults(opts, env_defaults(a))
-    opts.setdefault("sandbox", sandbox)
-    opts.update(runs_dir=runs_dir, agent_name=a.name, submit_on_truncation=score_unsubmitted)
-    if final_seeds:
-        opts["final_seeds"] = parse_seeds(final_seeds)
     try:
+        opts = with_agent_defaults(opts, env_defaults(a))
+        opts.setdefault("sandbox", sandbox)
+        opts.update(runs_dir=runs_dir, agent_name=a.name, submit_on_truncation=score_unsubmitted)
+        if final_seeds:
+            opts["final_seeds"] = parse_seeds(final_seeds)
         env = ResearchEnv(t, **opts)
     except (MLSBenchError, ValueError) as e:  # an unknown preset, an option it fixes
         fail(e)
