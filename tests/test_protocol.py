@@ -193,6 +193,17 @@ def test_paper_auto_submits_the_last_test(play):
     assert [e["status"] for e in log_of(env) if e["type"] == "end"] == ["submitted"]
 
 
+def test_rescore_takes_the_selected_test(play):
+    from mlsbench_env.analysis.rescore import submitted_code
+
+    env, step, _ = play("mlsbench-lite")
+    env.reset(seed=0)
+    step("edit", **guess(0.8))
+    assert step("test")[2]  # the one test is submitted: the episode is over
+    regions, _, what = submitted_code(log_of(env))
+    assert what == "test 1" and regions[("guess.py", 1)] == "    return 0.8 * x\n"
+
+
 # ------------------------------------------------------------------------------ lite
 def test_lite_one_test_is_submitted_and_every_action_counts(play):
     env, step, runs = play("mlsbench-lite")

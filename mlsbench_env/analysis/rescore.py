@@ -38,7 +38,9 @@ def submitted_code(records: list[dict], task=None) -> tuple[dict, dict, str]:
     steps = [r for r in records if r.get("type") == "step"]
     last = steps[-1] if steps else {}
     test = None
-    if end.get("status") == "submitted":
+    if end.get("selected_test"):  # a protocol preset's submit selected this test's result
+        test = end["selected_test"]
+    elif end.get("status") == "submitted":
         action = last.get("action")
         if isinstance(action, str):
             try:
