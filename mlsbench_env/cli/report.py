@@ -90,14 +90,13 @@ def _report_mlsbench(store, out: str, tasks, agents) -> None:
     result = write_mlsbench(rows, out)
     for w in result["warnings"]:
         console.print(f"[yellow]warning:[/] {w}")
-    table = Table("agent", "protocol", "overall (mean over areas)", "areas", "tasks")
-    present = [a for a in AREAS if any(r.get(a) is not None for r in result["overall"])]
-    for a in present:
-        table.add_column(a)
+    table = Table("agent", "protocol", "MLS-Bench area", "score", title="mean over areas")
     for r in result["overall"]:
-        cells = [r["agent"], r["protocol"], f"{r['overall']:.1f}", str(r["areas"]), str(r["tasks"])]
-        cells += ["" if r.get(a) is None else f"{r[a]:.1f}" for a in present]
-        table.add_row(*cells)
+        for a in AREAS:
+            if r.get(a) is not None:
+                table.add_row(r["agent"], r["protocol"], a, f"{r[a]:.1f}")
+        overall = f"overall ({r['areas']} areas, {r['tasks']} tasks)"
+        table.add_row(r["agent"], r["protocol"], overall, f"{r['overall']:.1f}", end_section=True)
     console.print(table)
     console.print(f"wrote {len(result['files'])} files to {out}")
 
