@@ -26,8 +26,8 @@ from pathlib import Path
 
 from mlsbench_env.errors import MLSBenchError
 
-# MLS-Bench's 12 research areas (its tasks.jsonl ``benchmark_area``). Eight are named on its
-# site and paper; the last three are our reading of its site's categories (docs/evaluation.md).
+# MLS-Bench's 12 research areas (its tasks.jsonl ``benchmark_area``). Its site names the first
+# nine; the last three are our reading of its site's categories (docs/evaluation.md).
 AREAS = (
     "Language Models",
     "Vision and Generation",
@@ -97,7 +97,8 @@ def _stamp(t: float | None) -> str:
 
 
 def _runs_rows(runs: Iterable[dict], base: dict) -> list[dict]:
-    """One row per seed of ``runs`` (dicts with label, seed, metrics, wall_s)."""
+    """One row per seed of ``runs`` (dicts with label, seed, metrics, wall_s), in the order
+    the seeds first appear."""
     by_seed: dict = defaultdict(dict)
     for r in runs:
         row = by_seed[r.get("seed", "")]
@@ -105,7 +106,7 @@ def _runs_rows(runs: Iterable[dict], base: dict) -> list[dict]:
             row[f"{name}_{r['label']}"] = v
         if r.get("wall_s") is not None:
             row[f"elapsed_{r['label']}"] = r["wall_s"]
-    return [{**base, "seed": seed, **cols} for seed, cols in sorted(by_seed.items(), key=str)]
+    return [{**base, "seed": seed, **cols} for seed, cols in by_seed.items()]
 
 
 def _with_mean(rows: list[dict], metric_cols: list[str], score: float | None = None) -> list:
@@ -140,14 +141,15 @@ def episode_rows(ep: dict, model: str, episode: str, dev_seed: int | None) -> li
     header = records[0] if records and records[0].get("type") == "header" else {}
     protocol = ep.get("protocol") or header.get("protocol") or "default"
     clock = header.get("time")
-    out, first_test = [], []
+    out: list[tuple] = []
+    first_test: list[dict] = []
     for rec in records:
         if rec.get("type") != "step":
             continue
         if clock is not None:
             clock += rec.get("duration_s") or 0.0  # the step's end: when its result existed
         info = rec.get("info") or {}
-        base = {"timestamp": _stamp(clock), "model": model, "episode": episode}
+        base: dict = {"timestamp": _stamp(clock), "model": model, "episode": episode}
         base["protocol"] = protocol
         if info.get("final_runs"):
             rows = _runs_rows(info["final_runs"], {**base, "is_final": True, "test": "final"})
@@ -214,7 +216,8 @@ def columns(task, rows: list[dict]) -> tuple[list[str], list[str]]:
 def task_table(task_id: str, task, episodes: list[dict], labels: dict[str, str]):
     """(columns, rows) of one task's leaderboard file."""
     dev = task.spec.seeds.dev if task is not None else None
-    groups, n_seen = [], defaultdict(int)
+    groups: list[tuple] = []
+    n_seen: dict = defaultdict(int)
     for ep in sorted(episodes, key=lambda e: (labels[e["agent_hash"]], e["seed"])):
         model = labels[ep["agent_hash"]]
         n_seen[(model, ep["seed"])] += 1
@@ -281,12 +284,13 @@ def _overall(rows: list[dict], labels: dict, protocol: str, warnings: list) -> l
     """Per agent: its research tasks' mean points, averaged within and then over areas."""
     from mlsbench_env.analysis.report import points
 
-    cell = defaultdict(list)
+    cell: dict = defaultdict(list)
     domain = {}
     for r in rows:
-        if (r.get("task_kind") or "research") != "research" or points(r) is None:
+        pts = points(r)
+        if (r.get("task_kind") or "research") != "research" or pts is None:
             continue  # MLS-Bench has no competitions; uncalibrated tasks have no points
-        cell[(labels[r["agent_hash"]], r["task"])].append(points(r))
+        cell[(labels[r["agent_hash"]], r["task"])].append(pts)
         domain[r["task"]] = r.get("domain")
     out = []
     for agent in dict.fromkeys(a for a, _ in cell):
