@@ -266,7 +266,8 @@ def write_mlsbench(rows: list[dict], out: str | Path, tasks: dict | None = None)
                     tasks[tid] = load_task(tid)
                 except MLSBenchError as e:
                     tasks[tid] = None
-                    warnings.append(f"{tid}: does not load ({e}); no baseline rows")
+                    why = str(e).splitlines()[0][:120]
+                    warnings.append(f"{tid}: does not load ({why}); no baseline or vanilla rows")
             try:
                 cols, table = task_table(tid, tasks[tid], eps, labels)
             except MLSBenchError as e:

@@ -86,7 +86,8 @@ def _report_mlsbench(store, out: str, tasks, agents) -> None:
 
     rows = store.episodes(status="ok", tasks=tasks or None, agents=agents or None)
     if not rows:
-        fail(f"no finished episodes in {store.path}" + (" for these filters" if tasks else ""))
+        which = " for these --tasks/--agents" if tasks or agents else ""
+        fail(f"no finished episodes in {store.path}{which}")
     result = write_mlsbench(rows, out)
     for w in result["warnings"]:
         console.print(f"[yellow]warning:[/] {w}")
