@@ -113,7 +113,7 @@ def test_baseline_and_vanilla_rows_of_a_shipped_calibration_round_trip(tmp_path)
     and the same scores."""
     task = load_task("causal-discovery-discrete")
     anchors = task.anchors()
-    cols, table = task_table(task.id, task, [], {})
+    cols, table = task_table(task, [], {})
     path = write_task_csv(tmp_path / "t.csv", cols, table)
     assert next(csv.reader(path.open())) == cols
     assert cols[:4] == list(FIXED) and cols[-4:] == list(OURS)

@@ -213,7 +213,7 @@ def columns(task, rows: list[dict]) -> tuple[list[str], list[str]]:
     return [*FIXED, *metric, *(f"{c}_std" for c in metric), *elapsed, *OURS], metric
 
 
-def task_table(task_id: str, task, episodes: list[dict], labels: dict[str, str]):
+def task_table(task, episodes: list[dict], labels: dict[str, str]):
     """(columns, rows) of one task's leaderboard file."""
     dev = task.spec.seeds.dev if task is not None else None
     groups: list[tuple] = []
@@ -269,7 +269,7 @@ def write_mlsbench(rows: list[dict], out: str | Path, tasks: dict | None = None)
                     why = str(e).splitlines()[0][:120]
                     warnings.append(f"{tid}: does not load ({why}); no baseline or vanilla rows")
             try:
-                cols, table = task_table(tid, tasks[tid], eps, labels)
+                cols, table = task_table(tasks[tid], eps, labels)
             except MLSBenchError as e:
                 warnings.append(str(e))
                 continue
