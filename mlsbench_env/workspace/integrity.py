@@ -71,22 +71,17 @@ class FixedFileGuard:
             events.append("the workspace folder was replaced and has been rebuilt")
         if self.free:
             return events
-        for rel, data in self.pristine.items():
-            if rel in self.ranges:
+        for rel in [*self.pristine, *sorted(self.created)]:
+            if rel in self.ranges or rel in self.created:
                 if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
                     hostfs.write_text(self.root, rel, known_editable_text[rel])
+                    hint = "; use `edit` to change editable lines" if rel in self.ranges else ""
                     events.append(
-                        f"{rel} was changed outside the `edit` tool and was restored; "
-                        "use `edit` to change editable lines"
+                        f"{rel} was changed outside the `edit` tool and was restored{hint}"
                     )
-                continue
-            if hostfs.read_bytes(self.root, rel) != data:
-                hostfs.write_bytes(self.root, rel, data)
+            elif hostfs.read_bytes(self.root, rel) != self.pristine[rel]:
+                hostfs.write_bytes(self.root, rel, self.pristine[rel])
                 events.append(f"fixed file {rel} was changed and has been restored")
-        for rel in sorted(self.created):
-            if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
-                hostfs.write_text(self.root, rel, known_editable_text[rel])
-                events.append(f"{rel} was changed outside the `edit` tool and was restored")
         return events
 
     def editable_snapshot(self) -> dict[str, str]:

@@ -12,7 +12,6 @@ the host never follows a link or opens a special file that a command left in its
 
 from __future__ import annotations
 
-import copy
 import difflib
 import os
 import shutil
@@ -29,6 +28,10 @@ from mlsbench_env.workspace.integrity import FixedFileGuard, ensure_newline, spl
 class Range:
     start: int  # 1-based; an emptied range has end == start - 1
     end: int
+
+
+def _copy(ranges: list[Range]) -> list[Range]:
+    return [Range(r.start, r.end) for r in ranges]
 
 
 @dataclass
@@ -155,9 +158,7 @@ class Workspace(FixedFileGuard):
     # ---------------------------------------------------------------- editing
     def _snapshot(self, rel: str) -> None:
         text = hostfs.read_text(self.root, rel)
-        self.history.append(
-            _Snapshot(rel, text, [Range(r.start, r.end) for r in self.ranges.get(rel, [])])
-        )
+        self.history.append(_Snapshot(rel, text, _copy(self.ranges.get(rel, []))))
 
     def _refuse_fixed(self, rel: str, what: str) -> None:
         if rel in self.pristine:
@@ -259,7 +260,7 @@ class Workspace(FixedFileGuard):
             dirs=frozenset(dirs),
             ranges={f: tuple((r.start, r.end) for r in rs) for f, rs in self.ranges.items()},
             created=frozenset(self.created),
-            history=copy.deepcopy(tuple(self.history)),
+            history=tuple(_Snapshot(h.path, h.text, _copy(h.ranges)) for h in self.history),
         )
 
     def restore(self, state: WorkspaceState, owner: int | None = None) -> None:
@@ -291,7 +292,7 @@ class Workspace(FixedFileGuard):
                 os.chmod(path, mode, follow_symlinks=False)
         self.ranges = {f: [Range(a, b) for a, b in rs] for f, rs in state.ranges.items()}
         self.created = set(state.created)
-        self.history = copy.deepcopy(list(state.history))
+        self.history = [_Snapshot(h.path, h.text, _copy(h.ranges)) for h in state.history]
 
     # ---------------------------------------------------------------- edit surface
     def region_texts(self) -> dict[tuple[str, int], str]:
