@@ -36,7 +36,7 @@ def _open_parent(root: Path, parts: list[str], create: bool = False) -> int:
         for name in parts[:-1]:
             try:
                 nxt = os.open(name, DIR_FLAGS, dir_fd=fd)
-            except OSError as e:  # missing, or a link (ELOOP) or a file (ENOTDIR) in its place
+            except OSError as e:  # missing, or a link or a file in its place (ENOTDIR)
                 if not create:
                     raise
                 if e.errno != errno.ENOENT:
