@@ -3,6 +3,7 @@ real definitions from ../shared/mle-bench: synthetic raw data run through each c
 ``prepare`` into the prepared layout, a synthetic leaderboard, then episodes played in the real
 sandbox from reset to a graded, medalled submission by MLE-bench's own graders."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -229,20 +230,42 @@ def test_a_malformed_submission_gets_mlebenchs_own_message(play):
     assert "Submission must have a `Transported` column" in info["errors"]["test"]
 
 
-def test_private_answers_are_unreadable_from_the_sandbox(play, mle):
+def test_private_answers_are_out_of_reach_and_public_files_read_only(play, mle):
+    env = play("spaceship-titanic")
+    comp = mle.registry.get_competition("spaceship-titanic")
+    public = comp.public_dir.resolve()
+
+    def inside(cmd):
+        return env.step(act("shell", command=cmd))[0]
+
+    obs = inside(f"head -c 12 {public}/train.csv")
+    assert "PassengerId" in obs, obs
+    other = mle.registry.get_competition("spooky-author-identification").public_dir
+    for path in (comp.answers, comp.raw_dir, comp.private_dir, other):
+        assert path.exists()
+        obs = inside(f"ls {path} && echo READABLE")
+        assert "No such file" in obs and "READABLE" not in obs, obs
+    # of the data folder, only the path to the public files exists (it holds the mount)
+    obs = inside(f"ls {mle.data}; ls {comp.public_dir.parent}")
+    assert obs.split("\n")[1:3] == ["spaceship-titanic", "public"], obs
+    obs = inside(f"touch {public}/x; echo gone > {public}/test.csv")
+    assert "Read-only" in obs, obs
+    assert not (public / "x").exists() and "gone" not in (public / "test.csv").read_text()
+
+
+@pytest.mark.slow
+def test_private_answers_are_nowhere_on_the_sandboxs_filesystem(play, mle):
     env = play("spaceship-titanic")
     comp = mle.registry.get_competition("spaceship-titanic")
     secret = [comp.answers, comp.raw_dir / "train.csv"]
-    want = {
-        p.stat().st_size: __import__("hashlib").sha256(p.read_bytes()).hexdigest() for p in secret
-    }
-    names = [p.name for p in secret if p.name not in ("train.csv",)]  # public has a train.csv
+    want = {p.stat().st_size: hashlib.sha256(p.read_bytes()).hexdigest() for p in secret}
 
     def search(run, roots):
-        args = f"'{json.dumps(want)}' '{json.dumps(names)}' {' '.join(roots)}"
+        # by content only: the public folder has files named train.csv and test.csv too
+        args = f"'{json.dumps(want)}' '[]' {' '.join(roots)}"
         out = run(f"python - {args} <<'EOF'\n{SEARCH}\nEOF")
         line = next(x for x in out.splitlines() if x.startswith("FOUND:"))
-        return [p for p in json.loads(line[len("FOUND:") :]) if "/prepared/public/" not in p]
+        return json.loads(line[len("FOUND:") :])
 
     def inside(cmd):
         return env.step(act("shell", command=cmd, timeout=600))[0]
@@ -251,13 +274,9 @@ def test_private_answers_are_unreadable_from_the_sandbox(play, mle):
         return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True).stdout
 
     # the search finds them where they are readable (so it can fail)...
-    assert len(search(outside, [str(mle.data)])) >= 2
-    # ...and nowhere on the sandbox's filesystem, while the public files are there to read
+    assert len(search(outside, [str(mle.data)])) == 2
+    # ...and nowhere on the sandbox's whole filesystem
     assert search(inside, ["/"]) == []
-    obs = inside(f"head -c 12 {comp.public_dir.resolve()}/train.csv; ls {comp.private_dir}")
-    assert "PassengerId" in obs and "No such file" in obs, obs
-    obs = inside(f"touch {comp.public_dir.resolve()}/x")
-    assert "Read-only" in obs or "Permission denied" in obs, obs
 
 
 def test_gym_make_and_cli_list(mle, tmp_path):
@@ -283,3 +302,30 @@ def test_unset_data_folder_is_a_clear_error(mle, monkeypatch):
     monkeypatch.delenv(DATA_ENV)
     with pytest.raises(TaskSpecError, match=DATA_ENV):
         load_task("mlebench-spaceship-titanic")
+
+
+@pytest.mark.slow
+def test_served_competition_plays_through_the_client(mle, tmp_path, monkeypatch):
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("fastapi")
+    from test_server import Server
+
+    from mlsbench_env.scale.client import RemoteEnv
+    from mlsbench_env.scale.server import ServerConfig, task_folders
+
+    monkeypatch.setenv("MLSBENCH_SLOTS_DIR", str(tmp_path / "slots"))
+    tasks = task_folders(["mlebench-spaceship-titanic"])
+    cfg = ServerConfig(runs_dir=str(tmp_path / "runs"), work_dir=str(tmp_path / "eps"), tasks=tasks)
+    public = mle.registry.get_competition("spaceship-titanic").public_dir.resolve()
+    code = COMPETITIONS["spaceship-titanic"][2]
+    with Server(cfg) as server:
+        remote = RemoteEnv("mlebench-spaceship-titanic", server.url)
+        try:
+            obs, _ = remote.reset(seed=0)
+            assert str(public) in obs
+            cmd = f"python -c \"import pandas as pd; P = '{public}'; {code}\""
+            remote.step(act("shell", command=cmd, timeout=300))
+            obs, _, terminated, _, info = remote.step(act("submit"))
+            assert terminated and info["medal"] == "gold", obs
+        finally:
+            remote.close()
