@@ -277,7 +277,12 @@ def _write_task_folder(root: Path, competition, data: Path, stamp: str) -> None:
     shutil.copyfile(competition.sample_submission, tmp / "repo" / sample_name)
     (tmp / "anchors.json").write_text(json.dumps(anchors, indent=1))
     shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
+    try:
+        tmp.rename(root)
+    except OSError:  # another process wrote the same folder first: theirs is as good
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (root / "task.yaml").is_file():
+            raise
 
 
 def _sample_grade(competition) -> float | None:
