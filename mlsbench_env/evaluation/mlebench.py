@@ -18,7 +18,7 @@ from mlsbench_env.workspace import hostfs
 
 def grade_file(task: MlebenchTask, submission: Path) -> tuple[float | None, str]:
     """(MLE-bench's grade of the file, a message), or (None, why the grader rejected it)."""
-    from mlebench.utils import load_answers, read_csv  # noqa: PLC0415 (MLE-bench users only)
+    from mlebench.utils import load_answers, read_csv  # MLE-bench users only
 
     data = hostfs.read_bytes(submission.parent, submission.name)  # never follows a link
     if data is None:

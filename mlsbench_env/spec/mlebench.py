@@ -61,7 +61,7 @@ BOUNDS = {
 def _mlebench():
     """MLE-bench's registry module, or a TaskSpecError saying how to make it importable."""
     try:
-        import mlebench.registry as registry  # noqa: PLC0415 (only MLE-bench users need it)
+        import mlebench.registry as registry  # only MLE-bench users need it
     except ImportError as e:
         raise TaskSpecError(
             "mlebench",
@@ -147,8 +147,12 @@ def _cache_root(data: Path) -> Path:
     return Path(base) / hashlib.sha256(str(data).encode()).hexdigest()[:12]
 
 
+LAYOUT = 1  # of the task folder written here: a new layout rewrites every cached folder
+
+
 def _fingerprint(*paths: Path) -> str:
-    return ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths)
+    files = ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths)
+    return f"layout {LAYOUT};{files}"
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,7 @@ def load_mlebench_task(comp_id: str, source: str | Path | None = None) -> Mleben
 
 
 def _write_task_folder(root: Path, competition, data: Path, stamp: str) -> None:
-    import pandas as pd  # noqa: PLC0415 (MLE-bench's graders need it anyway)
+    import pandas as pd  # MLE-bench's graders need it anyway
 
     board = pd.read_csv(competition.leaderboard)
     if "score" not in board.columns or board["score"].dropna().empty:
@@ -287,7 +291,7 @@ def _write_task_folder(root: Path, competition, data: Path, stamp: str) -> None:
 
 def _sample_grade(competition) -> float | None:
     """MLE-bench's grade of the competition's own sample submission (None: it does not grade)."""
-    from mlebench.utils import load_answers, read_csv  # noqa: PLC0415
+    from mlebench.utils import load_answers, read_csv
 
     return competition.grader(
         read_csv(competition.sample_submission), load_answers(competition.answers)
