@@ -163,6 +163,7 @@ def sandbox_config(
     lim = task.spec.limits
     return SandboxConfig(
         root=root,
+        readable=task.readable_sources(),
         read_only=tuple(read_only),
         hidden=tuple(sorted(hidden)),
         memory_mb=lim.memory_mb,

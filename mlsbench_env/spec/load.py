@@ -135,6 +135,10 @@ class Task:
                 out.append(path.resolve())
         return tuple(out)
 
+    def readable_sources(self) -> tuple[Path, ...]:
+        """Folders of the host a sandbox of this task reads (read-only): none for a shipped task."""
+        return ()
+
     def anchors(self) -> dict | None:
         path = self.root / "anchors.json"
         if not path.is_file():
@@ -281,7 +285,11 @@ def builtin_task_ids(kind: str | None = None) -> list[str]:
 
 
 def load_task(task: str | Path) -> Task:
-    """A shipped task by id, or a task folder by path."""
+    """A shipped task by id, a task folder by path, or ``mlebench-<id>`` (spec/mlebench.py)."""
+    if isinstance(task, str) and task.startswith("mlebench-"):
+        from mlsbench_env.spec.mlebench import load_mlebench_task  # only MLE-bench users
+
+        return load_mlebench_task(task.removeprefix("mlebench-"))
     if isinstance(task, Path) or "/" in str(task) or str(task).startswith("."):
         return load_task_dir(Path(task))
     known = builtin_task_ids()
