@@ -147,6 +147,12 @@ class TaskSpec(_Frozen):
         "MLS-Bench anchors (best). The default scaffold is never the best.",
     )
     show_baseline_results: bool = True
+    show_baseline_code: bool = Field(
+        default=False,
+        description="Show each baseline's editable-region code in the prompt as read-only "
+        "reference, as MLS-Bench does (research tasks; the env option of the same name "
+        "overrides it).",
+    )
     budgets: Budgets = Budgets()
     limits: Limits = Limits()
     competition: Competition | None = None
@@ -161,6 +167,11 @@ class TaskSpec(_Frozen):
                 raise ValueError("competition: a competition needs this block (submission, run...)")
             if self.editable:
                 raise ValueError("editable: a competition has no edit surface; remove it")
+            if self.show_baseline_code:
+                raise ValueError(
+                    "show_baseline_code: a competition's baselines are whole pipelines, not "
+                    "edits of an editable region; only research tasks can show them"
+                )
         else:
             if self.competition is not None:
                 raise ValueError("competition: only for kind: competition")
