@@ -89,6 +89,13 @@ def render_prompt(
     ]
     for st in task.visible_settings:
         parts.append(f"- {st.label}: `{st.command}`")
+    if s.budget_check is not None:
+        parts += [
+            "",
+            f"Budget check: before every setting run of a `test` and of the final evaluation, "
+            f"the harness checks that {s.budget_check.rule}; code that breaks it is refused "
+            "(the run does not start, the test still counts).",
+        ]
     parts += [
         "",
         f"Metrics: {_metric_desc(task)}.",
