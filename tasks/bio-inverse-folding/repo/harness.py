@@ -73,7 +73,10 @@ def check_budget(cfg: dict, seed: int) -> dict:
     """The cap, counted here in the parent on the state the model's process sends (what
     training would hold); the verdict of task.yaml's budget_check."""
     with Child("worker:measure", cfg, seed, may_read=AGENT_FILES, name="budget check") as child:
-        n = ParentState.receive(child).n
+        state = ParentState.receive(child)
+    # what this parent would hold and train; the child's own count of the whole state_dict
+    # (integer buffers too) can only add to it
+    n = max(state.n, int(state.layout.get("count", 0)))
     ok = n <= S.PARAM_CAP
     message = (
         f"{'parameter cap exceeded: ' if not ok else ''}the model's state holds {n} numbers "
