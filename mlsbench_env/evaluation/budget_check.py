@@ -96,5 +96,7 @@ def _verdict(root: Path, out: Path, artifacts_problem) -> tuple[bool, str | None
     if not isinstance(record, dict) or not isinstance(record.get("ok"), bool):
         return None
     message = record.get("message")
-    message = str(message)[:MESSAGE_CHARS] if message else "over the budget"
+    message = str(message) if message else "over the budget"
+    if len(message) > MESSAGE_CHARS:  # a child's traceback: its end says what failed
+        message = "[...] " + message[-MESSAGE_CHARS:]
     return record["ok"], message
