@@ -139,7 +139,9 @@ class ResearchEnv(gym.Env):
                 self._teardown(wait=False)
                 raise MLSBenchError(why + "; require_isolation=True refuses to run so")
             _warn_once(why)
-        obs = render.render_prompt(self.task, ep.workspace, self.tool_names, render.footer(ep))
+        obs = render.render_prompt(
+            self.task, ep.workspace, self.tool_names, render.footer(ep), c.show_baseline_code
+        )
         isolation = {"isolation": ep.isolation, "agent_isolation": ep.agent_isolation}
         info = {
             "tool": None,

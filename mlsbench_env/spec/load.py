@@ -226,6 +226,7 @@ def load_task_dir(root: Path) -> Task:
         )
     task = Task(spec=spec, root=root)
     _check_regions(task, str(path))
+    _check_budget_check(task, str(path))
     if not task.is_competition and (task.repo / KIT_PACKAGE).exists():
         raise TaskSpecError(
             str(path),
@@ -234,6 +235,32 @@ def load_task_dir(root: Path) -> Task:
             "workspace; rename that folder (the kit comes from the installed package)",
         )
     return task
+
+
+def _check_budget_check(task: Task, where: str) -> None:
+    """A budget check's own command must run a fixed file of the scaffold (what runs it is the
+    trusted harness, never a file the agent may create)."""
+    check = task.spec.budget_check
+    if check is None or not check.command.strip():
+        return
+    scripts = [w for w in check.command.split() if w.endswith(".py")]
+    if not scripts:
+        raise TaskSpecError(
+            where, "budget_check.command", "expected a command that runs a .py file of repo/"
+        )
+    for script in scripts:
+        if not (task.repo / script).is_file() or task.may_create(script):
+            raise TaskSpecError(
+                where,
+                "budget_check.command",
+                f"{script!r} must be a fixed file of repo/ (found: "
+                f"{(task.repo / script).is_file()}; the agent may create it: "
+                f"{task.may_create(script)})",
+            )
+        if any(r.file == script for r in task.regions):
+            raise TaskSpecError(
+                where, "budget_check.command", f"{script!r} has editable lines; use a fixed file"
+            )
 
 
 def _check_regions(task: Task, where: str) -> None:
