@@ -1,13 +1,15 @@
 """show_baseline_code: the prompt shows each baseline's editable region as read-only reference
 (task.yaml field, env option), and nothing of the hidden settings or private files with it."""
 
+import dataclasses
+
 import pytest
 from pydantic import ValidationError
 
 from mlsbench_env.spec import TaskSpec, load_task
 
-SHOWN = "rl-value-visual-control"  # turned on in its task.yaml
-NOT_SHOWN = "opt-evolution-strategy"  # left off (its baselines' code would double the prompt)
+SHOWN = "rl-value-visual-control"
+NOT_SHOWN = "opt-evolution-strategy"
 HEADING = "## Baseline code (read-only reference)"
 
 
@@ -16,10 +18,16 @@ def prompt(make_env, task, **options) -> str:
     return obs
 
 
-def test_the_task_choice_shows_every_baseline_region_with_its_title(make_env):
+def shown_by_the_task():
+    """SHOWN as a task whose task.yaml turns the field on (the shipped tasks leave it off)."""
     task = load_task(SHOWN)
-    assert task.spec.show_baseline_code
-    obs = prompt(make_env, SHOWN)
+    spec = task.spec.model_copy(update={"show_baseline_code": True})
+    return dataclasses.replace(task, spec=spec)
+
+
+def test_the_task_choice_shows_every_baseline_region_with_its_title(make_env):
+    task = shown_by_the_task()
+    obs = prompt(make_env, task)
     section = obs.split(HEADING, 1)[1].split("## Tools", 1)[0]
     for b in task.spec.baselines:
         assert f"### {b.title}" in section
@@ -37,8 +45,9 @@ def test_the_task_choice_shows_every_baseline_region_with_its_title(make_env):
 
 
 def test_the_env_option_overrides_the_task_both_ways(make_env):
-    assert HEADING not in prompt(make_env, SHOWN, show_baseline_code=False)
-    assert not load_task(NOT_SHOWN).spec.show_baseline_code
+    assert HEADING not in prompt(make_env, shown_by_the_task(), show_baseline_code=False)
+    # the shipped tasks keep the baselines' code out of reach under the default protocol
+    assert not any(load_task(t).spec.show_baseline_code for t in (SHOWN, NOT_SHOWN))
     assert HEADING not in prompt(make_env, NOT_SHOWN)
     shown = prompt(make_env, NOT_SHOWN, show_baseline_code=True)
     task = load_task(NOT_SHOWN)
