@@ -12,6 +12,7 @@ from test_agent_fakes import (
 )
 
 from mlsbench_env.agent import LLMAgent, load_config, make_model
+from mlsbench_env.agent.prompts import SCI
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.log import read_log
 
@@ -65,7 +66,7 @@ def test_episode_to_submitted_score_with_usage_and_cost(tiny, tmp_path):
     first, second = srv.requests[0], srv.requests[1]
     assert srv.paths[0] == "/v1/messages"
     assert first["model"] == "fake-claude" and first["max_tokens"] == 4096
-    assert "expert ML researcher" in first["system"]
+    assert first["system"].startswith(SCI)  # the default style: the built-in sci prompt
     assert [m["role"] for m in first["messages"]] == ["user"]
     assert [t["name"] for t in first["tools"]][:2] == ["view", "edit"]
     assert "input_schema" in first["tools"][0]

@@ -4,9 +4,12 @@ env."""
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlsbench_env.agent import load_config, make_model, parse_text_action
+from mlsbench_env.agent.config import dump_config
 from mlsbench_env.agent.models import Usage
+from mlsbench_env.agent.prompts import STYLES
 from mlsbench_env.agent.totals import cost_usd
 from mlsbench_env.errors import AgentConfigError
 
@@ -18,6 +21,23 @@ def test_shipped_agent_files_load(path):
     cfg = load_config(path)
     assert cfg.model.provider in ("openai", "anthropic") and cfg.model.name
     assert "{action_format}" in cfg.prompts.system
+    # every shipped agent picks a built-in style in its own file (not by the default)
+    assert yaml.safe_load(path.read_text())["prompts"]["style"] in STYLES
+    assert STYLES[cfg.prompts.style] in cfg.prompts.system
+
+
+def test_style_picks_the_system_prompt_and_survives_a_saved_config():
+    base = {"name": "x", "model": {"provider": "openai", "name": "m"}}
+    sci, eng = load_config(base), load_config(base, ["prompts.style=eng"])
+    assert sci.prompts.style == "sci" and sci.prompts.system.startswith(STYLES["sci"])
+    assert eng.prompts.system.startswith(STYLES["eng"]) and STYLES["sci"] not in eng.prompts.system
+    assert "hyperparameters" in STYLES["sci"] and "baselines" in STYLES["sci"]
+    # a saved agent.yaml (the filled text) loads back into the same config
+    assert load_config(yaml.safe_load(dump_config(eng))) == eng
+    custom = load_config(base, ["prompts.system=Be brief. {style}", "prompts.style=eng"])
+    assert custom.prompts.system == "Be brief. " + STYLES["eng"]
+    with pytest.raises(AgentConfigError, match="prompts.style"):
+        load_config(base, ["prompts.style=poetry"])
 
 
 def test_shipped_agents_cover_each_provider_and_text_mode():

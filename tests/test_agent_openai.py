@@ -2,6 +2,7 @@
 playing whole episodes of a real (tiny) task."""
 
 import json
+from pathlib import Path
 
 import pytest
 from test_agent_fakes import (
@@ -15,6 +16,7 @@ from test_agent_fakes import (
 )
 
 from mlsbench_env.agent import LLMAgent, load_config, make_model
+from mlsbench_env.agent.prompts import STYLES
 from mlsbench_env.env import ResearchEnv
 from mlsbench_env.env.log import read_log
 
@@ -337,3 +339,20 @@ def test_format_errors_are_capped_and_only_the_latest_reminder_stays(tiny, tmp_p
     errors = [r["in_a_row"] for r in records if r["type"] == "format_error"]
     assert errors == [1, 2, 1, 2, 3]
     assert records[-2]["type"] == "agent_end" and records[-2]["status"] == "format_errors"
+
+
+@pytest.mark.parametrize("style", ["sci", "eng"])
+def test_the_shipped_config_sends_the_chosen_style_as_the_system_message(tiny, tmp_path, style):
+    shipped = Path(__file__).parents[1] / "agents" / "openai.yaml"
+    with FakeServer([as_openai(a) for a in PERFECT]) as srv:
+        cfg = load_config(shipped, [f"prompts.style={style}", f"model.base_url={srv.openai_url}"])
+        result, records = play(tiny, tmp_path, cfg)
+    assert result.status == "submitted"
+    system = srv.requests[0]["messages"][0]
+    assert system["role"] == "system"
+    assert system["content"].strip() == STYLES[style]
+    other = STYLES["eng" if style == "sci" else "sci"]
+    assert other not in system["content"]
+    # the trajectory's config says which prompt the run had
+    (agent,) = [r for r in records if r["type"] == "agent"]
+    assert agent["config"]["prompts"]["style"] == style

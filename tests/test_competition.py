@@ -220,6 +220,57 @@ def test_medal_thresholds_follow_kaggles_rules():
     assert big["gold"] == 499 - 10 and big["silver"] == 499 - 49 and big["bronze"] == 499 - 99
 
 
+# MLE-bench's published package, beside the checkout in CI (../shared/mle-bench)
+MLEBENCH_CHECKOUT = Path(__file__).resolve().parents[1].parent / "shared" / "mle-bench"
+
+
+def mlebench_module(name: str):
+    """Import ``mlebench.<name>`` from MLE-bench's checkout, or skip saying what is missing."""
+    import importlib
+    import sys
+
+    if not (MLEBENCH_CHECKOUT / "mlebench").is_dir():
+        pytest.skip(f"MLE-bench's package is not at {MLEBENCH_CHECKOUT} (../shared/mle-bench)")
+    if str(MLEBENCH_CHECKOUT) not in sys.path:
+        sys.path.append(str(MLEBENCH_CHECKOUT))
+    try:
+        return importlib.import_module(f"mlebench.{name}")
+    except ImportError as e:  # its modules import py7zr, appdirs, ... at the top
+        pytest.skip(
+            f"mlebench.{name} does not import here ({e}): pip install 'mlsbench-env[mlebench]'"
+        )
+
+
+@pytest.mark.parametrize("n", [1, 7, 12, 99, 100, 101, 249, 250, 251, 999, 1000, 1001, 2500])
+@pytest.mark.parametrize("direction", ["higher", "lower"])
+def test_medal_thresholds_equal_mlebenchs_own(n, direction):
+    import numpy as np
+    import pandas as pd
+
+    helpers = mlebench_module("grade_helpers")
+    rng = np.random.default_rng(n)
+    # ties included: scores on a coarse grid, as real leaderboards have them
+    values = [float(v) for v in np.round(rng.normal(0.7, 0.1, n), 3)]
+    ranked = sorted(values, reverse=direction == "higher")  # MLE-bench reads a ranked board
+    grader = helpers.Grader("accuracy", "mlebench.competitions.spaceship-titanic.grade:grade")
+    theirs = grader.rank_score(None, pd.DataFrame({"score": ranked}))
+    ours = medal_thresholds(values, direction)
+    assert ours == {k: theirs[f"{k}_threshold"] for k in ("gold", "silver", "bronze")}
+    for score in [*values[:25], 0.0, 1.5]:  # and the medal each score wins
+        won = grader.rank_score(score, pd.DataFrame({"score": ranked}))
+        theirs_medal = next((k for k in ("gold", "silver", "bronze") if won[f"{k}_medal"]), None)
+        if len(set(ranked)) > 1:  # a flat board reads as "higher is better" to MLE-bench
+            assert medal(score, ours, direction) == theirs_medal, score
+
+
+@pytest.mark.parametrize("task_id", COMPETITIONS)
+def test_shipped_medals_follow_the_rule(task_id):
+    task = load_task(task_id)
+    anchors = task.anchors()
+    values = [e["value"] for e in anchors["leaderboard"]]
+    assert anchors["medals"] == medal_thresholds(values, task.spec.metrics[0].direction)
+
+
 def test_report_shows_competitions_beside_research_tasks():
     def row(task, kind, agent, seed, score, medal=None):
         return {

@@ -94,10 +94,7 @@ def test_gpu_containers_request_their_devices_and_skip_the_pool(tmp_path):
         memory_mb=512,
         processes=64,
         network=False,
-        cpus=1.0,
-        tmp_mb=64,
-        shm_mb=64,
-        headroom_mb=64,
+        options=DockerOptions(cpus=1.0, tmp_mb=64, shm_mb=64, memory_headroom_mb=64),
         gpu_ids=("1", "3"),
         root=str(tmp_path),
     )

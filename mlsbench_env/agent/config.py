@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from mlsbench_env.agent.prompts import STYLES
 from mlsbench_env.errors import AgentConfigError
 
 
@@ -52,13 +53,7 @@ class ModelConfig(_Frozen):
     trajectory: str | None = Field(None, description="replay: the trajectory.jsonl to replay.")
 
 
-SYSTEM_PROMPT = """\
-You are an expert ML researcher doing one research task in a sandboxed code repository. Read the
-code, change the editable lines, run experiments with `test`, and `submit` when your method is as
-good as you can make it. Every action costs a step; tests and compute seconds are limited too, and
-what is left is shown after every result. The final score comes from all settings (some hidden)
-over several seeds, so aim for a method that transfers, not one tuned to the visible settings.
-{action_format}"""
+SYSTEM_PROMPT = "{style}\n{action_format}"
 
 TEXT_FORMAT = """\
 Act by ending each reply with exactly one action: a JSON object in a fenced code block, e.g.
@@ -74,10 +69,16 @@ The tools and their arguments:
 class PromptConfig(_Frozen):
     """Templates; the placeholders named below are replaced, other braces are left as they are."""
 
+    style: Literal["sci", "eng"] = Field(
+        "sci",
+        description="The built-in system prompt that fills {style} in `system`: sci (a new "
+        "algorithmic contribution; tuning, capacity, copies of baselines and local tricks do not "
+        "count) or eng (the best working solution within the task's rules).",
+    )
     system: str = Field(
         SYSTEM_PROMPT,
-        description="System prompt; {action_format} becomes text_format in text mode "
-        "(nothing in tools mode), {task} the task id.",
+        description="System prompt; {style} becomes the chosen style's prompt, {action_format} "
+        "text_format in text mode (nothing in tools mode), {task} the task id.",
     )
     instance: str = Field(
         "{observation}",
@@ -90,6 +91,20 @@ class PromptConfig(_Frozen):
         "No action was run: {error}",
         description="Reply to a model message with no usable action; {error} says why.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_style(cls, data: Any) -> Any:
+        # filled when the config is read, so every reader of `system` (the loop, trajectory
+        # export) sees the final text and the saved agent.yaml holds it
+        if isinstance(data, dict) and isinstance(data.get("system", SYSTEM_PROMPT), str):
+            style = data.get("style", "sci")
+            if style in STYLES:
+                return {
+                    **data,
+                    "system": fill(data.get("system", SYSTEM_PROMPT), style=STYLES[style]),
+                }
+        return data
 
 
 def fill(template: str, **values: str) -> str:

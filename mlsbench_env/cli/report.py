@@ -14,6 +14,9 @@ from mlsbench_env.errors import MLSBenchError
 
 
 def report(
+    outdir: Annotated[
+        str | None, typer.Argument(help="Where to write the files (the same as --out).")
+    ] = None,
     store: Annotated[str, typer.Option(help="SQLite results store.")] = "runs/results.sqlite",
     out: Annotated[str | None, typer.Option(help="Write HTML, PNG, CSV and JSON here.")] = None,
     tasks: Annotated[list[str] | None, list_option("Only these task ids.")] = None,
@@ -25,6 +28,14 @@ def report(
         str | None, typer.Option(help="Another report.json: say whether they are comparable.")
     ] = None,
     plots: bool = True,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="html: the report's page, CSV and JSON; mlsbench: MLS-Bench's per-task "
+            "leaderboard CSVs and the overall score over its 12 research areas.",
+        ),
+    ] = "html",
     protocol: Annotated[
         str | None,
         typer.Option(help="Only episodes of this protocol preset (needed where several ran)."),
@@ -44,8 +55,16 @@ def report(
     pair = compare
     if pair and len(pair) != 2:
         fail(f"--compare takes two agents, got {pair}")
+    out = out or outdir
+    if format_ not in ("html", "mlsbench"):
+        fail(f"--format takes html or mlsbench, got {format_!r}")
     if not Path(store).is_file():
         fail(f"no results store at {store} (run `mlsbench eval`)")
+    if format_ == "mlsbench":
+        if not out:
+            fail("--format mlsbench writes files: give a folder (OUTDIR or --out)")
+        _report_mlsbench(ResultsStore(store), out, tasks, agents)
+        return
     try:
         rep = report_from_store(
             ResultsStore(store),
@@ -65,6 +84,27 @@ def report(
         console.print("comparable with " + against if not why else "[yellow]not comparable:[/]")
         for w in why:
             console.print(f"  {w}")
+
+
+def _report_mlsbench(store, out: str, tasks, agents) -> None:
+    from mlsbench_env.analysis.mlsbench_format import AREAS, write_mlsbench
+
+    rows = store.episodes(status="ok", tasks=tasks or None, agents=agents or None)
+    if not rows:
+        which = " for these --tasks/--agents" if tasks or agents else ""
+        fail(f"no finished episodes in {store.path}{which}")
+    result = write_mlsbench(rows, out)
+    for w in result["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+    table = Table("agent", "protocol", "MLS-Bench area", "score", title="mean over areas")
+    for r in result["overall"]:
+        for a in AREAS:
+            if r.get(a) is not None:
+                table.add_row(r["agent"], r["protocol"], a, f"{r[a]:.1f}")
+        overall = f"overall ({r['areas']} areas, {r['tasks']} tasks)"
+        table.add_row(r["agent"], r["protocol"], overall, f"{r['overall']:.1f}", end_section=True)
+    console.print(table)
+    console.print(f"wrote {len(result['files'])} files to {out}")
 
 
 def rescore(

@@ -26,7 +26,12 @@ def serve(
     runs_dir: Annotated[str, typer.Option(help="Where episode trajectories go.")] = "runs",
     work_dir: Annotated[str | None, typer.Option(help="Where episode workspaces live.")] = None,
     task: Annotated[
-        list[str] | None, typer.Option("--task", help="Also serve this task folder (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--task",
+            help="Also serve this task folder, or an MLE-bench competition "
+            "mlebench-<id> (docs/mlebench.md) (repeatable).",
+        ),
     ] = None,
     idle_timeout: Annotated[
         float, typer.Option(help="Close sessions idle this many seconds (sandbox cleaned up).")

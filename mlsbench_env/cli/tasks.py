@@ -57,7 +57,8 @@ def summary(task) -> dict:
 
 def _cells(row: dict) -> dict[str, str]:
     if row["error"]:
-        return {"id": row["id"], "settings": "[red]invalid[/red]", "title": row["error"]}
+        state = "unavailable" if row["id"].startswith("mlebench-") else "invalid"
+        return {"id": row["id"], "settings": f"[red]{state}[/red]", "title": row["error"]}
     b = row["budgets"]
     if row["kind"] == "competition":  # settings are test splits, all graded at submit
         settings = f"{len(row['settings'])} test splits"
@@ -99,8 +100,18 @@ def task_table(rows: list[dict], width: int) -> Table:
     return table
 
 
-def list_tasks(as_json: JsonOpt = False):
-    """List the shipped tasks.
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source",
+        help="mlebench:PATH lists MLE-bench's competitions prepared in PATH (docs/mlebench.md) "
+        "instead of the shipped tasks.",
+    ),
+]
+
+
+def list_tasks(as_json: JsonOpt = False, source: SourceOpt = None):
+    """List the shipped tasks (or, with --source mlebench:PATH, MLE-bench's competitions).
 
     --json prints a list with one object per task, with the keys:
     id, gym_id (for gym.make), version, title, kind (research | competition),
@@ -116,7 +127,9 @@ def list_tasks(as_json: JsonOpt = False):
     from mlsbench_env.spec import load_task as load
 
     rows = []
-    for tid in builtin_task_ids():
+    if source is not None:
+        rows = _mlebench_rows(source)
+    for tid in builtin_task_ids() if source is None else []:
         try:
             rows.append(summary(load(tid)))
         except MLSBenchError as e:
@@ -132,6 +145,29 @@ def list_tasks(as_json: JsonOpt = False):
         f"{', '.join(best) or 'no task'}). A competition's default baseline is its sample "
         "submission. Every setting, baseline and budget: mlsbench list --json"
     )
+
+
+def _mlebench_rows(source: str) -> list[dict]:
+    """MLE-bench's competitions in a prepared-data folder; an unprepared one with the reason."""
+    from mlsbench_env.spec import mlebench
+
+    if not source.startswith("mlebench:"):
+        fail(f"--source {source!r}: expected mlebench:PATH (MLE-bench's prepared-data folder)")
+    rows = []
+    try:
+        for tid, why in mlebench.list_rows(source):
+            try:
+                if why is None:
+                    task = mlebench.load_mlebench_task(tid.removeprefix(mlebench.PREFIX), source)
+                    rows.append(summary(task))
+                    continue
+            except MLSBenchError as e:
+                why = str(e)
+            gym_id = f"mlsbench/{tid}-v0"
+            rows.append({**dict.fromkeys(LIST_KEYS), "id": tid, "gym_id": gym_id, "error": why})
+    except MLSBenchError as e:
+        fail(str(e))
+    return rows
 
 
 def show(task: TaskArg, as_json: JsonOpt = False):

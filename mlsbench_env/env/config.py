@@ -45,6 +45,12 @@ class EpisodeRules(BaseModel):
         description="Background tests at once (`test` with wait=false, polled with the `jobs` "
         "tool). 0: off (the default), `test` always blocks.",
     )
+    show_baseline_code: bool | None = Field(
+        None,
+        description="Show the baselines' editable-region code in the prompt as read-only "
+        "reference (MLS-Bench's rigorous-codebase prompt). None: the task's choice "
+        "(task.yaml show_baseline_code).",
+    )
     dense_reward: float = Field(
         0.0,
         ge=0,

@@ -143,7 +143,9 @@ class ResearchEnv(gym.Env):
                 raise MLSBenchError(why + "; require_isolation=True refuses to run so")
             _warn_once(why)
         names = self.tool_names
-        obs = render.render_prompt(self.task, ep.workspace, names, render.footer(ep))
+        obs = render.render_prompt(
+            self.task, ep.workspace, names, render.footer(ep), c.show_baseline_code
+        )
         if p.select_tests:  # the tool list as this protocol means its tools, and its rules
             obs = obs.replace(usage(names), usage(names, select=True))
             obs = obs.replace("\n## Budgets\n", f"\n{p.prompt_note()}\n\n## Budgets\n")

@@ -52,6 +52,8 @@ class Protocol:
                 out[key] = getattr(self, key)
         if self.select_tests:
             out["max_jobs"] = 0  # no background tests in MLS-Bench's harness
+            # its rigorous-codebase prompt shows the baselines' editable regions
+            out["show_baseline_code"] = True
         return out
 
     def counts(self, tool: str | None) -> bool:

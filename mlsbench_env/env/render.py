@@ -51,9 +51,17 @@ def baseline_table(task: Task) -> str:
     return "\n".join(rows)
 
 
-def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str) -> str:
+def render_prompt(
+    task: Task,
+    ws: Workspace,
+    tools: list[str],
+    budget_line: str,
+    show_baseline_code: bool | None = None,
+) -> str:
+    """The task prompt; ``show_baseline_code`` None takes the task's choice."""
+    show_code = task.spec.show_baseline_code if show_baseline_code is None else show_baseline_code
     if task.is_competition:
-        return render_competition_prompt(task, ws, tools, budget_line)
+        return render_competition_prompt(task, ws, tools, budget_line, show_code)
     s = task.spec
     parts = [f"# Research task: {s.title}", "", "## Question", s.question.strip()]
     if s.background.strip():
@@ -81,6 +89,13 @@ def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str)
     ]
     for st in task.visible_settings:
         parts.append(f"- {st.label}: `{st.command}`")
+    if s.budget_check is not None:
+        parts += [
+            "",
+            f"Budget check: before every setting run of a `test` and of the final evaluation, "
+            f"the harness checks that {s.budget_check.rule}; code that breaks it is refused "
+            "(the run does not start, the test still counts).",
+        ]
     parts += [
         "",
         f"Metrics: {_metric_desc(task)}.",
@@ -92,10 +107,35 @@ def render_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str)
     table = baseline_table(task)
     if table:
         parts += ["", "Their results on the visible settings (mean over the final seeds):", table]
+    if show_code:
+        parts += baseline_code(task)
     return _with_tools_and_budgets(parts, tools, budget_line)
 
 
-def render_competition_prompt(task: Task, ws: Workspace, tools: list[str], budget_line: str) -> str:
+def baseline_code(task: Task) -> list[str]:
+    """Each listed baseline's text of every editable region, as read-only reference: a
+    research task's baselines are replacements of exactly these regions (``baselines/<name>/``
+    holds one file per region, nothing else reaches the prompt)."""
+    parts = [
+        "",
+        "## Baseline code (read-only reference)",
+        "Each known baseline is a replacement of the editable region(s) above. Its code is shown "
+        "here for reference only: it is not in your workspace, and copying it, or a cosmetic "
+        "variant of it, reproduces that baseline's score.",
+    ]
+    several = len(task.regions) > 1
+    for b in task.spec.baselines:
+        parts += ["", f"### {b.title}"]
+        for region in task.regions:
+            text = task.baseline_regions(b.name)[(region.file, region.index)]
+            where = f"{region.file}, region {region.index}" if several else region.file
+            parts += [f"Replaces the editable lines of {where}:", "```", text.rstrip("\n"), "```"]
+    return parts
+
+
+def render_competition_prompt(
+    task: Task, ws: Workspace, tools: list[str], budget_line: str, show_code: bool = False
+) -> str:
     s, comp = task.spec, task.spec.competition
     assert comp is not None, "a competition task has its competition block"  # checked when loaded
     description = (task.repo / "description.md").read_text().strip()
@@ -123,6 +163,12 @@ def render_competition_prompt(task: Task, ws: Workspace, tools: list[str], budge
         "over splits.",
     ]
     parts += _known_baselines(task, "## Known baseline pipelines")
+    if show_code:  # asked for by the env option; a task.yaml cannot ask (spec check)
+        parts += [
+            "",
+            "(Baseline code is not shown: a competition's baselines are whole pipelines, not "
+            "edits of an editable region of one scaffold.)",
+        ]
     return _with_tools_and_budgets(parts, tools, budget_line)
 
 

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mlsbench_env.evaluation import mlebench
 from mlsbench_env.evaluation.run import (
     GRADING,
     LOG_TAIL_CHARS,
@@ -22,29 +23,21 @@ from mlsbench_env.evaluation.run import (
 )
 from mlsbench_env.sandbox import make_sandbox
 from mlsbench_env.sandbox.visibility import sandbox_config
-from mlsbench_env.scoring import FinalResult, medal, score_runs
+from mlsbench_env.scoring import FinalResult, medal, medal_thresholds, score_runs
 from mlsbench_env.spec import Task
+from mlsbench_env.spec.mlebench import MlebenchTask
 from mlsbench_env.workspace import hostfs
 
 
 def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
     """The grader's format check of a submission file (no score): (ok, message)."""
+    problem = _file_problem(task, submission)
+    if problem:
+        return False, problem
+    if isinstance(task, MlebenchTask):  # MLE-bench checks a format by grading it
+        value, message = mlebench.grade_file(task, submission)
+        return value is not None, message
     comp = task.spec.competition
-    # the workspace is the agent's: the submission may be a link to a file of the host
-    kind = hostfs.kind(submission.parent, submission.name)
-    if kind in ("link", "special"):
-        return False, f"{comp.submission} must be a regular file, not a {kind}"
-    if kind != "file":
-        return False, (
-            f"no submission file at {comp.submission}: write your predictions there, in the "
-            f"format of {comp.sample_submission}"
-        )
-    size_mb = submission.stat().st_size / 2**20
-    if size_mb > comp.max_submission_mb:
-        return False, (
-            f"{comp.submission} is {size_mb:.1f} MB; submissions are capped at "
-            f"{comp.max_submission_mb:g} MB"
-        )
     try:
         with GRADING:
             return True, str(load_grader(task).validate(submission, task.root))
@@ -52,8 +45,31 @@ def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
         return False, f"{comp.submission} is not a valid submission: {e or type(e).__name__}"
 
 
+def _file_problem(task: Task, submission: Path) -> str | None:
+    """Why ``submission`` is not a file the host may grade (a link, missing, too large)."""
+    comp = task.spec.competition
+    # the workspace is the agent's: the submission may be a link to a file of the host
+    kind = hostfs.kind(submission.parent, submission.name)
+    if kind in ("link", "special"):
+        return f"{comp.submission} must be a regular file, not a {kind}"
+    if kind != "file":
+        return (
+            f"no submission file at {comp.submission}: write your predictions there, in the "
+            f"format of {comp.sample_submission}"
+        )
+    size_mb = submission.stat().st_size / 2**20
+    if size_mb > comp.max_submission_mb:
+        return (
+            f"{comp.submission} is {size_mb:.1f} MB; submissions are capped at "
+            f"{comp.max_submission_mb:g} MB"
+        )
+    return None
+
+
 def grade_submission(task: Task, submission: Path, work: Path, seed: int = 0) -> list[SettingRun]:
     """Grade a submission file on every test split; a file the grader rejects fails them all."""
+    if isinstance(task, MlebenchTask):  # one grading by MLE-bench's grader, no format pass
+        return mlebench.grade_runs(task, submission, seed, _file_problem(task, submission))
     ok, why = validate_submission(task, submission)
     if not ok:
         return [SettingRun(s.label, seed, None, why) for s in task.spec.settings]
@@ -80,7 +96,11 @@ def leaderboard_value(task: Task, runs: list[SettingRun]) -> float | None:
 
 def medal_of(task: Task, runs: list[SettingRun]) -> str | None:
     """The medal a graded submission wins against the calibrated leaderboard (anchors.json)."""
-    medals = (task.anchors() or {}).get("medals") or {}
+    anchors = task.anchors() or {}
+    medals = anchors.get("medals") or {}
+    if not medals and anchors.get("leaderboard"):  # an MLE-bench competition's own board
+        values = [e["value"] for e in anchors["leaderboard"]]
+        medals = medal_thresholds(values, task.spec.metrics[0].direction)
     value = leaderboard_value(task, runs)
     if value is None or not medals:
         return None

@@ -15,19 +15,9 @@ from collections.abc import Iterable
 from mlsbench_env.spec import Policy
 
 FORBIDDEN_CALLS = {
-    "exec",
-    "eval",
-    "compile",
-    "__import__",
-    "globals",
-    "locals",
-    "vars",
-    "breakpoint",
-    "input",
-    "memoryview",
-    "setattr",
-    "delattr",
-}
+    "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "breakpoint", "input",
+    "memoryview", "setattr", "delattr",
+}  # fmt: skip
 NAME_LOOKUPS = {"getattr", "hasattr"}  # allowed only with a constant, allowed attribute name
 IO_CALLS = {"open"}
 # submodules reachable as attributes of allowed packages that lead to the OS or the harness
@@ -39,42 +29,14 @@ ESCAPE_ATTRIBUTES = {
 }  # fmt: skip
 # attributes of allowed modules that read or write files
 IO_ATTRIBUTES = {
-    "load",
-    "save",
-    "savez",
-    "savez_compressed",
-    "loadtxt",
-    "savetxt",
-    "genfromtxt",
-    "fromfile",
-    "tofile",
-    "memmap",
-    "open",
-    "DataSource",
-    "read_csv",
-    "fromregex",
-    "io",
-    "open_memmap",
-    "to_csv",
-    "npyio",
-    "NpzFile",
-    "from_file",
-}
+    "load", "save", "savez", "savez_compressed", "loadtxt", "savetxt", "genfromtxt", "fromfile",
+    "tofile", "memmap", "open", "DataSource", "read_csv", "fromregex", "io", "open_memmap",
+    "to_csv", "npyio", "NpzFile", "from_file",
+}  # fmt: skip
 ALLOWED_DUNDERS = {
-    "__init__",
-    "__call__",
-    "__name__",
-    "__len__",
-    "__getitem__",
-    "__iter__",
-    "__next__",
-    "__repr__",
-    "__str__",
-    "__enter__",
-    "__exit__",
-}
-
-
+    "__init__", "__call__", "__name__", "__len__", "__getitem__", "__iter__", "__next__",
+    "__repr__", "__str__", "__enter__", "__exit__",
+}  # fmt: skip
 ALLOWED_DUNDER_STRINGS = ALLOWED_DUNDERS | {"__main__"}
 DUNDER = re.compile(r"__[A-Za-z0-9_]+__")
 
@@ -92,12 +54,8 @@ def check_source(
     forbidden = {name: g.reason for g in policy.forbidden_names for name in g.names}
     out = []
 
-    def editable(node: ast.AST) -> bool:
-        n = getattr(node, "lineno", None)
-        return n is not None and any(a <= n <= b for a, b in spans)
-
-    def bad(node: ast.AST, rule: str) -> None:
-        out.append(f"{filename}:{node.lineno}: {rule}")
+    def bad(line: int, rule: str) -> None:
+        out.append(f"{filename}:{line}: {rule}")
 
     def attribute_rule(attr: str) -> str | None:
         if attr.startswith("__") and attr not in ALLOWED_DUNDERS:
@@ -120,7 +78,7 @@ def check_source(
     def patched(target: ast.AST) -> str | None:
         if not isinstance(target, ast.Attribute):
             return None
-        root = target
+        root: ast.expr = target
         while isinstance(root, ast.Attribute):
             root = root.value
         return root.id if isinstance(root, ast.Name) and root.id in modules else None
@@ -132,7 +90,8 @@ def check_source(
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
     }
     for node in ast.walk(tree):
-        if not editable(node):
+        line = getattr(node, "lineno", None)
+        if line is None or not any(a <= line <= b for a, b in spans):
             continue
         used = (
             [node.attr]
@@ -145,7 +104,7 @@ def check_source(
         )
         for name in used:
             if name in forbidden:
-                bad(node, f"{name!r} is not allowed in this task ({forbidden[name]})")
+                bad(line, f"{name!r} is not allowed in this task ({forbidden[name]})")
         targets = (
             node.targets
             if isinstance(node, ast.Assign | ast.Delete)
@@ -154,11 +113,10 @@ def check_source(
             else []
         )
         for t in targets:
-            name = patched(t)
-            if name:
+            if lib := patched(t):
                 bad(
-                    node,
-                    f"assigning to an attribute of imported {name!r} is not allowed "
+                    line,
+                    f"assigning to an attribute of imported {lib!r} is not allowed "
                     "(no patching of libraries or the harness)",
                 )
         if isinstance(node, ast.Import | ast.ImportFrom):
@@ -171,47 +129,45 @@ def check_source(
                 parts = [p for p in name.split(".") if p]
                 if name == "." or (parts and parts[0] not in allowed):
                     bad(
-                        node,
+                        line,
                         f"import of {name!r} is not allowed (allowed: "
                         f"{', '.join(sorted(allowed))})",
                     )
                     break
-                hit = next((p for p in parts[1:] if attribute_rule(p)), None)
-                if hit:
-                    bad(node, f"import of {name!r} is not allowed: {attribute_rule(hit)}")
+                rule = next(filter(None, map(attribute_rule, parts[1:])), None)
+                if rule:
+                    bad(line, f"import of {name!r} is not allowed: {rule}")
                     break
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             fn = node.func.id
             if fn in FORBIDDEN_CALLS:
-                bad(node, f"call of {fn}() is not allowed (no dynamic code or introspection)")
+                bad(line, f"call of {fn}() is not allowed (no dynamic code or introspection)")
             elif fn in IO_CALLS and not policy.allow_io:
-                bad(node, f"{fn}() is not allowed: this task allows no file I/O")
+                bad(line, f"{fn}() is not allowed: this task allows no file I/O")
             elif fn in NAME_LOOKUPS:
                 arg = node.args[1] if len(node.args) > 1 else None
                 if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
-                    bad(node, f"{fn}() with a computed attribute name is not allowed")
-                elif attribute_rule(arg.value):
-                    bad(node, attribute_rule(arg.value))
-        elif isinstance(node, ast.Attribute):
-            rule = attribute_rule(node.attr)
-            if rule:
-                bad(node, rule)
+                    bad(line, f"{fn}() with a computed attribute name is not allowed")
+                elif rule := attribute_rule(arg.value):
+                    bad(line, rule)
+        elif isinstance(node, ast.Attribute) and (rule := attribute_rule(node.attr)):
+            bad(line, rule)
         elif isinstance(node, ast.Name) and node.id in {"__builtins__", "__loader__", "__spec__"}:
-            bad(node, f"use of {node.id} is not allowed")
+            bad(line, f"use of {node.id} is not allowed")
         elif isinstance(node, ast.Name) and id(node) not in called_by_name:
             # any other reference to a forbidden builtin binds it to another name (an alias,
             # a list element, a default argument, staticmethod(exec)) that no call check sees
             if node.id in FORBIDDEN_CALLS or node.id in NAME_LOOKUPS:
                 bad(
-                    node,
+                    line,
                     f"a reference to {node.id} is not allowed (it could be called by another name)",
                 )
             elif node.id in IO_CALLS and not policy.allow_io:
-                bad(node, f"a reference to {node.id} is not allowed: this task allows no file I/O")
+                bad(line, f"a reference to {node.id} is not allowed: this task allows no file I/O")
         elif (
             isinstance(node, ast.Constant)
             and isinstance(node.value, str)
             and any(d not in ALLOWED_DUNDER_STRINGS for d in DUNDER.findall(node.value))
         ):
-            bad(node, "a dunder name in a string is not allowed (no introspection by name)")
+            bad(line, "a dunder name in a string is not allowed (no introspection by name)")
     return out

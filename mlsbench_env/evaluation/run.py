@@ -16,7 +16,7 @@ import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlsbench_env.evaluation import policy
+from mlsbench_env.evaluation import budget_check, policy
 from mlsbench_env.sandbox import Sandbox
 from mlsbench_env.spec import Setting, Task
 from mlsbench_env.workspace import hostfs
@@ -141,6 +141,8 @@ def run_setting(
             "editable code breaks the task policy:\n" + "\n".join(violations),
             policy_violations=tuple(violations),
         )
+    if refused := budget_check.refusal(task, sandbox, workdir, setting, seed, secrets):
+        return refused
     out_rel = out_dir.relative_to(sandbox.config.root)
     env = {**RUN_ENV, "MLSBENCH_SEED": str(seed), "MLSBENCH_OUT": str(out_dir)}
     res = sandbox.exec(

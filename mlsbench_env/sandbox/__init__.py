@@ -42,17 +42,8 @@ class ExecResult:
         """Decode one answer of the in-sandbox executor (``sandbox/executor/``)."""
         if "error" in answer:
             raise SandboxError(f"the sandbox could not run the command: {answer['error']}")
-        return cls(
-            returncode=answer["rc"],
-            output=answer["output"],
-            wall_s=answer["wall_s"],
-            cpu_s=answer["cpu_s"],
-            max_rss_mb=answer["max_rss_mb"],
-            timed_out=answer["timed_out"],
-            killed=answer["killed"],
-            dropped_bytes=answer["dropped_bytes"],
-            **extra,
-        )
+        same = ("output", "wall_s", "cpu_s", "max_rss_mb", "timed_out", "killed", "dropped_bytes")
+        return cls(returncode=answer["rc"], **{k: answer[k] for k in same}, **extra)
 
     @property
     def compute_s(self) -> float:

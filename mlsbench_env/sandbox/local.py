@@ -10,6 +10,7 @@ namespaces are unavailable it falls back to plain subprocesses with rlimits and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import marshal
 import os
@@ -21,6 +22,7 @@ import threading
 import warnings
 from functools import cache
 from pathlib import Path
+from typing import IO, cast
 
 from mlsbench_env.errors import SandboxError
 from mlsbench_env.sandbox import ExecResult, Sandbox, SandboxConfig
@@ -112,38 +114,39 @@ class LocalSandbox(Sandbox):
             )
         finally:
             os.close(script)
-        self._proc.stdin.write(marshal.dumps(executor_config).hex() + "\n")
-        self._proc.stdin.flush()
+        self._stdin = cast(IO[str], self._proc.stdin)  # PIPE above: never None
+        self._stdout = cast(IO[str], self._proc.stdout)
+        self._stdin.write(marshal.dumps(executor_config).hex() + "\n")
+        self._stdin.flush()
         self._ready: dict | None = None
 
     def _wait_ready(self) -> dict:
         if self._ready is None:
-            line = self._proc.stdout.readline()
+            line = self._stdout.readline()
             if not line:
                 raise SandboxError("the sandbox executor did not start (see stderr of unshare)")
-            self._ready = marshal.loads(bytes.fromhex(line.strip()))
-            if self.namespaced and not self._ready.get("mounts"):
-                self.close()
-                raise SandboxError(
+            self._ready = ready = marshal.loads(bytes.fromhex(line.strip()))
+            problem = None
+            if self.namespaced and not ready.get("mounts"):
+                problem = (
                     "the local sandbox could not build its root (an allow-list of the OS, the "
-                    f"interpreter and the workspace): {self._ready.get('mount_error')}"
+                    f"interpreter and the workspace): {ready.get('mount_error')}"
                 )
-            if self.namespaced and not self._ready.get("hardened"):
-                self.close()
-                raise SandboxError(
-                    "the local sandbox could not drop privileges: "
-                    f"{self._ready.get('harden_error')}"
+            elif self.namespaced and not ready.get("hardened"):
+                problem = (
+                    f"the local sandbox could not drop privileges: {ready.get('harden_error')}"
                 )
-            if self._ready.get("missing"):
-                self.close()
-                raise SandboxError(
+            elif ready.get("missing"):
+                problem = (
                     "the host's interpreter is not reachable inside the sandbox (missing there, "
-                    "or closed to the sandbox's user: "
-                    + ", ".join(self._ready["missing"])
-                    + "); commands would run with another Python. Make those folders readable "
-                    "by other users (a virtual environment made with `mkdtemp` is private), or "
-                    "install the environment in a folder of this host."
+                    f"or closed to the sandbox's user: {', '.join(ready['missing'])}); commands "
+                    "would run with another Python. Make those folders readable by other users "
+                    "(a virtual environment made with `mkdtemp` is private), or install the "
+                    "environment in a folder of this host."
                 )
+            if problem:
+                self.close()
+                raise SandboxError(problem)
         return self._ready
 
     def isolation(self) -> dict[str, bool]:
@@ -162,9 +165,9 @@ class LocalSandbox(Sandbox):
             self._wait_ready()
             if self._proc.poll() is not None:
                 raise SandboxError("the sandbox executor has exited; reset the episode")
-            self._proc.stdin.write(json.dumps(request) + "\n")
-            self._proc.stdin.flush()
-            line = self._proc.stdout.readline()
+            self._stdin.write(json.dumps(request) + "\n")
+            self._stdin.flush()
+            line = self._stdout.readline()
         if not line:
             raise SandboxError("the sandbox executor died while running a command")
         return ExecResult.from_executor(json.loads(line))
@@ -177,11 +180,9 @@ class LocalSandbox(Sandbox):
         # (--kill-child), and with it, as PID 1, every process of the namespace.
         proc.kill()
         proc.wait()
-        for f in (proc.stdin, proc.stdout):
-            try:
+        for f in (self._stdin, self._stdout):
+            with contextlib.suppress(OSError):
                 f.close()
-            except OSError:
-                pass
 
     def __del__(self):
         self.close()

@@ -75,7 +75,7 @@ def interpreter_paths() -> tuple[str, ...]:
 
 @cache
 def _runtime() -> tuple[list, ...]:
-    entries = []
+    entries: list[list] = []
     for path in (*OS_PATHS, *SYS_PATHS):
         if os.path.islink(path):
             entries.append(["link", path, os.readlink(path)])
@@ -129,9 +129,9 @@ def task_copies() -> tuple[Path, ...]:
     from mlsbench_env.spec import builtin_tasks_dir  # spec imports heavy modules; only when needed
 
     found = {builtin_tasks_dir().resolve()}
-    repo = Path(__file__).resolve().parents[2] / "tasks"  # a source checkout's own folder
-    if repo.is_dir():
-        found.add(repo)
+    checkout = project_checkout()
+    if checkout:
+        found.add(checkout / "tasks")
     for entry in sys.path:
         candidate = Path(entry or ".") / "mlsbench_env" / "tasks"
         if candidate.is_dir():
@@ -163,6 +163,7 @@ def sandbox_config(
     lim = task.spec.limits
     return SandboxConfig(
         root=root,
+        readable=task.readable_sources(),
         read_only=tuple(read_only),
         hidden=tuple(sorted(hidden)),
         memory_mb=lim.memory_mb,

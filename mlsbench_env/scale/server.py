@@ -182,6 +182,9 @@ def task_folders(paths: list[str]) -> dict[str, str]:
 
     out = {}
     for p in paths:
+        if p.startswith("mlebench-"):  # an MLE-bench competition (docs/mlebench.md), by id
+            out[load_task(p).id] = p
+            continue
         task = load_task(Path(p))
         out[task.id] = str(Path(p).resolve())
     return out

@@ -68,28 +68,26 @@ class Task:
             out.append(Region(r.file, r.lines[0], r.lines[1], count[r.file]))
         return out
 
-    def region_source_name(self, region: Region) -> str:
-        """Name of a baseline's file for this region: <file>, or <file>.<k> when it has several."""
-        several = sum(1 for r in self.regions if r.file == region.file) > 1
-        return f"{region.file}.{region.index}" if several else region.file
-
-    def baseline_regions(self, name: str) -> dict[tuple[str, int], str]:
-        """The replacement text of each region for baseline ``name`` (empty for default)."""
-        if name == "default":
-            return {}
+    def _baseline_folder(self, name: str) -> Path:
         if name not in self.baseline_names:
             raise UnknownNameError("baseline", name, self.baseline_names)
-        folder = self.root / "baselines" / name
+        return self.root / "baselines" / name
+
+    def baseline_regions(self, name: str) -> dict[tuple[str, int], str]:
+        """The replacement text of each region for baseline ``name`` (empty for default): from
+        <file>, or <file>.<k> for the k-th region of a file that has several."""
+        if name == "default":
+            return {}
+        folder = self._baseline_folder(name)
         out = {}
         for region in self.regions:
-            path = folder / self.region_source_name(region)
-            if not path.is_file():
+            several = sum(1 for r in self.regions if r.file == region.file) > 1
+            source = f"{region.file}.{region.index}" if several else region.file
+            if not (folder / source).is_file():
                 raise TaskSpecError(
-                    str(folder),
-                    self.region_source_name(region),
-                    "missing replacement text for this editable region",
+                    str(folder), source, "missing replacement text for this editable region"
                 )
-            out[(region.file, region.index)] = path.read_text()
+            out[(region.file, region.index)] = (folder / source).read_text()
         return out
 
     @property
@@ -106,14 +104,8 @@ class Task:
         (empty for `default`, which submits the sample submission)."""
         if name == "default":
             return {}
-        if name not in self.baseline_names:
-            raise UnknownNameError("baseline", name, self.baseline_names)
-        folder = self.root / "baselines" / name
-        files = {
-            p.relative_to(folder).as_posix(): p.read_text()
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts
-        }
+        folder = self._baseline_folder(name)
+        files = {p.relative_to(folder).as_posix(): p.read_text() for p in _files_under(folder)}
         if not files:
             raise TaskSpecError(str(folder), "(folder)", "no pipeline files for this baseline")
         return files
@@ -124,7 +116,7 @@ class Task:
 
     def hidden_sources(self) -> tuple[Path, ...]:
         """The competition's source data on this machine (``competition.hide``), where present."""
-        if not self.is_competition:
+        if self.spec.competition is None:
             return ()
         out = []
         for entry in self.spec.competition.hide:
@@ -143,6 +135,10 @@ class Task:
                 out.append(path.resolve())
         return tuple(out)
 
+    def readable_sources(self) -> tuple[Path, ...]:
+        """Folders of the host a sandbox of this task reads (read-only): none for a shipped task."""
+        return ()
+
     def anchors(self) -> dict | None:
         path = self.root / "anchors.json"
         if not path.is_file():
@@ -156,11 +152,7 @@ class Task:
         """Every file a workspace of this task starts with (relative path -> source): repo/
         and, for a research task, the trusted task kit as the fixed package ``taskkit/``,
         taken from the installed package (never from a workspace)."""
-        files = {
-            p.relative_to(self.repo).as_posix(): p
-            for p in sorted(self.repo.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts
-        }
+        files = {p.relative_to(self.repo).as_posix(): p for p in _files_under(self.repo)}
         if not self.is_competition:
             files.update(kit_files())
         return files
@@ -173,10 +165,7 @@ class Task:
         names = parts or ("task.yaml", "repo", "hidden", "baselines", "grader.py", "private")
         for name in names:
             base = self.root / name
-            files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-            for p in files:
-                if "__pycache__" in p.parts:
-                    continue
+            for p in [base] if base.is_file() else _files_under(base):
                 h.update(str(p.relative_to(self.root)).encode())
                 h.update(p.read_bytes())
             if name == "repo" and not self.is_competition:
@@ -187,6 +176,11 @@ class Task:
 
 
 KIT_PACKAGE = "taskkit"  # the task kit's name inside a workspace
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """The files under ``folder``, sorted, caches left out."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
 def kit_files() -> dict[str, Path]:
@@ -232,6 +226,7 @@ def load_task_dir(root: Path) -> Task:
         )
     task = Task(spec=spec, root=root)
     _check_regions(task, str(path))
+    _check_budget_check(task, str(path))
     if not task.is_competition and (task.repo / KIT_PACKAGE).exists():
         raise TaskSpecError(
             str(path),
@@ -242,14 +237,40 @@ def load_task_dir(root: Path) -> Task:
     return task
 
 
+def _check_budget_check(task: Task, where: str) -> None:
+    """A budget check's own command must run a fixed file of the scaffold (what runs it is the
+    trusted harness, never a file the agent may create)."""
+    check = task.spec.budget_check
+    if check is None or not check.command.strip():
+        return
+    scripts = [w for w in check.command.split() if w.endswith(".py")]
+    if not scripts:
+        raise TaskSpecError(
+            where, "budget_check.command", "expected a command that runs a .py file of repo/"
+        )
+    for script in scripts:
+        if not (task.repo / script).is_file() or task.may_create(script):
+            raise TaskSpecError(
+                where,
+                "budget_check.command",
+                f"{script!r} must be a fixed file of repo/ (found: "
+                f"{(task.repo / script).is_file()}; the agent may create it: "
+                f"{task.may_create(script)})",
+            )
+        if any(r.file == script for r in task.regions):
+            raise TaskSpecError(
+                where, "budget_check.command", f"{script!r} has editable lines; use a fixed file"
+            )
+
+
 def _check_regions(task: Task, where: str) -> None:
     by_file: dict[str, list[Region]] = {}
     for i, region in enumerate(task.regions):
         field = f"editable.{i}"
-        file = task.repo / region.file
-        if not file.is_file():
+        path = task.repo / region.file
+        if not path.is_file():
             raise TaskSpecError(where, f"{field}.file", f"{region.file!r} is not a file in repo/")
-        n = len(file.read_text().splitlines())
+        n = len(path.read_text().splitlines())
         if region.end > n:
             raise TaskSpecError(
                 where,
@@ -291,7 +312,11 @@ def builtin_task_ids(kind: str | None = None) -> list[str]:
 
 
 def load_task(task: str | Path) -> Task:
-    """A shipped task by id, or a task folder by path."""
+    """A shipped task by id, a task folder by path, or ``mlebench-<id>`` (spec/mlebench.py)."""
+    if isinstance(task, str) and task.startswith("mlebench-"):
+        from mlsbench_env.spec.mlebench import load_mlebench_task  # only MLE-bench users
+
+        return load_mlebench_task(task.removeprefix("mlebench-"))
     if isinstance(task, Path) or "/" in str(task) or str(task).startswith("."):
         return load_task_dir(Path(task))
     known = builtin_task_ids()

@@ -78,6 +78,26 @@ class Baseline(_Frozen):
     reference: str = Field(default="", description="Citation of the published method.")
 
 
+class BudgetCheck(_Frozen):
+    """A trusted check of the agent's code run before every setting run (each setting of a
+    `test`, each setting x seed of the final evaluation): the harness measures (a parameter
+    count, ...) and writes its verdict; a refused run does not start."""
+
+    rule: str = Field(
+        min_length=1,
+        description="The budget in words (e.g. 'the whole model holds at most 100,000 numbers'), "
+        "shown in the prompt and in every refusal.",
+    )
+    command: str = Field(
+        default="",
+        description="The check's command in the workspace; empty: each setting's own command. "
+        "It runs with MLSBENCH_BUDGET_CHECK=1 and MLSBENCH_SETTING=<label>: the fixed harness "
+        "measures instead of running and writes budget_check.json ({ok, message}) to "
+        "MLSBENCH_OUT after every child has exited.",
+    )
+    timeout_s: float = Field(default=120.0, gt=0, description="One check.")
+
+
 class Budgets(_Frozen):
     tests: int = Field(default=10, ge=0, description="Number of `test` calls.")
     compute_s: float = Field(default=1800.0, gt=0, description="Compute seconds for the episode.")
@@ -147,7 +167,14 @@ class TaskSpec(_Frozen):
         "MLS-Bench anchors (best). The default scaffold is never the best.",
     )
     show_baseline_results: bool = True
+    show_baseline_code: bool = Field(
+        default=False,
+        description="Show each baseline's editable-region code in the prompt as read-only "
+        "reference, as MLS-Bench does (research tasks; the env option of the same name "
+        "overrides it).",
+    )
     budgets: Budgets = Budgets()
+    budget_check: BudgetCheck | None = None
     limits: Limits = Limits()
     competition: Competition | None = None
 
@@ -161,6 +188,16 @@ class TaskSpec(_Frozen):
                 raise ValueError("competition: a competition needs this block (submission, run...)")
             if self.editable:
                 raise ValueError("editable: a competition has no edit surface; remove it")
+            if self.budget_check is not None:
+                raise ValueError(
+                    "budget_check: a competition runs no code of the agent's in its harness; "
+                    "only research tasks have one"
+                )
+            if self.show_baseline_code:
+                raise ValueError(
+                    "show_baseline_code: a competition's baselines are whole pipelines, not "
+                    "edits of an editable region; only research tasks can show them"
+                )
         else:
             if self.competition is not None:
                 raise ValueError("competition: only for kind: competition")

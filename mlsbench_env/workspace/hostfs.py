@@ -10,6 +10,7 @@ read) or as something to replace (to write). Nothing here follows a link.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -27,28 +28,27 @@ def _parts(rel: str) -> list[str]:
     return parts
 
 
-def _open_parent(root: Path, parts: list[str], create: bool) -> int | None:
-    """A descriptor of the folder holding ``parts[-1]``; None where a component is missing or
-    not a real folder (``create``: replace such a component by a new folder)."""
+def _open_parent(root: Path, parts: list[str], create: bool = False) -> int:
+    """A descriptor of the folder holding ``parts[-1]``. A component that is missing or not a
+    real folder raises OSError, or with ``create`` is replaced by a new folder."""
     fd = os.open(root, DIR_FLAGS)
     try:
         for name in parts[:-1]:
             try:
                 nxt = os.open(name, DIR_FLAGS, dir_fd=fd)
-            except OSError as e:  # missing, or a link (ELOOP) or a file (ENOTDIR) in its place
+            except OSError as e:  # missing, or a link or a file in its place (ENOTDIR)
                 if not create:
-                    return None
+                    raise
                 if e.errno != errno.ENOENT:
                     _remove_at(fd, name)
                 os.mkdir(name, 0o755, dir_fd=fd)
                 nxt = os.open(name, DIR_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = nxt
-        parent, fd = fd, None
-        return parent
-    finally:
-        if fd is not None:
-            os.close(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _remove_at(dir_fd: int, name: str) -> None:
@@ -83,29 +83,30 @@ def kind(root: Path, rel: str) -> str | None:
             return None
     finally:
         os.close(fd)
-    if stat.S_ISLNK(st.st_mode):
+    return _kind(st.st_mode)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
         return "link"
-    if stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(mode):
         return "dir"
-    return "file" if stat.S_ISREG(st.st_mode) else "special"
+    return "file" if stat.S_ISREG(mode) else "special"
 
 
 def read_bytes(root: Path, rel: str) -> bytes | None:
     """The content of the regular file at ``rel``; None if there is none (missing, a link, a
     FIFO or device, or a link on the way)."""
-    parent = _open_parent(root, _parts(rel), create=False)
-    if parent is None:
-        return None
+    parts = _parts(rel)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(
-            _parts(rel)[-1],
-            os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-            dir_fd=parent,
-        )
-    except OSError:  # missing, a link (ELOOP), a folder...
+        parent = _open_parent(root, parts)
+        try:
+            fd = os.open(parts[-1], flags, dir_fd=parent)
+        finally:
+            os.close(parent)
+    except OSError:  # missing, a link (ELOOP) or a file (ENOTDIR) on the way or in its place
         return None
-    finally:
-        os.close(parent)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
@@ -155,13 +156,14 @@ def write_text(root: Path, rel: str, text: str, owner: int | None = None) -> Non
 
 def remove(root: Path, rel: str) -> None:
     """Remove whatever is at ``rel`` (a link itself, not its target); nothing if absent."""
-    parent = _open_parent(root, _parts(rel), create=False)
-    if parent is None:
+    parts = _parts(rel)
+    try:
+        parent = _open_parent(root, parts)
+    except OSError:  # a component missing, or a link or file on the way: nothing to remove
         return
     try:
-        _remove_at(parent, _parts(rel)[-1])
-    except FileNotFoundError:
-        pass
+        with contextlib.suppress(FileNotFoundError):
+            _remove_at(parent, parts[-1])
     finally:
         os.close(parent)
 
@@ -174,33 +176,7 @@ def walk(root: Path) -> Iterator[tuple[str, str]]:
         base = Path(dirpath)
         for name in dirnames + sorted(filenames):
             path = base / name
-            mode = os.lstat(path).st_mode
-            k = (
-                "link"
-                if stat.S_ISLNK(mode)
-                else "dir"
-                if stat.S_ISDIR(mode)
-                else "file"
-                if stat.S_ISREG(mode)
-                else "special"
-            )
-            yield path.relative_to(root).as_posix(), k
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    """Copy a sandbox-written tree: regular files and folders as they are, links as links
-    (their targets are not read), special files left out. Caches are skipped."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for rel, k in walk(src):
-        if k == "dir":
-            (dst / rel).mkdir()
-        elif k == "link":
-            os.symlink(os.readlink(src / rel), dst / rel)
-        elif k == "file":
-            data = read_bytes(src, rel)
-            if data is not None:
-                (dst / rel).write_bytes(data)
-                os.chmod(dst / rel, os.lstat(src / rel).st_mode & 0o777)
+            yield path.relative_to(root).as_posix(), _kind(os.lstat(path).st_mode)
 
 
 def not_regular(root: Path) -> list[str]:

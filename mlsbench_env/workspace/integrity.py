@@ -8,16 +8,34 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlsbench_env.spec import Task
 from mlsbench_env.workspace import hostfs
-from mlsbench_env.workspace.text import ensure_newline, split_lines, write_text
 
 if TYPE_CHECKING:
     from mlsbench_env.workspace.workspace import Range
+
+
+def split_lines(text: str) -> list[str]:
+    return text.splitlines(keepends=True)
+
+
+def ensure_newline(text: str) -> str:
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def _fixed_parts(text: str, spans: Iterable[tuple[int, int]]) -> list[str]:
+    """The text between and around the 1-based inclusive line ranges ``spans``."""
+    lines = split_lines(text)
+    parts, pos = [], 0
+    for start, end in spans:
+        parts.append("".join(lines[pos : start - 1]))
+        pos = end
+    parts.append("".join(lines[pos:]))
+    return parts
 
 
 class FixedFileGuard:
@@ -30,15 +48,6 @@ class FixedFileGuard:
     created: set[str]
     free: bool
     read: Callable[[str], str]
-
-    def _fixed_parts(self, rel: str, text: str) -> list[str]:
-        lines = split_lines(text)
-        parts, pos = [], 0
-        for r in self.ranges[rel]:
-            parts.append("".join(lines[pos : r.start - 1]))
-            pos = r.end
-        parts.append("".join(lines[pos:]))
-        return parts
 
     def check_integrity(
         self, known_editable_text: dict[str, str], owner: int | None = None
@@ -62,22 +71,17 @@ class FixedFileGuard:
             events.append("the workspace folder was replaced and has been rebuilt")
         if self.free:
             return events
-        for rel, data in self.pristine.items():
-            if rel in self.ranges:
+        for rel in [*self.pristine, *sorted(self.created)]:
+            if rel in self.ranges or rel in self.created:
                 if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
                     hostfs.write_text(self.root, rel, known_editable_text[rel])
+                    hint = "; use `edit` to change editable lines" if rel in self.ranges else ""
                     events.append(
-                        f"{rel} was changed outside the `edit` tool and was restored; "
-                        "use `edit` to change editable lines"
+                        f"{rel} was changed outside the `edit` tool and was restored{hint}"
                     )
-                continue
-            if hostfs.read_bytes(self.root, rel) != data:
-                hostfs.write_bytes(self.root, rel, data)
+            elif hostfs.read_bytes(self.root, rel) != self.pristine[rel]:
+                hostfs.write_bytes(self.root, rel, self.pristine[rel])
                 events.append(f"fixed file {rel} was changed and has been restored")
-        for rel in sorted(self.created):
-            if hostfs.read_text(self.root, rel) != known_editable_text[rel]:
-                hostfs.write_text(self.root, rel, known_editable_text[rel])
-                events.append(f"{rel} was changed outside the `edit` tool and was restored")
         return events
 
     def editable_snapshot(self) -> dict[str, str]:
@@ -86,21 +90,14 @@ class FixedFileGuard:
         return {rel: self.read(rel) for rel in [*self.ranges, *sorted(self.created)]}
 
     def fixed_unchanged(self) -> list[str]:
-        """Fixed regions that differ from the pristine scaffold (empty when all is well)."""
+        """Files whose fixed regions differ from the pristine scaffold (empty when all is well)."""
         bad = []
-        for rel in self.ranges:
-            if self._fixed_parts(rel, self.read(rel)) != self._fixed_parts_pristine(rel):
+        for rel, ranges in self.ranges.items():
+            now = _fixed_parts(self.read(rel), ((r.start, r.end) for r in ranges))
+            pristine = [(r.start, r.end) for r in self.task.regions if r.file == rel]
+            if now != _fixed_parts(self.pristine[rel].decode(), pristine):
                 bad.append(rel)
         return bad
-
-    def _fixed_parts_pristine(self, rel: str) -> list[str]:
-        lines = split_lines(self.pristine[rel].decode())
-        parts, pos = [], 0
-        for region in (r for r in self.task.regions if r.file == rel):
-            parts.append("".join(lines[pos : region.start - 1]))
-            pos = region.end
-        parts.append("".join(lines[pos:]))
-        return parts
 
 
 def transplant(
@@ -136,26 +133,22 @@ def transplant(
     ranges: dict[str, list[tuple[int, int]]] = {}
     for file, file_regions in by_file.items():
         lines = split_lines((dest / file).read_text())
-        # a region the caller does not carry keeps the scaffold's text (the default baseline)
-        new = {
-            r.index: split_lines(ensure_newline(regions[(file, r.index)]))
-            if (file, r.index) in regions
-            else lines[r.start - 1 : r.end]
-            for r in file_regions
-        }
-        for region in reversed(file_regions):
-            lines[region.start - 1 : region.end] = new[region.index]
-        write_text(dest / file, "".join(lines))
-        shift, spans = 0, []
-        for region in file_regions:
-            n = len(new[region.index])
-            spans.append((region.start + shift, region.start + shift + n - 1))
-            shift += n - (region.end - region.start + 1)
+        out: list[str] = []
+        spans, pos = [], 0
+        for r in file_regions:
+            out += lines[pos : r.start - 1]
+            # a region the caller does not carry keeps the scaffold's text (the default baseline)
+            new = lines[r.start - 1 : r.end]
+            if (file, r.index) in regions:
+                new = split_lines(ensure_newline(regions[(file, r.index)]))
+            spans.append((len(out) + 1, len(out) + len(new)))
+            out += new
+            pos = r.end
+        hostfs.write_text(dest, file, "".join(out + lines[pos:]))
         ranges[file] = spans
     for rel, text in created.items():
         if not task.may_create(rel) or (dest / rel).exists():
             continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_text(dest / rel, text)
+        hostfs.write_text(dest, rel, text)
         ranges[rel] = [(1, len(split_lines(text)))]
     return ranges

@@ -21,8 +21,7 @@ from pathlib import Path
 from mlsbench_env.errors import EditError
 from mlsbench_env.spec import Task
 from mlsbench_env.workspace import hostfs
-from mlsbench_env.workspace.integrity import FixedFileGuard
-from mlsbench_env.workspace.text import ensure_newline, split_lines
+from mlsbench_env.workspace.integrity import FixedFileGuard, ensure_newline, split_lines
 
 
 @dataclass
@@ -30,8 +29,9 @@ class Range:
     start: int  # 1-based; an emptied range has end == start - 1
     end: int
 
-    def contains(self, start: int, end: int) -> bool:
-        return self.start <= start and end <= self.end
+
+def _copy(ranges: list[Range]) -> list[Range]:
+    return [Range(r.start, r.end) for r in ranges]
 
 
 @dataclass
@@ -94,8 +94,7 @@ class Workspace(FixedFileGuard):
     # ---------------------------------------------------------------- reading
     def resolve(self, path: str) -> tuple[str, Path]:
         """Normalize a user path to (relative posix path, absolute path) inside the workspace."""
-        p = Path(path)
-        full = (p if p.is_absolute() else self.root / p).resolve()
+        full = (self.root / path).resolve()  # an absolute path replaces the root
         root = self.root.resolve()
         if full != root and root not in full.parents:
             raise EditError(f"path {path!r} is outside the workspace; use a path relative to it")
@@ -114,8 +113,7 @@ class Workspace(FixedFileGuard):
 
     def editable_ranges(self, rel: str) -> list[Range]:
         if rel in self.created or (self.free and self.is_editable_file(rel)):
-            n = len(split_lines(self.read(rel)))
-            return [Range(1, n)]
+            return [Range(1, len(split_lines(self.read(rel))))]
         return self.ranges.get(rel, [])
 
     def describe_ranges(self, rel: str) -> str:
@@ -160,9 +158,7 @@ class Workspace(FixedFileGuard):
     # ---------------------------------------------------------------- editing
     def _snapshot(self, rel: str) -> None:
         text = hostfs.read_text(self.root, rel)
-        self.history.append(
-            _Snapshot(rel, text, [Range(r.start, r.end) for r in self.ranges.get(rel, [])])
-        )
+        self.history.append(_Snapshot(rel, text, _copy(self.ranges.get(rel, []))))
 
     def _refuse_fixed(self, rel: str, what: str) -> None:
         if rel in self.pristine:
@@ -188,14 +184,8 @@ class Workspace(FixedFileGuard):
             self._refuse_fixed(rel, "edit")
         lines = split_lines(self.read(rel))
         ranges = self.editable_ranges(rel)
-        target = next(
-            (
-                r
-                for r in ranges
-                if r.contains(start, end) or (end == start - 1 and r.start <= start <= r.end + 1)
-            ),
-            None,
-        )
+        # an insertion (end = start - 1) fits a range it touches: start <= r.end + 1
+        target = next((r for r in ranges if r.start <= start and end <= r.end), None)
         if target is None or start < 1 or end > len(lines):
             raise EditError(
                 f"lines {start}-{end} of {rel} are not inside one editable range "
@@ -250,12 +240,6 @@ class Workspace(FixedFileGuard):
             undone.append(snap.path)
         return undone
 
-    def apply_regions(self, texts: dict[tuple[str, int], str]) -> None:
-        """Replace each region (file, 1-based index) by text, as an edit (undoable)."""
-        for (file, index), text in texts.items():
-            r = self.ranges[file][index - 1]
-            self.replace(file, r.start, r.end, text)
-
     # ---------------------------------------------------------------- snapshots
     def capture(self) -> WorkspaceState:
         """The workspace's state (see ``WorkspaceState``); FIFOs and other special files that
@@ -276,10 +260,7 @@ class Workspace(FixedFileGuard):
             dirs=frozenset(dirs),
             ranges={f: tuple((r.start, r.end) for r in rs) for f, rs in self.ranges.items()},
             created=frozenset(self.created),
-            history=tuple(
-                _Snapshot(h.path, h.text, [Range(r.start, r.end) for r in h.ranges])
-                for h in self.history
-            ),
+            history=tuple(_Snapshot(h.path, h.text, _copy(h.ranges)) for h in self.history),
         )
 
     def restore(self, state: WorkspaceState, owner: int | None = None) -> None:
@@ -311,10 +292,7 @@ class Workspace(FixedFileGuard):
                 os.chmod(path, mode, follow_symlinks=False)
         self.ranges = {f: [Range(a, b) for a, b in rs] for f, rs in state.ranges.items()}
         self.created = set(state.created)
-        self.history = [
-            _Snapshot(h.path, h.text, [Range(r.start, r.end) for r in h.ranges])
-            for h in state.history
-        ]
+        self.history = [_Snapshot(h.path, h.text, _copy(h.ranges)) for h in state.history]
 
     # ---------------------------------------------------------------- edit surface
     def region_texts(self) -> dict[tuple[str, int], str]:
@@ -331,7 +309,7 @@ class Workspace(FixedFileGuard):
     def diff(self) -> str:
         chunks: list[str] = []
         for rel in self.ranges:
-            old = self.pristine[rel].decode().splitlines(keepends=True)
+            old = split_lines(self.pristine[rel].decode())
             new = split_lines(self.read(rel))
             chunks += difflib.unified_diff(old, new, f"a/{rel}", f"b/{rel}")
         for rel, text in self.created_files().items():

@@ -30,7 +30,6 @@ from pathlib import Path
 from mlsbench_env.errors import SandboxError
 
 BASE_REPO, SANDBOX_REPO = "mlsbench-base", "mlsbench-sandbox"
-RECIPE_FILES = ("base.sh", "Dockerfile")
 # when the tasks extra cannot be read from the installed metadata
 FALLBACK_TASK_PACKAGES = ("scipy", "scikit-learn", "networkx", "causal-learn")
 
@@ -60,7 +59,7 @@ def _applies(requirement: str) -> bool:
     try:
         from packaging.requirements import Requirement
     except ImportError:  # pragma: no cover (pip vendors it)
-        from pip._vendor.packaging.requirements import Requirement
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
     marker = Requirement(requirement).marker
     return marker is None or marker.evaluate({"extra": ""})
 

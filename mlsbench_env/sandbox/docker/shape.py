@@ -32,10 +32,7 @@ class Shape:
     memory_mb: int
     processes: int
     network: bool
-    cpus: float | None
-    tmp_mb: int
-    shm_mb: int
-    headroom_mb: int
+    options: DockerOptions  # cpus, /tmp and /dev/shm sizes, memory headroom
     gpu_ids: tuple[str, ...] = ()
     hidden_image: tuple[str, ...] = ()  # paths of the image itself to cover (package data)
     stage: str | None = None  # pooled: the parent folder of the roots, mounted at STAGE
@@ -48,7 +45,8 @@ def host_config_args(shape: Shape) -> dict:
     """The engine's HostConfig for a container of this shape (keyword arguments of the SDK's
     ``create_host_config``)."""
     binds = {}
-    tmpfs = {"/tmp": f"size={shape.tmp_mb}m,mode=1777"}
+    opts = shape.options
+    tmpfs = {"/tmp": f"size={opts.tmp_mb}m,mode=1777"}
     for p in shape.readable:
         binds[p] = {"bind": p, "mode": "ro"}
     for p in shape.writable:
@@ -63,7 +61,7 @@ def host_config_args(shape: Shape) -> dict:
         binds[shape.stage] = {"bind": STAGE, "mode": "rw"}
         if not inside(shape.stage, "/tmp"):
             tmpfs[shape.stage] = "size=1m,mode=755"  # mount points for roots, nothing else
-    mem = shape.memory_mb + shape.headroom_mb + shape.tmp_mb
+    mem = shape.memory_mb + opts.memory_headroom_mb + opts.tmp_mb
     return dict(
         binds=binds,
         tmpfs=tmpfs,
@@ -72,8 +70,8 @@ def host_config_args(shape: Shape) -> dict:
         mem_limit=f"{mem}m",
         memswap_limit=f"{mem}m",
         pids_limit=shape.processes + 16,  # the executor and its helpers on top
-        nano_cpus=int(shape.cpus * 1e9) if shape.cpus else None,
-        shm_size=f"{shape.shm_mb}m",
+        nano_cpus=int(opts.cpus * 1e9) if opts.cpus else None,
+        shm_size=f"{opts.shm_mb}m",
         cap_drop=["ALL"],
         # SETUID/SETGID: start commands as the sandbox uid; KILL: stop them; SYS_ADMIN (pooled
         # only): bind the root in at attach, then the executor drops it before any command
@@ -122,10 +120,7 @@ def shape_of(config: SandboxConfig, options: DockerOptions, gpu_ids: tuple = ())
         memory_mb=config.memory_mb,
         processes=config.processes,
         network=config.network,
-        cpus=options.cpus,
-        tmp_mb=options.tmp_mb,
-        shm_mb=options.shm_mb,
-        headroom_mb=options.memory_headroom_mb,
+        options=options,
         gpu_ids=gpu_ids,
         read_only_files=bool(config.read_only),
     )

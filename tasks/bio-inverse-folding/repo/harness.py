@@ -12,6 +12,9 @@ runs in the task kit's children (worker.py), which read model.py and nothing els
   design   a fresh child loads the trained state and answers logits for batches of test
            backbones; the parent applies log_softmax, then re-asks a re-mixed subset: the answers
            must be identical (a backbone's design depends on that backbone only)
+  budget   (MLSBENCH_BUDGET_CHECK=1, task.yaml's budget_check) a child builds the model and
+           sends its state; this parent counts it against the cap and writes the verdict
+           (budget_check.json); nothing is trained
 Artifacts (log-probabilities, record) are written after every child has exited.
 """
 
@@ -66,6 +69,35 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
     return state.bytes()
 
 
+def check_budget(cfg: dict, seed: int) -> dict:
+    """The cap, counted here in the parent on the state the model's process sends (what
+    training would hold); the verdict of task.yaml's budget_check."""
+    with Child("worker:measure", cfg, seed, may_read=AGENT_FILES, name="budget check") as child:
+        state = ParentState.receive(child)
+    # what this parent would hold and train; the child's own count of the whole state_dict
+    # (integer buffers too) can only add to it
+    n = max(state.n, int(state.layout.get("count", 0)))
+    ok = n <= S.PARAM_CAP
+    message = (
+        f"{'parameter cap exceeded: ' if not ok else ''}the model's state holds {n} numbers "
+        f"(parameters and buffers), the cap is {S.PARAM_CAP}"
+    )
+    return {"ok": ok, "message": message, "n_params": n, "param_cap": S.PARAM_CAP}
+
+
+def budget_main(label: str, spec: dict, out_dir, seed: int) -> int:
+    try:
+        length = np.load(spec["train_x"], allow_pickle=False, mmap_mode="r").shape[1]
+        verdict = check_budget(make_cfg(length), seed)
+    except RunFailure as e:
+        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
+    except Exception:  # a malformed frame from the child, or a harness bug
+        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
+    write_artifacts(out_dir, verdict, record_name="budget_check.json")
+    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
+    return 0
+
+
 def design(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 64):
     """Log-probabilities of the test backbones from a fresh child, re-asked once re-mixed."""
     import torch
@@ -99,6 +131,8 @@ def design(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 64):
 def main_for(label: str, spec: dict, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
+    if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":
+        return budget_main(label, spec, out_dir, seed)
     epochs = int(spec["epochs"])
     rec = {"setting": label, "seed": seed, "status": "error", "error": None, "epochs": epochs}
     rec.update(batch_size=S.BATCH_SIZE, lr=S.LR, param_cap=S.PARAM_CAP)

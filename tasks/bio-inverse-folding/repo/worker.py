@@ -1,11 +1,14 @@
 """The model's processes (fixed): harness.py starts them through the task kit's Child, which
 drops their privileges before `import model`; they read model.py and nothing else of this folder.
 
-  train    builds build_model(cfg), checks the cap (every element of the state_dict), sends the
+  train    builds build_model(cfg) (the cap is checked before the run by the budget check and
+           counted again by the parent on what this sends), sends the
            state's layout and initial values, then serves training steps: the parent's state in
            (parameters exactly as the parent's AdamW left them), one batch of training backbones
            and sequences in, the loss, the gradients and the state after the step out. The
            optimizer, the schedule and the step count live in the parent.
+  measure  the budget check: builds build_model(cfg) and sends its state's layout and values
+           (the parent counts them against the cap), then exits
   design   a fresh process: builds a fresh model, loads the trained state (nothing else survives
            training), switches to eval mode and answers logits for batches of test backbones.
 Frames are raw bytes (kind byte first); nothing here is pickled back to the parent.
@@ -35,12 +38,6 @@ def _build(cfg_dict: dict, seed: int):
     net = model.build_model(cfg)
     if not isinstance(net, torch.nn.Module):
         raise RunFailure("build_model(cfg) must return a torch.nn.Module")
-    if torchstate.count(net) > cfg.max_params:
-        raise RunFailure(
-            f"parameter cap exceeded: the model has {torchstate.count(net)} parameters and "
-            f"buffers ({sum(p.numel() for p in net.parameters())} trainable), the cap is "
-            f"{cfg.max_params}"
-        )
     return cfg, net
 
 
@@ -68,6 +65,12 @@ def train(conn, cfg_dict: dict, seed: int) -> None:
         return -logp.gather(-1, y.unsqueeze(-1)).mean()
 
     torchstate.serve_steps(conn, net, cross_entropy)
+
+
+def measure(conn, cfg_dict: dict, seed: int) -> None:
+    """The budget check: build the model and send its state; the parent counts it."""
+    cfg, net = _build(cfg_dict, seed)
+    torchstate.send_layout(conn, net, count=torchstate.count(net))
 
 
 def design(conn, cfg_dict: dict, seed: int, state: bytes) -> None:

@@ -11,6 +11,9 @@ runs in the task kit's children (worker.py), which read model.py and nothing els
   predict  a fresh child holds the trained state and the test inputs and answers the rows the
            parent asks for; a re-mixed subset is asked again and must come back identical (a
            column emulator predicts each column from that column alone)
+  budget   (MLSBENCH_BUDGET_CHECK=1, task.yaml's budget_check) a child builds the model and
+           sends its state; this parent counts it against the cap and writes the verdict
+           (budget_check.json); nothing is trained
 Artifacts (predictions, record) are written after every child has exited.
 """
 
@@ -62,6 +65,34 @@ def train(rec: dict, cfg: dict, seed: int, epochs: int, Xtr, Ytr) -> bytes:
     return state.bytes()
 
 
+def check_budget(cfg: dict, seed: int) -> dict:
+    """The cap, counted here in the parent on the state the model's process sends (what
+    training would hold); the verdict of task.yaml's budget_check."""
+    with Child("worker:measure", cfg, seed, may_read=MAY_READ, name="budget check") as child:
+        state = ParentState.receive(child)
+    # what this parent would hold and train; the child's own count of the whole state_dict
+    # (integer buffers too) can only add to it
+    n = max(state.n, int(state.layout.get("count", 0)))
+    ok = n <= S.PARAM_CAP
+    message = (
+        f"{'parameter cap exceeded: ' if not ok else ''}the model's state holds {n} numbers "
+        f"(parameters and buffers), the cap is {S.PARAM_CAP}"
+    )
+    return {"ok": ok, "message": message, "n_params": n, "param_cap": S.PARAM_CAP}
+
+
+def budget_main(label: str, out_dir, seed: int) -> int:
+    try:
+        verdict = check_budget(make_cfg(json.loads(Path(S.STATS).read_text())), seed)
+    except RunFailure as e:
+        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
+    except Exception:  # a malformed frame from the child, or a harness bug
+        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
+    write_artifacts(out_dir, verdict, record_name="budget_check.json")
+    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
+    return 0
+
+
 def predict(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 256):
     n_out = cfg["n_out_profiles"] * cfg["n_levels"] + cfg["n_out_scalars"]
     args = (cfg, seed, state, Xte.tobytes())
@@ -92,6 +123,8 @@ def predict(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 256):
 def main_for(label: str, epochs: int, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
+    if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":
+        return budget_main(label, out_dir, seed)
     fixed = {"epochs": epochs, "batch_size": S.BATCH_SIZE, "lr": S.LR, "param_cap": S.PARAM_CAP}
     rec = dict(setting=label, seed=seed, status="error", error=None, **fixed)
     pred, t0 = None, time.time()

@@ -2,11 +2,13 @@
 drops their privileges before `import model`; they read model.py and nothing else of this folder.
 
   train    gets the TRAINING columns (inputs and targets) as arguments, builds build_model(cfg),
-           checks the cap (every element of the state_dict), reports the state's layout and
+           reports the state's layout and
            initial values, then serves steps: the parent's state and the rows of one batch in;
            the loss (mean squared error of the standardized outputs), the gradients and the
            state after the step out. The optimizer, its schedule and the step count are the
            parent's.
+  measure  the budget check: builds build_model(cfg) and sends its state's layout and values
+           (the parent counts them against the cap before every run), then exits
   predict  a fresh process with the trained state and the test INPUTS: answers the standardized
            predictions of the rows the parent names.
 """
@@ -56,14 +58,14 @@ def _table(data: bytes, profiles: int, scalars: int, cfg):
     return torch.from_numpy(np.frombuffer(data, "<f4").reshape(-1, width).copy())
 
 
+def measure(conn, cfg_dict: dict, seed: int) -> None:
+    """The budget check: build the model and send its state; the parent counts it."""
+    _, net = _emulator(cfg_dict, seed)
+    torchstate.send_layout(conn, net, count=torchstate.count(net))
+
+
 def train(conn, cfg_dict: dict, seed: int, x_bytes: bytes, y_bytes: bytes) -> None:
     cfg, net = _emulator(cfg_dict, seed)
-    if torchstate.count(net) > cfg.max_params:  # the predicting process loads what this sent
-        raise RunFailure(
-            f"parameter cap exceeded: the model has {torchstate.count(net)} parameters and "
-            f"buffers ({sum(p.numel() for p in net.parameters())} trainable), the cap is "
-            f"{cfg.max_params}"
-        )
     X, Y = _table(x_bytes, cfg.n_in_profiles, cfg.n_in_scalars, cfg), _table(y_bytes, 0, 0, cfg)
     torchstate.send_layout(conn, net, count=torchstate.count(net))
     net.train()

@@ -38,6 +38,7 @@ import random
 import struct
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +223,7 @@ def run(cfg: dict, seed: int, train_raw: bytes, val_raw: bytes) -> dict:
     T, N = cfg["block_size"], cfg["val_chunks"]
     chunks = val_chunks(val_raw, N, T)  # (N, T+1)
     inputs, targets = chunks[:, :-1], chunks[:, 1:]
-    cap = int(PARAM_CAP * default_param_count(cfg["d_model"], cfg["n_layer"], T))
+    cap = param_cap(cfg)
     # 16x the float32 multi-head cache of the whole batch at full context
     max_cache = MAX_CACHE_FACTOR * N * T * 8 * cfg["d_model"] * cfg["n_layer"]
     rec = {"param_cap": cap}
@@ -301,6 +302,38 @@ def run(cfg: dict, seed: int, train_raw: bytes, val_raw: bytes) -> dict:
     return rec
 
 
+def param_cap(cfg: dict) -> int:
+    return int(PARAM_CAP * default_param_count(cfg["d_model"], cfg["n_layer"], cfg["block_size"]))
+
+
+def check_budget(cfg: dict, seed: int) -> dict:
+    """The cap, counted here in the parent on the weights of a freshly built model (the same
+    count as on the trained weights of a run); the verdict of task.yaml's budget_check."""
+    cap = param_cap(cfg)
+    with Child("trainer:measure", cfg, seed, may_read=MAY_READ, name="budget check") as child:
+        meta, raw = _unframe(child.expect(b"W", maxlength=64 * cap + (1 << 24)), "the weights")
+        header = meta.get("header") if isinstance(meta, dict) else None
+        _, counted = structure(header, len(raw), 10**6, "the weights")
+    ok = counted <= cap
+    message = (
+        f"{'parameter cap exceeded: ' if not ok else ''}the model's weights hold {counted} "
+        f"values, the cap is {cap} (1.1x the default multi-head model)"
+    )
+    return {"ok": ok, "message": message, "n_params": counted, "param_cap": cap}
+
+
+def budget_main(label: str, cfg: dict, out_dir, seed: int) -> int:
+    try:
+        verdict = check_budget(cfg, seed)
+    except RunFailure as e:
+        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
+    except Exception:  # a malformed frame from the child, or a harness bug
+        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
+    write_artifacts(out_dir, verdict, record_name="budget_check.json")
+    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
+    return 0
+
+
 def main(table: dict, argv=None) -> int:
     import argparse
 
@@ -310,6 +343,8 @@ def main(table: dict, argv=None) -> int:
     args = ap.parse_args(argv)
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     cfg = table[args.setting]
+    if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":  # task.yaml's budget_check
+        return budget_main(args.setting, cfg, out_dir, seed)
     here = Path(__file__).resolve().parent
     final_val = Path("final_val.txt")
     val_path = final_val if final_val.is_file() else here / "data" / "val.txt"

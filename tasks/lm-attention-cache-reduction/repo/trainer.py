@@ -18,6 +18,15 @@ from taskkit import torchstate
 from worker import build, frame, pack
 
 
+def measure(conn, cfg: dict, seed: int) -> None:
+    """The budget check: the freshly built model's weights (nothing trained); the parent counts
+    them against the cap."""
+    model, _ = build(cfg, seed)
+    sd = model.state_dict()
+    header, raw = pack([tuple(sd.values())], limit=10**6)
+    conn.send_bytes(frame(b"W", {"names": list(sd), "header": header}, raw))
+
+
 def train(conn, cfg: dict, seed: int, train_raw: bytes) -> None:
     """The trainer: parameter count, training, the trained weights (before any validation
     token), then full-sequence forwards of what the parent sends ("F" + int64 tokens) until

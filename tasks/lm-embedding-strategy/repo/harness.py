@@ -2,7 +2,7 @@
 in the task kit's children (worker.py), which read embedding.py and nothing else of this folder.
 
   parent   reads the texts
-  train    a child builds Embedding(cfg) + the fixed body, checks the parameter cap and causality
+  train    a child builds Embedding(cfg) + the fixed body, checks causality
            and sends the parameters' shapes and initial values. The parent owns the optimizer:
            each of `steps` steps it draws a batch of TRAINING windows, sends them with its
            parameters, takes the loss and the gradients back, clips them and takes the AdamW step
@@ -13,6 +13,9 @@ in the task kit's children (worker.py), which read embedding.py and nothing else
            and probes every batch with a copy whose tokens after a random cut are replaced: the
            logits up to the cut must not change. Finally it re-asks a re-mixed batch: the answers
            must be identical (no state, no mixing across windows)
+  budget   (MLSBENCH_BUDGET_CHECK=1, task.yaml's budget_check) a child builds the model and
+           sends its parameters; this parent counts them against the cap and writes the verdict
+           (budget_check.json); nothing is trained
 Artifacts are written after every child has exited.
 """
 
@@ -56,6 +59,33 @@ def train(rec: dict, cfg: dict, seed: int, steps: int, batch_size: int, text: by
         isolation=child.isolation,
     )
     return state.bytes()
+
+
+def check_budget(cfg: dict, seed: int) -> dict:
+    """The cap, counted here in the parent on the parameters the model's process sends (what
+    training would hold); the verdict of task.yaml's budget_check."""
+    with Child("worker:measure", cfg, seed, may_read=READABLE, name="budget check") as child:
+        n = ParentState.receive(child).n
+    cap, body = cfg["max_params"], cfg["body_params"]
+    ok = n <= cap
+    message = (
+        f"{'parameter cap exceeded: ' if not ok else ''}the model has {n} trainable parameters "
+        f"(body {body} + embedding {n - body}), the cap is {cap} (embedding budget "
+        f"{cap - body})"
+    )
+    return {"ok": ok, "message": message, "n_params": n, "param_cap": cap}
+
+
+def budget_main(label: str, cfg: dict, out_dir, seed: int) -> int:
+    try:
+        verdict = check_budget(cfg, seed)
+    except RunFailure as e:
+        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
+    except Exception:  # a malformed frame from the child, or a harness bug
+        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
+    write_artifacts(out_dir, verdict, record_name="budget_check.json")
+    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
+    return 0
 
 
 def eval_windows(text: bytes, T: int, n: int) -> np.ndarray:
@@ -143,6 +173,8 @@ def main_for(label: str, spec: dict, eval_text_path: str) -> int:
         max_params=S.param_cap(d, L, T),
         body_params=S.body_params(d, L),
     )
+    if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":
+        return budget_main(label, cfg, out_dir, seed)
     budget = {k: spec[k] for k in ("steps", "batch_size")}
     rec = dict(setting=label, seed=seed, status="error", error=None, block_size=T, **budget)
     rec["param_cap"] = cfg["max_params"]

@@ -2,7 +2,9 @@
 which drops their privileges before `import embedding`; they read embedding.py and nothing else
 of this folder (the fixed body, gpt.py, is imported before the drop).
 
-  train    builds Embedding(cfg) + the fixed body, checks the parameter cap and causality, sends
+  measure  the budget check: builds Embedding(cfg) + the fixed body and sends the parameters'
+           shapes and values (the parent counts them against the cap before every run)
+  train    builds Embedding(cfg) + the fixed body, checks causality, sends
            the parameters' shapes and initial values, then serves steps: the parent's parameters
            and one batch of TRAINING windows in; the loss, the gradients and the parameters after
            the step out. The optimizer, its schedule, the clipping and the step count are the
@@ -31,13 +33,6 @@ def _build(cfg_dict: dict, seed: int):
 
     cfg = gpt.Config(**cfg_dict)
     model = gpt.GPT(cfg, E.Embedding(cfg))
-    n = sum(p.numel() for p in model.parameters())
-    if n > cfg.max_params:
-        raise RunFailure(
-            f"parameter cap exceeded: the model has {n} trainable parameters "
-            f"(body {cfg.body_params} + embedding {n - cfg.body_params}), the cap is "
-            f"{cfg.max_params} (embedding budget {cfg.embedding_budget})"
-        )
     # the parameters are what travels: a list of them is the state the parent trains
     return cfg, model, torch.nn.ParameterList(model.parameters())
 
@@ -129,6 +124,12 @@ def _check_causal(cfg, model, idx, where: str):
             "whole window differ from those computed from the prefix up to that position, i.e. "
             "they depend on later tokens (or on state kept between calls)"
         )
+
+
+def measure(conn, cfg_dict: dict, seed: int) -> None:
+    """The budget check: build the model and send its parameters; the parent counts them."""
+    _, _, params = _build(cfg_dict, seed)
+    torchstate.send_layout(conn, params)
 
 
 def train(conn, cfg_dict: dict, seed: int, probe: bytes) -> None:
