@@ -72,6 +72,7 @@ def test_a_preset_refuses_a_conflicting_option_and_names_it():
     # the same value as the preset's is no conflict; the recorded config says what ran
     c = EnvConfig(protocol="mlsbench-paper", test_budget=3)
     assert (c.max_steps, c.test_budget, c.tools) == (20, 3, ("edit", "undo", "test", "submit"))
+    assert c.show_baseline_code is True and c.max_jobs == 0
     assert EnvConfig().protocol == "default" and EnvConfig().max_steps is None
 
 
@@ -123,6 +124,7 @@ def test_paper_budgets_iteration_seed_schedule_and_submit_n(play):
         "actions_left": 60,
     }
     assert "## Protocol: mlsbench-paper" in obs and "shell(" not in obs
+    assert "return 0.8 * x" in obs  # the baselines' code, as MLS-Bench's prompt shows it
     submit_doc = next(t for t in info["tools"] if t["name"] == "submit")["description"]
     assert "nothing is re-run" in submit_doc
 
