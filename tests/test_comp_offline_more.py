@@ -94,7 +94,9 @@ def test_malformed_submissions_get_clear_messages(task_id, tmp_path):
 def _graded(task_id, sub: pd.DataFrame, tmp_path) -> dict[str, float]:
     grader = _grader(task_id)
     _write(sub, tmp_path)
-    return {s: next(iter(grader.grade(s, 0, tmp_path, TASKS / task_id).values())) for s in grader.SPLITS}
+    return {
+        s: next(iter(grader.grade(s, 0, tmp_path, TASKS / task_id).values())) for s in grader.SPLITS
+    }
 
 
 def test_log_loss_equals_sklearn(tmp_path):
@@ -107,7 +109,12 @@ def test_log_loss_equals_sklearn(tmp_path):
     m = labels.merge(sub, on="id")
     for split, value in got.items():
         part = m[m["split"] == split]
-        want = log_loss(part["species_id"], part[sub.columns[1:]].to_numpy() / part[sub.columns[1:]].sum(axis=1).to_numpy()[:, None], labels=list(sub.columns[1:]))
+        want = log_loss(
+            part["species_id"],
+            part[sub.columns[1:]].to_numpy()
+            / part[sub.columns[1:]].sum(axis=1).to_numpy()[:, None],
+            labels=list(sub.columns[1:]),
+        )
         assert value == pytest.approx(want, rel=1e-9)
 
 

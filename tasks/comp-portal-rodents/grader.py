@@ -25,7 +25,9 @@ def _read(submission: Path, task_dir: Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(submission)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a format error
-        raise ValueError(f"{submission.name} is not a readable CSV ({exc}); expected {cols}") from None
+        raise ValueError(
+            f"{submission.name} is not a readable CSV ({exc}); expected {cols}"
+        ) from None
     if list(df.columns) != cols:
         raise ValueError(f"columns are {list(df.columns)}; expected exactly {cols} (header row)")
     ids = pd.to_numeric(df[ID], errors="coerce")
