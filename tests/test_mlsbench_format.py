@@ -233,6 +233,9 @@ def test_leaderboard_written_from_a_real_run_reads_back_into_the_same_scores(rea
             if x["model"] == r["agent"] and isinstance(x["test"], int) and x["seed"] != "mean"
         ]
         assert [x["score"] for x in tests] == pytest.approx([s for _, s in r["score_curve"]])
+        # a test records each run's wall time: its elapsed column of every visible setting
+        visible = [s.label for s in task.visible_settings]
+        assert all(x[f"elapsed_{label}"] > 0 for x in tests for label in visible)
         assert all(x["is_final"] is False and x["seed"] == task.spec.seeds.dev for x in tests)
         hidden = [s.label for s in task.spec.settings if s.hidden]
         assert all(x[f"error_{h}"] is None for x in tests for h in hidden)

@@ -36,9 +36,18 @@ def record_test(ep: EpisodeState, n: int, runs: list[SettingRun], regions, creat
         "setting_scores": result.setting_scores,
         "score": score,
         "test": n,
+        "runs": run_rows(runs),
     }
     text = render.test_text(n, ep.task.spec.seeds.dev, runs, result)
     return text, all(r.error is None for r in runs), info
+
+
+def run_rows(runs: list[SettingRun]) -> list[dict]:
+    """Each run's setting, seed, metrics and wall seconds: the per-seed rows of a test's
+    records (MLS-Bench's leaderboard has one row per seed and an elapsed column per setting)."""
+    return [
+        {"label": r.label, "seed": r.seed, "metrics": r.metrics, "wall_s": r.wall_s} for r in runs
+    ]
 
 
 def start(ep: EpisodeState):

@@ -213,7 +213,7 @@ def selected_test(ep: EpisodeState) -> Outcome:
     shown_info = final_info(vis, shown, task, seeds=seeds, vanilla_score=None)
     info = {k: shown_info[k] for k in ("metrics", "errors", "setting_scores", "score", "seeds")}
     info["metrics"] = {k: v for k, v in info["metrics"].items() if k in visible}
-    info["test"] = n
+    info["test"], info["runs"] = n, background.run_rows(shown)
     lines = [f"Test {n} (visible settings, seeds {seeds}; means over seeds):"]
     for label in sorted(visible, key=[s.label for s in task.visible_settings].index):
         err = info["errors"].get(label)
