@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import settings as S
-from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts, write_budget_verdict
 from taskkit.torchstate import ParentState, warmup_cosine
 
 STATE_RTOL = 1e-5
@@ -81,16 +81,8 @@ def check_budget(cfg: dict, seed: int) -> dict:
     return {"ok": ok, "message": message, "n_params": n, "param_cap": S.PARAM_CAP}
 
 
-def budget_main(label: str, out_dir, seed: int) -> int:
-    try:
-        verdict = check_budget(make_cfg(json.loads(Path(S.STATS).read_text())), seed)
-    except RunFailure as e:
-        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
-    except Exception:  # a malformed frame from the child, or a harness bug
-        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
-    write_artifacts(out_dir, verdict, record_name="budget_check.json")
-    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
-    return 0
+def measure_budget(seed: int) -> dict:
+    return check_budget(make_cfg(json.loads(Path(S.STATS).read_text())), seed)
 
 
 def predict(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 256):
@@ -124,7 +116,7 @@ def main_for(label: str, epochs: int, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":
-        return budget_main(label, out_dir, seed)
+        return write_budget_verdict(out_dir, label, lambda: measure_budget(seed))
     fixed = {"epochs": epochs, "batch_size": S.BATCH_SIZE, "lr": S.LR, "param_cap": S.PARAM_CAP}
     rec = dict(setting=label, seed=seed, status="error", error=None, **fixed)
     pred, t0 = None, time.time()
