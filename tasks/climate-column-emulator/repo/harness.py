@@ -70,15 +70,7 @@ def check_budget(cfg: dict, seed: int) -> dict:
     training would hold); the verdict of task.yaml's budget_check."""
     with Child("worker:measure", cfg, seed, may_read=MAY_READ, name="budget check") as child:
         state = ParentState.receive(child)
-    # what this parent would hold and train; the child's own count of the whole state_dict
-    # (integer buffers too) can only add to it
-    n = max(state.n, int(state.layout.get("count", 0)))
-    ok = n <= S.PARAM_CAP
-    message = (
-        f"{'parameter cap exceeded: ' if not ok else ''}the model's state holds {n} numbers "
-        f"(parameters and buffers), the cap is {S.PARAM_CAP}"
-    )
-    return {"ok": ok, "message": message, "n_params": n, "param_cap": S.PARAM_CAP}
+    return state.budget_verdict(S.PARAM_CAP)
 
 
 def measure_budget(seed: int) -> dict:
