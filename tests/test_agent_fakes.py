@@ -19,6 +19,31 @@ from mlsbench_env.spec import load_task
 # ------------------------------------------------------------------------------- a tiny task
 TINY_ID = "tiny-guess"
 EDIT_LINE = 5  # the one editable line of guess.py
+TINY_YAML = """\
+id: tiny-guess
+version: 0
+title: Guess a number
+domain: toy
+question: Return a number as close as you can to the input x.
+editable:
+  - file: guess.py
+    lines: [5, 5]
+settings:
+  - label: one
+    command: python run.py 1
+  - label: two
+    command: python run.py 2
+  - label: three
+    command: python run.py 3
+    hidden: true
+seeds: {dev: 0, final: [0]}
+metrics:
+  - {name: error, direction: lower, bound: 0.0}
+baselines:
+  - {name: good, title: Eighty percent}
+reference_baseline: good
+budgets: {tests: 3, compute_s: 300, max_steps: 12, command_timeout_s: 30}
+"""
 
 
 def make_tiny_task(root: Path):
@@ -27,35 +52,7 @@ def make_tiny_task(root: Path):
     d = Path(root) / TINY_ID
     (d / "repo").mkdir(parents=True)
     (d / "baselines" / "good").mkdir(parents=True)
-    (d / "task.yaml").write_text(
-        dedent(
-            """\
-            id: tiny-guess
-            version: 0
-            title: Guess a number
-            domain: toy
-            question: Return a number as close as you can to the input x.
-            editable:
-              - file: guess.py
-                lines: [5, 5]
-            settings:
-              - label: one
-                command: python run.py 1
-              - label: two
-                command: python run.py 2
-              - label: three
-                command: python run.py 3
-                hidden: true
-            seeds: {dev: 0, final: [0]}
-            metrics:
-              - {name: error, direction: lower, bound: 0.0}
-            baselines:
-              - {name: good, title: Eighty percent}
-            reference_baseline: good
-            budgets: {tests: 3, compute_s: 300, max_steps: 12, command_timeout_s: 30}
-            """
-        )
-    )
+    (d / "task.yaml").write_text(TINY_YAML)
     (d / "repo" / "guess.py").write_text(
         '"""Return a number close to x (a toy task for tests)."""\n\n\ndef guess(x):\n'
         "    return 0.0\n"

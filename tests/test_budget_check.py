@@ -10,6 +10,7 @@ from unittest import mock
 
 import pytest
 import yaml
+from test_agent_fakes import TINY_YAML  # tests/ is on sys.path
 
 from mlsbench_env.errors import TaskSpecError
 from mlsbench_env.spec import TaskSpec, load_task
@@ -17,47 +18,40 @@ from mlsbench_env.spec import TaskSpec, load_task
 REFUSED = "refused by the task's budget check"
 RULE = "TABLE holds at most 100 entries"
 
-TASK_YAML = """\
-id: tiny-table
-title: Guess with a table
-domain: toy
-question: Return a number as close as you can to x, with a table of at most 100 entries.
-editable:
-  - file: guess.py
-    lines: [4, 7]
-settings:
-  - {label: one, command: python run.py 1}
-  - {label: two, command: python run.py 2}
-  - {label: three, command: python run.py 3, hidden: true}
-seeds: {dev: 0, final: [0]}
-metrics:
-  - {name: error, direction: lower, bound: 0.0}
-baselines:
-  - {name: good, title: Eighty percent}
-reference_baseline: good
-budget_check:
-  rule: TABLE holds at most 100 entries
-budgets: {tests: 3, compute_s: 600, max_steps: 12, command_timeout_s: 30}
-"""
+# the agent tests' tiny task with a table to guess from, under a budget check
+TASK_YAML = yaml.safe_dump(
+    yaml.safe_load(TINY_YAML)
+    | {
+        "id": "tiny-table",
+        "title": "Guess with a table",
+        "question": "Return a number as close as you can to x, with a table of at most 100 "
+        "entries.",
+        "editable": [{"file": "guess.py", "lines": [4, 7]}],
+        "budget_check": {"rule": RULE},
+        "budgets": {"tests": 3, "compute_s": 600, "max_steps": 12, "command_timeout_s": 30},
+    },
+    sort_keys=False,
+)
 
 # the harness: the budget check counts the table in a least-privileged child; a run (a toy)
 # imports the agent's code itself
 RUN_PY = """\
 import json, os, sys
 
-from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit import Child, out_dir_from_env, write_budget_verdict
 
 CAP = 100
 out = out_dir_from_env()
+
+
+def measure():
+    with Child("measure:size", may_read=("guess.py",), name="budget check") as child:
+        n = int(child.expect(b"N", maxlength=32))
+    return {"ok": n <= CAP, "message": f"TABLE has {n} entries, the cap is {CAP}"}
+
+
 if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":
-    try:
-        with Child("measure:size", may_read=("guess.py",), name="budget check") as child:
-            n = int(child.expect(b"N", maxlength=32))
-        verdict = {"ok": n <= CAP, "message": f"TABLE has {n} entries, the cap is {CAP}"}
-    except (RunFailure, ValueError) as e:
-        verdict = {"ok": False, "message": f"the table could not be measured: {e}"}
-    write_artifacts(out, verdict, record_name="budget_check.json")
-    sys.exit(0)
+    sys.exit(write_budget_verdict(out, sys.argv[1], measure))
 from guess import guess
 out.mkdir(parents=True, exist_ok=True)
 (out / "answer.json").write_text(json.dumps({"guess": float(guess(float(sys.argv[1])))}))

@@ -40,25 +40,17 @@ def hidden_strings(task):
 
 
 @pytest.mark.parametrize("gym_id", REGISTERED)
-def test_check_env_passes(gym_id, tmp_path):
-    env = gym.make(gym_id, runs_dir=str(tmp_path / "runs"), work_dir=str(tmp_path / "eps"))
-    check_env(env.unwrapped, skip_render_check=True)
-    env.close()
+def test_check_env_passes(gym_id, make_gym):
+    check_env(make_gym(gym_id).unwrapped, skip_render_check=True)
 
 
-def test_gym_make_reset_and_view(tmp_path):
-    env = gym.make(
-        "mlsbench/opt-evolution-strategy-v0",
-        sandbox="local",
-        runs_dir=str(tmp_path / "runs"),
-        work_dir=str(tmp_path / "eps"),
-    )
+def test_gym_make_reset_and_view(make_gym):
+    env = make_gym(sandbox="local")
     obs, info = env.reset(seed=0)
     assert "Research task" in obs and info["tools"] and info["budget"]["steps_left"] > 0
     file, _ = region_of(env.unwrapped)
     obs, reward, terminated, truncated, info = env.step(act("view", path=file))
     assert "*|" in obs and reward == 0 and not terminated and info["ok"]
-    env.close()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 
 import pytest
-from test_matrix import config, make_guess_task, scripted_agent  # tests/ is on sys.path
+from test_matrix import PERFECT, config, make_guess_task, scripted_agent  # tests/ is on sys.path
 from typer.testing import CliRunner
 
 from mlsbench_env.analysis.calibration import calibrate, write_anchors
@@ -172,21 +172,7 @@ def test_lite_overlap_suite_names_shipped_tasks_and_resolves(tmp_path):
 
 
 # --------------------------------------------------------------------------- real runs
-TWO_TESTS = [  # the scaffold as it is, then `return x`
-    {"tool": "test", "args": {}},
-    {
-        "tool": "edit",
-        "args": {
-            "path": "guess.py",
-            "action": "replace",
-            "start": 5,
-            "end": 5,
-            "text": "    return x",
-        },
-    },
-    {"tool": "test", "args": {}},
-    {"tool": "submit", "args": {}},
-]
+TWO_TESTS = [PERFECT[2], PERFECT[1], PERFECT[2], PERFECT[3]]  # the scaffold, then `return x`
 
 
 @pytest.fixture(scope="module")

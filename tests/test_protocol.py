@@ -5,7 +5,6 @@ recorded preset."""
 
 import json
 
-import gymnasium as gym
 import pytest
 from test_agent_fakes import EDIT_LINE, tiny_task_once
 
@@ -99,17 +98,10 @@ def test_default_is_unchanged_and_recorded(play):
     assert protocol_of({"type": "header"}) == "default"  # a trajectory from before presets
 
 
-def test_gym_make_takes_the_protocol(tmp_path):
-    env = gym.make(
-        "mlsbench/opt-evolution-strategy-v0",
-        protocol="mlsbench-lite",
-        runs_dir=str(tmp_path / "runs"),
-        work_dir=str(tmp_path / "eps"),
-    )
-    _, info = env.reset(seed=0)
+def test_gym_make_takes_the_protocol(make_gym):
+    _, info = make_gym(protocol="mlsbench-lite").reset(seed=0)
     assert [t["name"] for t in info["tools"]] == ["edit", "undo", "test", "submit"]
     assert info["budget"]["steps_left"] == 8 and info["budget"]["tests_left"] == 1
-    env.close()
 
 
 # ------------------------------------------------------------------------------ paper

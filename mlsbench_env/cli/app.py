@@ -21,6 +21,13 @@ console = Console()
 
 TaskArg = Annotated[str, typer.Argument(help="Task id (see `mlsbench list`) or a task folder.")]
 FinalSeeds = Annotated[str | None, typer.Option(help="e.g. 0,1 (quick, not comparable)")]
+Protocol = Annotated[
+    str | None,
+    typer.Option(
+        help="Protocol preset: default | mlsbench-paper | mlsbench-lite | mlsbench-v3 "
+        "(docs/protocols.md); default: the agent YAML's `protocol:`, else ours."
+    ),
+]
 
 
 def fail(message: object, code: int = 2) -> NoReturn:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mlsbench_env.cli.app import FinalSeeds, console, fail, list_option, load_or_exit
+from mlsbench_env.cli.app import FinalSeeds, Protocol, console, fail, list_option, load_or_exit
 from mlsbench_env.errors import MLSBenchError
 
 TaskList = Annotated[list[str], list_option("all | lite (suites/) | task ids | task folders.")]
@@ -35,13 +35,7 @@ def eval_matrix(
     test_budget: int | None = None,
     max_steps: int | None = None,
     compute_budget: Annotated[float | None, typer.Option(help="Compute seconds.")] = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            help="Protocol preset of every episode: default | mlsbench-paper | mlsbench-lite | "
-            "mlsbench-v3 (docs/protocols.md)."
-        ),
-    ] = None,
+    protocol: Protocol = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a field of every agent YAML.")
     ] = None,

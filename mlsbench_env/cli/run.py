@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mlsbench_env.cli.app import FinalSeeds, console, fail, load_or_exit, parse_seeds, print_run
+from mlsbench_env.cli.app import (
+    FinalSeeds,
+    Protocol,
+    console,
+    fail,
+    load_or_exit,
+    parse_seeds,
+    print_run,
+)
 from mlsbench_env.errors import MLSBenchError
 
 
@@ -26,13 +34,7 @@ def run(
     sandbox: str = "local",
     runs_dir: str = "runs",
     final_seeds: FinalSeeds = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            help="Protocol preset: default | mlsbench-paper | mlsbench-lite | mlsbench-v3 "
-            "(docs/protocols.md); default: the agent YAML's `protocol:`, else ours."
-        ),
-    ] = None,
+    protocol: Protocol = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override an agent YAML field, e.g. model.temperature=0.2."),

@@ -184,21 +184,8 @@ def selected_test(ep: EpisodeState) -> Outcome:
             ep.progress(label, seed, run)
 
     regions, created = ws.region_texts(), ws.created_files()
-    with ep.slot():
-        result = final_evaluation(
-            task,
-            regions,
-            created,
-            backend=c.sandbox,
-            seeds=seeds,
-            work_root=ep.episode_dir.parent,
-            hidden_extra=ep.hidden_runs(),
-            progress=progress,
-            gpus=c.gpus,
-        )
+    result = _evaluate(ep, regions, created, seeds, progress)
     ep.budget.compute_s -= sum(r.compute_s for r in result.runs)
-    for run in result.runs:
-        ep.run_events(run)
     shown = [r for r in result.runs if r.label in visible]
     vis = score_runs(task, shown, task.anchors())
     full = final_info(result, result.runs, task, seeds=seeds, vanilla_score=None)
@@ -241,10 +228,10 @@ def select(ep: EpisodeState, n: int | None) -> tuple[str, dict]:
     return render.final_text(what, info, []), info
 
 
-def final(ep: EpisodeState, regions, created) -> dict:
-    """The pristine final evaluation of this code: every setting, the final seeds."""
+def _evaluate(ep: EpisodeState, regions, created, seeds: list[int], progress):
+    """The pristine evaluation of this code on ``seeds`` (a test's or the final one), in an
+    experiment slot; each run's policy violations go into the tamper report."""
     c = ep.config
-    seeds = list(c.final_seeds or ep.task.spec.seeds.final)
     with ep.slot():
         result = final_evaluation(
             ep.task,
@@ -254,11 +241,18 @@ def final(ep: EpisodeState, regions, created) -> dict:
             seeds=seeds,
             work_root=ep.episode_dir.parent,
             hidden_extra=ep.hidden_runs(),
-            progress=ep.progress,
+            progress=progress,
             gpus=c.gpus,
         )
     for run in result.runs:
         ep.run_events(run)
+    return result
+
+
+def final(ep: EpisodeState, regions, created) -> dict:
+    """The pristine final evaluation of this code: every setting, the final seeds."""
+    seeds = list(ep.config.final_seeds or ep.task.spec.seeds.final)
+    result = _evaluate(ep, regions, created, seeds, ep.progress)
     vanilla = ep.tests[0]["score"] if ep.tests else None
     info = final_info(result, result.runs, ep.task, seeds=seeds, vanilla_score=vanilla)
     return info | {"isolation": ep.isolation, "agent_isolation": ep.agent_isolation}

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlsbench_env.evaluation import mlebench
+from mlsbench_env.evaluation.final import run_seeds
 from mlsbench_env.evaluation.run import (
     GRADING,
     LOG_TAIL_CHARS,
@@ -23,7 +23,7 @@ from mlsbench_env.evaluation.run import (
 )
 from mlsbench_env.sandbox import make_sandbox
 from mlsbench_env.sandbox.visibility import sandbox_config
-from mlsbench_env.scoring import FinalResult, medal, medal_thresholds, score_runs
+from mlsbench_env.scoring import FinalResult, medal, medal_thresholds
 from mlsbench_env.spec import Task
 from mlsbench_env.spec.mlebench import MlebenchTask
 from mlsbench_env.workspace import hostfs
@@ -122,52 +122,54 @@ def pipeline_evaluation(
     sample submission is submitted (the `default` baseline)."""
     comp = task.spec.competition
     seeds = list(task.spec.seeds.final) if seeds is None else seeds
-    base = Path(tempfile.mkdtemp(prefix="pipeline-", dir=work_root))
-    runs: list[SettingRun] = []
-    try:
-        for seed in seeds:  # each seed's pipeline in a sandbox of its own, over its own copy
-            run_dir = base / f"run-{seed}"
-            dest = run_dir / "workspace"
-            shutil.copytree(task.repo, dest, ignore=shutil.ignore_patterns("__pycache__"))
-            for name, text in files.items():
-                (dest / name).parent.mkdir(parents=True, exist_ok=True)
-                (dest / name).write_text(text)
-            command = comp.run if files else f"cp {comp.sample_submission} {comp.submission}"
-            sandbox = make_sandbox(backend, sandbox_config(task, run_dir))
-            try:
-                res = sandbox.exec(
-                    f"cd workspace && {command}",
-                    timeout=task.spec.budgets.setting_timeout_s,
-                    env={**RUN_ENV, "MLSBENCH_SEED": str(seed)},
+
+    def runs_of_seed(base: Path, seed: int) -> Iterator[tuple[Path, SettingRun]]:
+        # each seed's pipeline in a sandbox of its own, over its own copy
+        run_dir = base / f"run-{seed}"
+        dest = run_dir / "workspace"
+        shutil.copytree(task.repo, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        for name, text in files.items():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_text(text)
+        command = comp.run if files else f"cp {comp.sample_submission} {comp.submission}"
+        sandbox = make_sandbox(backend, sandbox_config(task, run_dir))
+        try:
+            res = sandbox.exec(
+                f"cd workspace && {command}",
+                timeout=task.spec.budgets.setting_timeout_s,
+                env={**RUN_ENV, "MLSBENCH_SEED": str(seed)},
+            )
+        finally:
+            sandbox.close()
+        if res.killed or res.returncode != 0:
+            why = f"run stopped: {res.killed}" if res.killed else f"exit {res.returncode}"
+            seed_runs = [
+                SettingRun(
+                    s.label,
+                    seed,
+                    None,
+                    f"pipeline failed ({why})",
+                    res.output[-LOG_TAIL_CHARS:],
                 )
-            finally:
-                sandbox.close()
-            if res.killed or res.returncode != 0:
-                why = f"run stopped: {res.killed}" if res.killed else f"exit {res.returncode}"
-                seed_runs = [
-                    SettingRun(
-                        s.label,
-                        seed,
-                        None,
-                        f"pipeline failed ({why})",
-                        res.output[-LOG_TAIL_CHARS:],
-                    )
-                    for s in task.spec.settings
-                ]
-            elif hostfs.kind(run_dir, "workspace") != "dir":
-                seed_runs = [
-                    SettingRun(s.label, seed, None, "the pipeline replaced its workspace folder")
-                    for s in task.spec.settings
-                ]
-            else:
-                seed_runs = grade_submission(task, dest / comp.submission, run_dir, seed)
-            shutil.rmtree(run_dir / "workspace", ignore_errors=True)
-            timing = dict(wall_s=res.wall_s, compute_s=res.compute_s, cpu_s=res.cpu_s)
-            for run in seed_runs:
-                run = dataclasses.replace(run, **timing)
-                runs.append(run)
-                if progress:
-                    progress(run.label, seed, run)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-    return score_runs(task, runs, task.anchors() if anchors is None else anchors)
+                for s in task.spec.settings
+            ]
+        elif hostfs.kind(run_dir, "workspace") != "dir":
+            seed_runs = [
+                SettingRun(s.label, seed, None, "the pipeline replaced its workspace folder")
+                for s in task.spec.settings
+            ]
+        else:
+            seed_runs = grade_submission(task, dest / comp.submission, run_dir, seed)
+        timing = dict(wall_s=res.wall_s, compute_s=res.compute_s, cpu_s=res.cpu_s)
+        for run in seed_runs:
+            yield run_dir, dataclasses.replace(run, **timing)
+
+    return run_seeds(
+        task,
+        seeds,
+        runs_of_seed,
+        prefix="pipeline-",
+        work_root=work_root,
+        anchors=anchors,
+        progress=progress,
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlsbench_env.evaluation.run import SettingRun, new_out_dir, run_setting
@@ -61,6 +61,37 @@ def run_isolated(
         sandbox.close()
 
 
+RunsOfSeed = Callable[[Path, int], Iterator[tuple[Path, SettingRun]]]
+"""The runs of one seed, given the evaluation's scratch folder and the seed: each run with the
+folder it ran in (removed as soon as the run is back)."""
+
+
+def run_seeds(
+    task: Task,
+    seeds: list[int],
+    runs_of_seed: RunsOfSeed,
+    *,
+    prefix: str,
+    work_root: Path | None = None,
+    anchors: dict | None = None,
+    progress: Callable[[str, int, SettingRun], None] | None = None,
+) -> FinalResult:
+    """Every seed's runs (``runs_of_seed``) in a fresh scratch folder, reported to ``progress``
+    as each comes back, then scored; the folders are removed even when a run raises."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir=work_root))
+    runs: list[SettingRun] = []
+    try:
+        for seed in seeds:
+            for run_dir, run in runs_of_seed(base, seed):
+                shutil.rmtree(run_dir, ignore_errors=True)
+                runs.append(run)
+                if progress:
+                    progress(run.label, seed, run)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return score_runs(task, runs, task.anchors() if anchors is None else anchors)
+
+
 def final_evaluation(
     task: Task,
     regions: dict[tuple[str, int], str],
@@ -79,32 +110,34 @@ def final_evaluation(
     regions (``run_isolated``)."""
     seeds = list(task.spec.seeds.final) if seeds is None else seeds
     settings = list(task.spec.settings) if settings is None else settings
-    base = Path(tempfile.mkdtemp(prefix="final-", dir=work_root))
-    runs: list[SettingRun] = []
-    try:
-        with_hidden = any(s.hidden for s in settings)
-        secrets = task.secrets() if with_hidden else None
-        for seed in seeds:
-            for setting in settings:
-                run_dir = base / f"eval-{seed}-{setting.label}"
-                ws = run_dir / "workspace"
-                ranges = transplant(task, regions, created, ws, with_hidden=with_hidden)
-                run = run_isolated(
-                    task,
-                    run_dir,
-                    setting,
-                    seed,
-                    ranges,
-                    fixed_digests(ws, ranges),
-                    backend=backend,
-                    hidden_extra=hidden_extra,
-                    gpus=gpus,
-                    secrets=secrets,
-                )
-                shutil.rmtree(run_dir, ignore_errors=True)
-                runs.append(run)
-                if progress:
-                    progress(setting.label, seed, run)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-    return score_runs(task, runs, task.anchors() if anchors is None else anchors)
+    with_hidden = any(s.hidden for s in settings)
+    secrets = task.secrets() if with_hidden else None
+
+    def runs_of_seed(base: Path, seed: int) -> Iterator[tuple[Path, SettingRun]]:
+        for setting in settings:
+            run_dir = base / f"eval-{seed}-{setting.label}"
+            ws = run_dir / "workspace"
+            ranges = transplant(task, regions, created, ws, with_hidden=with_hidden)
+            run = run_isolated(
+                task,
+                run_dir,
+                setting,
+                seed,
+                ranges,
+                fixed_digests(ws, ranges),
+                backend=backend,
+                hidden_extra=hidden_extra,
+                gpus=gpus,
+                secrets=secrets,
+            )
+            yield run_dir, run
+
+    return run_seeds(
+        task,
+        seeds,
+        runs_of_seed,
+        prefix="final-",
+        work_root=work_root,
+        anchors=anchors,
+        progress=progress,
+    )

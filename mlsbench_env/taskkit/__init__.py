@@ -8,7 +8,7 @@ Standard library only (numpy and torch imported where used); it never imports th
 ``mlsbench_env``, so it enters each workspace as the fixed package ``taskkit``.
 """
 
-from .artifacts import out_dir_from_env, write_artifacts
+from .artifacts import out_dir_from_env, write_artifacts, write_budget_verdict
 from .budget import Budget
 from .child import Child, RunFailure, ask_parent, close_all, send_failure, send_frame
 from .privilege import landlock_abi
@@ -29,4 +29,5 @@ __all__ = [
     "send_frame",
     "setting_spec",
     "write_artifacts",
+    "write_budget_verdict",
 ]

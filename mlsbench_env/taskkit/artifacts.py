@@ -1,13 +1,16 @@
-"""Where a run's results go, and the one writer of them, which runs after every child exited."""
+"""Where a run's results go, and the one writer of them, which runs after every child exited;
+the budget check's verdict (task.yaml's ``budget_check``) is one such result."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-from .child import close_all
+from .child import RunFailure, close_all
 
 
 def out_dir_from_env() -> Path:
@@ -47,3 +50,19 @@ def write_artifacts(
                 raise ValueError(f"{name}.npz: object arrays would be pickled")
             np.savez(out_dir / f"{name}.npz", **members)
     (out_dir / record_name).write_text(json.dumps(record, indent=1))
+
+
+def write_budget_verdict(out_dir: Path, label: str, measure: Callable[[], dict]) -> int:
+    """Write the budget check's verdict, ``budget_check.json`` = ``measure()`` (a dict with
+    ``ok`` and ``message``), after every child has exited; returns the harness's exit status, 0.
+    A model that cannot be measured, or any other error, is a refusal with its reason: the
+    environment reads only this file, and no file would refuse with nothing but a log tail."""
+    try:
+        verdict = measure()
+    except RunFailure as e:
+        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
+    except Exception:  # a malformed frame from the child, or a harness bug
+        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
+    write_artifacts(out_dir, verdict, record_name="budget_check.json")
+    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
+    return 0

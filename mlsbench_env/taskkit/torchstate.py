@@ -171,6 +171,19 @@ class ParentState:
     def bytes(self) -> bytes:
         return self.flat.tobytes()
 
+    def budget_verdict(self, cap: int) -> dict:
+        """The budget check's verdict (``write_budget_verdict``) on this state against a cap on
+        the numbers it holds, parameters and buffers."""
+        # what this parent would hold and train; the child's own count of the whole state_dict
+        # (integer buffers too) can only add to it
+        n = max(self.n, int(self.layout.get("count", 0)))
+        ok = n <= cap
+        message = (
+            f"{'parameter cap exceeded: ' if not ok else ''}the model's state holds {n} numbers "
+            f"(parameters and buffers), the cap is {cap}"
+        )
+        return {"ok": ok, "message": message, "n_params": n, "param_cap": cap}
+
     def check_returned(self, step: int, data: bytes) -> None:
         """The state a child returned after ``step``: every parameter must be bitwise what the
         parent sent; buffers (running statistics) are taken as the forward left them."""

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import settings as S
-from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts, write_budget_verdict
 from taskkit.torchstate import ParentState, warmup_cosine
 
 STATE_RTOL = 1e-5
@@ -70,27 +70,11 @@ def check_budget(cfg: dict, seed: int) -> dict:
     training would hold); the verdict of task.yaml's budget_check."""
     with Child("worker:measure", cfg, seed, may_read=MAY_READ, name="budget check") as child:
         state = ParentState.receive(child)
-    # what this parent would hold and train; the child's own count of the whole state_dict
-    # (integer buffers too) can only add to it
-    n = max(state.n, int(state.layout.get("count", 0)))
-    ok = n <= S.PARAM_CAP
-    message = (
-        f"{'parameter cap exceeded: ' if not ok else ''}the model's state holds {n} numbers "
-        f"(parameters and buffers), the cap is {S.PARAM_CAP}"
-    )
-    return {"ok": ok, "message": message, "n_params": n, "param_cap": S.PARAM_CAP}
+    return state.budget_verdict(S.PARAM_CAP)
 
 
-def budget_main(label: str, out_dir, seed: int) -> int:
-    try:
-        verdict = check_budget(make_cfg(json.loads(Path(S.STATS).read_text())), seed)
-    except RunFailure as e:
-        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
-    except Exception:  # a malformed frame from the child, or a harness bug
-        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
-    write_artifacts(out_dir, verdict, record_name="budget_check.json")
-    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
-    return 0
+def measure_budget(seed: int) -> dict:
+    return check_budget(make_cfg(json.loads(Path(S.STATS).read_text())), seed)
 
 
 def predict(cfg: dict, seed: int, state: bytes, Xte, eval_batch: int = 256):
@@ -124,7 +108,7 @@ def main_for(label: str, epochs: int, test_x_path: str) -> int:
     out_dir = out_dir_from_env()
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":
-        return budget_main(label, out_dir, seed)
+        return write_budget_verdict(out_dir, label, lambda: measure_budget(seed))
     fixed = {"epochs": epochs, "batch_size": S.BATCH_SIZE, "lr": S.LR, "param_cap": S.PARAM_CAP}
     rec = dict(setting=label, seed=seed, status="error", error=None, **fixed)
     pred, t0 = None, time.time()

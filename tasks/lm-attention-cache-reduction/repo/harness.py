@@ -38,11 +38,10 @@ import random
 import struct
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
-from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts, write_budget_verdict
 
 MAX_TENSORS = 16
 MAX_DIMS = 8
@@ -322,18 +321,6 @@ def check_budget(cfg: dict, seed: int) -> dict:
     return {"ok": ok, "message": message, "n_params": counted, "param_cap": cap}
 
 
-def budget_main(label: str, cfg: dict, out_dir, seed: int) -> int:
-    try:
-        verdict = check_budget(cfg, seed)
-    except RunFailure as e:
-        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
-    except Exception:  # a malformed frame from the child, or a harness bug
-        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
-    write_artifacts(out_dir, verdict, record_name="budget_check.json")
-    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
-    return 0
-
-
 def main(table: dict, argv=None) -> int:
     import argparse
 
@@ -344,7 +331,7 @@ def main(table: dict, argv=None) -> int:
     seed = int(os.environ.get("MLSBENCH_SEED", "0"))
     cfg = table[args.setting]
     if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":  # task.yaml's budget_check
-        return budget_main(args.setting, cfg, out_dir, seed)
+        return write_budget_verdict(out_dir, args.setting, lambda: check_budget(cfg, seed))
     here = Path(__file__).resolve().parent
     final_val = Path("final_val.txt")
     val_path = final_val if final_val.is_file() else here / "data" / "val.txt"

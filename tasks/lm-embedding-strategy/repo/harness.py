@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import settings as S
-from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts
+from taskkit import Child, RunFailure, out_dir_from_env, write_artifacts, write_budget_verdict
 from taskkit.torchstate import ParentState, warmup_cosine
 
 CAUSAL_RTOL = 1e-4
@@ -74,18 +74,6 @@ def check_budget(cfg: dict, seed: int) -> dict:
         f"{cap - body})"
     )
     return {"ok": ok, "message": message, "n_params": n, "param_cap": cap}
-
-
-def budget_main(label: str, cfg: dict, out_dir, seed: int) -> int:
-    try:
-        verdict = check_budget(cfg, seed)
-    except RunFailure as e:
-        verdict = {"ok": False, "message": f"the model could not be measured: {e}"}
-    except Exception:  # a malformed frame from the child, or a harness bug
-        verdict = {"ok": False, "message": "harness error:\n" + traceback.format_exc()[-2000:]}
-    write_artifacts(out_dir, verdict, record_name="budget_check.json")
-    print(f"[{label}] budget check: {'ok' if verdict['ok'] else 'REFUSED'}: {verdict['message']}")
-    return 0
 
 
 def eval_windows(text: bytes, T: int, n: int) -> np.ndarray:
@@ -174,7 +162,7 @@ def main_for(label: str, spec: dict, eval_text_path: str) -> int:
         body_params=S.body_params(d, L),
     )
     if os.environ.get("MLSBENCH_BUDGET_CHECK") == "1":
-        return budget_main(label, cfg, out_dir, seed)
+        return write_budget_verdict(out_dir, label, lambda: check_budget(cfg, seed))
     budget = {k: spec[k] for k in ("steps", "batch_size")}
     rec = dict(setting=label, seed=seed, status="error", error=None, block_size=T, **budget)
     rec["param_cap"] = cfg["max_params"]
