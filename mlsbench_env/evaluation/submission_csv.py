@@ -15,6 +15,14 @@ import numpy as np
 import pandas as pd
 
 
+def expected_ids(
+    task_dir: Path, id_col: str = "id", test_file: str = "repo/test.csv"
+) -> np.ndarray:
+    """The ids a submission must cover: the id column of the public test file (for graders
+    whose submissions have more columns than `read_submission` takes)."""
+    return pd.read_csv(Path(task_dir) / test_file, usecols=[id_col])[id_col].to_numpy()
+
+
 def read_submission(
     submission: Path,
     task_dir: Path,
@@ -49,7 +57,7 @@ def read_submission(
             f"column {id_col}: duplicated ids, e.g. {int(dup.iloc[0])}; "
             "one row per test id expected"
         )
-    expected = pd.read_csv(Path(task_dir) / test_file, usecols=[id_col])[id_col].to_numpy()
+    expected = expected_ids(task_dir, id_col, test_file)
     missing = np.setdiff1d(expected, ids.to_numpy())
     extra = np.setdiff1d(ids.to_numpy(), expected)
     if len(missing) or len(extra):
