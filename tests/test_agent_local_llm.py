@@ -183,22 +183,30 @@ def test_smollm2_episode_ends_scored_with_the_servers_usage(tmp_path, action_for
     end = next(x for x in records if x["type"] == "end")
     assert end["status"] in ("submitted", "truncated", "not_submitted")
     assert end["score"] is not None and "Final score" in r.output
-    # no request was refused for its length, and nothing else failed either
-    assert "context_refused" not in kinds and "model_error" not in kinds, r.output
-    assert all(status == 200 for status, _ in proxy.seen), proxy.seen
+    # the ~5k-token task prompt fits the window as estimated: the first request is never refused
+    # for its length. A later one may be: llama-cpp-python's chatml-function-calling renders an
+    # earlier tool call in a form of its own, once counted at the whole window (8192) for a
+    # request the next call measured at ~5.7k. The loop must then trim and go on, and nothing
+    # else may fail.
+    assert "model_error" not in kinds, r.output
+    assert "context_refused" not in kinds[: kinds.index("model_call")], r.output
+    refused = [i for i, k in enumerate(kinds) if k == "context_refused"]
+    assert all("model_call" in kinds[i + 1 :] for i in refused), r.output
+    answered = [(status, usage) for status, usage in proxy.seen if status == 200]
+    assert len(proxy.seen) - len(answered) == len(refused), proxy.seen
     # the usage recorded per call and in total is what the server reported
     calls = [x for x in records if x["type"] == "model_call"]
-    assert len(calls) == len(proxy.seen) >= 1
-    for call, (_, usage) in zip(calls, proxy.seen, strict=True):
+    assert len(calls) == len(answered) >= 1
+    for call, (_, usage) in zip(calls, answered, strict=True):
         got = call["response"]["usage"]
         assert got["input_tokens"] + got["cached_input_tokens"] == usage["prompt_tokens"]
         assert got["output_tokens"] == usage["completion_tokens"] and not got["estimated"]
     totals = agent_end["totals"]
     assert totals["model_calls"] == len(calls)
     assert totals["input_tokens"] + totals["cached_input_tokens"] == sum(
-        u["prompt_tokens"] for _, u in proxy.seen
+        u["prompt_tokens"] for _, u in answered
     )
-    assert totals["output_tokens"] == sum(u["completion_tokens"] for _, u in proxy.seen)
+    assert totals["output_tokens"] == sum(u["completion_tokens"] for _, u in answered)
     print(
         f"\n{action_format}: exit status {agent_end['status']}, env end {end['status']}, "
         f"score {end['score']:.2f}, {totals['model_calls']} model calls, "
