@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import read_submission
+from mlsbench_env.evaluation.submission_csv import read_submission, split_labels
 
 ID, TARGET = "id", "label"
 N_CLASSES = 10
@@ -42,8 +42,7 @@ def accuracy(y_true, y_pred) -> float:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """Accuracy of out_dir/submission.csv on the test images of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     submission = Path(out_dir) / "submission.csv"
     validate(submission, task_dir)
     sub = _read(submission, task_dir)
@@ -53,7 +52,5 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
             TARGET: pd.to_numeric(sub[TARGET]).astype(np.int64),
         }
     )
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels[[ID, TARGET]].merge(sub, on=ID, how="left", suffixes=("_true", ""))
     return {"accuracy": accuracy(merged[f"{TARGET}_true"], merged[TARGET])}
