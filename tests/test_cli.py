@@ -42,7 +42,6 @@ HEALTH_FAILURES = {
     "bio-inverse-folding",
     "diffusion-robot-action-sampling",
     "lm-quantization-aware-training",
-    "optimization-gradient-compression",
     "splat-densification",
 }
 

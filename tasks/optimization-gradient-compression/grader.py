@@ -20,7 +20,6 @@ import numpy as np
 
 SETTINGS = {
     "digits-mlp-k4-r32": ("setting", "digits-mlp-k4-r32"),
-    "digits-cnn-k8-r16": ("setting", "digits-cnn-k8-r16"),
     "fashion14-mlp-k4-r48": ("setting", "fashion14-mlp-k4-r48"),
     "fashion14-cnn-k6-r24": ("spec", "extra_setting.json"),
 }
