@@ -71,8 +71,10 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
         or len(used) != spec["n_runs"]
         or not all(isinstance(u, int) and 0 <= u <= spec["budget"] for u in used)
     ):
-        raise ValueError(f"evals_used must list {spec['n_runs']} counts within the budget "
-                         f"{spec['budget']}, got {used!r}")
+        raise ValueError(
+            f"evals_used must list {spec['n_runs']} counts within the budget "
+            f"{spec['budget']}, got {used!r}"
+        )
     exprs = r.get("expressions")
     if not isinstance(exprs, list) or not all(isinstance(e, str) for e in exprs):
         raise ValueError("result.json: expressions must be a list of strings")
@@ -80,6 +82,8 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
     for metric in ("test_nmse", "recovery_rate"):
         reported = float(r.get(metric, math.nan))
         if not math.isclose(score[metric], reported, rel_tol=1e-9, abs_tol=1e-15):
-            raise ValueError(f"{metric} of the returned expressions is {score[metric]!r} "
-                             f"but the harness recorded {reported!r}")
+            raise ValueError(
+                f"{metric} of the returned expressions is {score[metric]!r} "
+                f"but the harness recorded {reported!r}"
+            )
     return {"test_nmse": score["test_nmse"], "recovery_rate": score["recovery_rate"]}

@@ -9,10 +9,10 @@ its training points, noise and test points from sha256(instance key | setting | 
 
 Training targets carry Gaussian noise of standard deviation noise x RMS(target) (the SRBench
 convention, La Cava et al. 2021); the test targets are noiseless. Metric of one run:
-NMSE = mean((f - y)^2) / var(y) on the test points, clipped to [NMSE_FLOOR, 1] (1 = no better
-than predicting the mean; a non-finite prediction counts as 1); the setting's test_nmse is the
-geometric mean over the runs, and a run recovers the target exactly when its NMSE is at most
-NMSE_FLOOR (numeric identity on the dense test points).
+NMSE = mean((f - y)^2) / var(y) on the test points, at most 1 (1 = no better than predicting the
+mean; a non-finite prediction counts as 1); the setting's test_nmse is the geometric mean over
+the runs of max(NMSE, NMSE_FLOOR), and a run recovers the target exactly when its NMSE is at most
+EXACT (numeric identity on the dense test points).
 """
 
 from __future__ import annotations
@@ -25,16 +25,17 @@ import numpy as np
 import grammar
 
 PUBLIC_KEY = "public"
-NMSE_FLOOR = 1e-10
+NMSE_FLOOR = 1e-6  # the metric's floor: below the training noise, differences are numeric
+EXACT = 1e-10  # exact recovery: numeric identity with the target on the test points
 
 SETTINGS = {
     "nguyen-7": dict(target="add log add x0 1 log add mul x0 x0 1", n_vars=1, lo=0.0, hi=2.0,
-                     n_train=20, noise=0.01, n_test=1000, budget=2000, n_runs=8),
+                     n_train=20, noise=0.01, n_test=1000, budget=2000, n_runs=16),
     "nguyen-10": dict(target="mul 2 mul sin x0 cos x1", n_vars=2, lo=0.0, hi=1.0,
-                      n_train=20, noise=0.01, n_test=1000, budget=2000, n_runs=8),
+                      n_train=20, noise=0.01, n_test=1000, budget=2000, n_runs=16),
     "koza-3": dict(target="add sub mul mul x0 x0 mul mul x0 x0 mul x0 x0 mul 2 mul mul x0 x0 "
                           "mul x0 x0 mul x0 x0", n_vars=1, lo=-1.0, hi=1.0,
-                   n_train=20, noise=0.01, n_test=1000, budget=2000, n_runs=8),
+                   n_train=20, noise=0.01, n_test=1000, budget=2000, n_runs=16),
 }
 FIELDS = {"target": str, "n_vars": int, "lo": float, "hi": float, "n_train": int,
           "noise": float, "n_test": int, "budget": int, "n_runs": int}
@@ -98,14 +99,14 @@ def evaluate(tokens: list[str], X: np.ndarray) -> np.ndarray:
 
 
 def nmse(pred: np.ndarray, y: np.ndarray) -> float:
-    """Test NMSE clipped to [NMSE_FLOOR, 1]; a non-finite prediction counts as 1."""
+    """Test NMSE, at most 1; a non-finite prediction counts as 1."""
     if not np.all(np.isfinite(pred)):
         return 1.0
     with np.errstate(all="ignore"):
         value = float(np.mean((pred - y) ** 2) / np.var(y))
     if not math.isfinite(value):
         return 1.0
-    return min(max(value, NMSE_FLOOR), 1.0)
+    return min(value, 1.0)
 
 
 class Instance:
@@ -134,9 +135,9 @@ def score_expressions(name: str, spec: dict, seed: int, key: str, exprs: list[st
         inst = Instance(name, spec, seed, key, run)
         values.append(nmse(evaluate(grammar.parse(text, spec["n_vars"]), inst.X_test),
                            inst.y_test))
-    logs = [math.log10(v) for v in values]
+    logs = [math.log10(max(v, NMSE_FLOOR)) for v in values]
     return {
         "test_nmse": 10 ** (sum(logs) / len(logs)),
-        "recovery_rate": sum(v <= NMSE_FLOOR for v in values) / len(values),
+        "recovery_rate": sum(v <= EXACT for v in values) / len(values),
         "nmse_per_run": values,
     }

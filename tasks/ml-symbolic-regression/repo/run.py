@@ -68,7 +68,8 @@ def _play(child, name: str, spec: dict, seed: int, key: str):
         answers.append(" ".join(tokens))
         used.append(evals.used)
         values.append(problems.nmse(problems.evaluate(tokens, inst.X_test), inst.y_test))
-        print(f"[harness] run {run}: {evals.used} evals, test NMSE {values[-1]:.3g}: "
+        exact = " (exact)" if values[-1] <= problems.EXACT else ""
+        print(f"[harness] run {run}: {evals.used} evals, test NMSE {values[-1]:.3g}{exact}: "
               f"{grammar.to_infix(tokens)[:160]}", flush=True)
     child.expect(b"D", size=0)
     return answers, used, values

@@ -109,20 +109,21 @@ def evolve(X, evaluate, budget, rng, select):
 def lexicase(errors, trees, rng, k):
     """epsilon-lexicase selection (La Cava, Spector & Danai, GECCO 2016): for each selection
     the cases in a fresh random order, each keeping the candidates within epsilon of the best
-    on it, epsilon the median absolute deviation of the population's errors on that case
-    (Spector 2012's lexicase, with La Cava's epsilon for continuous errors)."""
+    survivor on it, epsilon the median absolute deviation of the population's errors on that
+    case (Spector 2012's lexicase, with La Cava's epsilon for continuous errors); a random
+    survivor is chosen. The k selections run side by side, one case of each per step."""
     finite = np.where(np.isfinite(errors), errors, 1e300)
     eps = np.median(np.abs(finite - np.median(finite, axis=0)), axis=0)
-    chosen = np.empty(k, dtype=np.int64)
-    for s in range(k):
-        alive = np.arange(len(trees))
-        for case in rng.permutation(errors.shape[1]):
-            e = finite[alive, case]
-            alive = alive[e <= e.min() + eps[case]]
-            if len(alive) == 1:
-                break
-        chosen[s] = alive[rng.integers(len(alive))]
-    return chosen
+    n, m = finite.shape
+    order = np.argsort(rng.random((k, m)), axis=1)
+    alive = np.ones((k, n), dtype=bool)
+    for step in range(m):
+        cases = order[:, step]
+        e = finite[:, cases].T  # (k, n)
+        best = np.where(alive, e, np.inf).min(axis=1)
+        alive &= e <= (best + eps[cases])[:, None]
+    pick = rng.random((k, n)) * alive
+    return np.argmax(pick, axis=1)
 
 
 def search(X, evaluate, budget, rng):
