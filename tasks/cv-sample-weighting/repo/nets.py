@@ -27,7 +27,7 @@ def build(arch: str, in_shape: list, n_classes: int) -> nn.Module:
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(),
             nn.Linear(32 * side * side, 64), nn.ReLU(),
-            nn.Linear(128, n_classes),
+            nn.Linear(64, n_classes),
         )
     raise ValueError(f"unknown architecture {arch!r}")
 
