@@ -33,7 +33,9 @@ def _labels(setups, name, spec, seed, key, task_dir):
     extra = spec.get("module")
     if extra is not None:
         # setups imports the hidden setting's module by name; lend it for this call only
-        sys.modules[extra] = _module(f"_ml_calibration_{extra}", task_dir / "hidden" / f"{extra}.py")
+        sys.modules[extra] = _module(
+            f"_ml_calibration_{extra}", task_dir / "hidden" / f"{extra}.py"
+        )
     try:
         _, y = setups.load(name, spec, seed, key, labels_only=True)
     finally:
@@ -80,12 +82,12 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
             f"probs.npy must be float64 of shape {(*y.shape, n_classes)}, "
             f"got {probs.dtype} {probs.shape}"
         )
-    for i, (p, labels) in enumerate(zip(probs, y)):
+    for i, (p, labels) in enumerate(zip(probs, y, strict=True)):
         why = setups.check_probs(p, len(labels), n_classes)
         if why:
             raise ValueError(f"probs.npy split {i}: {why}")
-    ece = float(np.mean([setups.ece(p, t) for p, t in zip(probs, y)]))
-    nll = float(np.mean([setups.nll(p, t) for p, t in zip(probs, y)]))
+    ece = float(np.mean([setups.ece(p, t) for p, t in zip(probs, y, strict=True)]))
+    nll = float(np.mean([setups.nll(p, t) for p, t in zip(probs, y, strict=True)]))
     for metric, value in (("ece", ece), ("nll", nll)):
         reported = float(r.get(metric, math.nan))
         if not math.isclose(value, reported, rel_tol=1e-9, abs_tol=1e-12):
