@@ -61,7 +61,8 @@ def _centres(rng, k: int, dim: int, box: float, min_sep: float) -> np.ndarray:
 def _sizes(rng, n: int, k: int, alpha: float = 4.0) -> np.ndarray:
     """Unequal cluster sizes summing to n, each at least n / (4k)."""
     share = rng.dirichlet(np.full(k, alpha))
-    sizes = np.floor(n / (4 * k) + share * (n - k * (n // (4 * k)))).astype(int)
+    base = n // (4 * k)
+    sizes = base + np.floor(share * (n - k * base)).astype(int)
     sizes[: n - sizes.sum()] += 1
     return sizes
 
