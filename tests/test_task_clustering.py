@@ -113,10 +113,13 @@ def test_the_generators_and_the_data_are_out_of_reach():
     # the public data behind the settings: scikit-learn's digits and Fashion-MNIST
     digits = "from sklearn.datasets import load_digits\nload_digits()"
     error = run_cheat(TASK, HIDDEN, cluster_with(digits), lint=False)
-    assert "policy violation" in error or "Permission" in error, error
+    # the kit denies scikit-learn's package folder as a whole: the import fails first
+    denied = ("policy violation", "Permission", "No module named 'sklearn")
+    assert any(d in error for d in denied), error
     fashion = "open('/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz', 'rb').read()"
     error = run_cheat(TASK, HIDDEN, cluster_with(fashion), lint=False)
     assert "policy violation" in error or "Permission" in error, error
+    assert "fashion-mnist" in error, error
 
 
 @pytest.mark.slow
