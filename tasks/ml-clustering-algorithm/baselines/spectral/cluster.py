@@ -40,7 +40,7 @@ def kmeans(X, k, rng, n_init=10, max_iter=300):
     return best
 
 
-def affinity(X, n_neighbors=10, scale_neighbor=7):
+def affinity(X, n_neighbors=25, scale_neighbor=7):
     """Gaussian affinities on the symmetric n_neighbors-nearest-neighbour graph, with the local
     scaling of Zelnik-Manor & Perona (NIPS 2004): W_ij = exp(-d_ij^2 / (s_i s_j)), s_i the
     distance from i to its scale_neighbor-th neighbour."""
