@@ -62,8 +62,13 @@ def test_the_grader_recomputes_the_accuracy_from_the_predictions(tmp_path):
     assert not np.array_equal(labels, other)
     pred = labels.copy()
     pred[:50] = (pred[:50] + 1) % 10
-    record = {"setting": QUICK, "seed": 0, "spec": spec, "instance": "public",
-              "accuracy": 1 - 50 / len(labels)}
+    record = {
+        "setting": QUICK,
+        "seed": 0,
+        "spec": spec,
+        "instance": "public",
+        "accuracy": 1 - 50 / len(labels),
+    }
     (tmp_path / "result.json").write_text(json.dumps(record))
     np.save(tmp_path / "predictions.npy", pred)
     got = grader.grade(QUICK, 0, tmp_path, TASK.root)
