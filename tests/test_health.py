@@ -98,12 +98,31 @@ def test_a_setting_estimate_matches_a_hand_computation():
     assert est.se == pytest.approx(statistics.stdev(per_seed) / math.sqrt(len(per_seed)))
 
 
-def test_shipped_failures_are_the_issues_own():
-    report = health(load_task("splat-densification"))
-    assert report.runner_up == "mcmc"
-    assert round(report.baseline("mcmc").score, 1) == 48.3  # the README table's number
-    assert {(f.check, f.baseline) for f in report.failures} == {("separation", "mcmc")}
+def tied_copy(task_id):
+    """A shipped task's anchors.json altered, in memory, so that its runner-up ties the
+    reference seed for seed (its per-seed results a copy of the reference's)."""
+    task = load_task(task_id)
+    shipped = health(task)
+    tied = copy.deepcopy(task.anchors())
+    tied["results"][shipped.runner_up] = copy.deepcopy(tied["results"][shipped.reference])
+    tied["anchors"] = compute_anchors(task, tied["results"])
+    return task, tied, shipped.runner_up
+
+
+def test_a_shipped_calibration_altered_to_tie_fails():
+    task, tied, twin = tied_copy("splat-densification")
+    assert health(task).passed  # as shipped it ranks
+    report = health(task, tied)
+    assert report.runner_up == twin
+    assert report.separation_se[twin] == 0.0
+    assert {(f.check, f.baseline) for f in report.failures} == {("separation", twin)}
     assert not report.passed
+
+
+def test_the_readme_health_section_is_the_shipped_anchors_own():
+    task = load_task("splat-densification")
+    readme = (task.root / "README.md").read_text()
+    assert with_health_section(readme, health_markdown(health(task))) == readme
 
 
 def constructed(task, results):
@@ -211,11 +230,12 @@ def test_paired_gap_edges():
 
 
 def test_markdown_has_the_columns_and_the_verdict():
-    text = health_markdown(health(load_task("splat-densification")))
+    task, tied, _ = tied_copy("splat-densification")
+    text = health_markdown(health(task, tied))
     assert "| baseline | score | mean | s.e. | gap to next (s.e.) | flag |" in text
-    assert "| taming (reference) | 50.0 |" in text
+    assert f"| {task.spec.reference_baseline} (reference) | 50.0 |" in text
     assert "Failed:" in text and "fewer than 2" in text
-    passing = health_markdown(health(load_task("lm-quantization-aware-training")))
+    passing = health_markdown(health(task))
     assert "Passed: the smallest separation is" in passing and "Failed:" not in passing
 
 

@@ -10,7 +10,7 @@
 # since the previous call are pruned, and their slots are refilled by the score.
 
 PERCENT_DENSE = 0.05       # "small" = max scale <= PERCENT_DENSE * image extent
-LONG_AXIS = 2.0            # elongated = long axis >= LONG_AXIS x short axis: split, never clone
+LONG_AXIS = 2.0            # elongated = long axis > LONG_AXIS x short axis: split, never clone
 MIN_OPACITY = 0.005
 RECOVER_OPACITY = 0.05     # recovery-aware pruning: below this and not rising ...
 RECOVER_FRAC = 0.05        # ... at most this fraction of the cap per call
