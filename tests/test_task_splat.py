@@ -235,9 +235,9 @@ def test_forged_frames_on_the_pipe_fail(task, frame, named):
 
 @pytest.mark.slow
 def test_the_reference_baseline_still_scores_as_anchored(task):
-    """Honest-code control: Taming 3DGS on the quickest visible setting and the hidden one, in
-    one final evaluation (the hidden setting's presence sends the salt and its spec over the
-    secrets channel), reproduces its seed-0 anchors exactly."""
+    """Honest-code control: the reference (EDC + Taming 3DGS + AbsGS) on the quickest visible
+    setting and the hidden one, in one final evaluation (the hidden setting's presence sends the
+    salt and its spec over the secrets channel), reproduces its seed-0 anchors exactly."""
     assert_anchored(task, task.spec.reference_baseline, [LABEL, HIDDEN])
 
 
