@@ -4,6 +4,7 @@ on records a harness parent could write and on forged or broken ones."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from mlsbench_env.evaluation.kit_result import private_module, read_kit_result
 
 SPEC = {"n": 10}
 HIDDEN_SPEC = {"n": 20}
+# what a task's fixed module offers the grader: the visible settings' specs and the public key
+FIXED = SimpleNamespace(SETTINGS={"small": SPEC}, PUBLIC_KEY="public-key")
 
 
 @pytest.fixture
@@ -25,15 +28,7 @@ def task_dir(tmp_path):
 
 def _read(task_dir, out_dir, record, setting="small", seed=0):
     (out_dir / "result.json").write_text(json.dumps(record))
-    return read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible={"small": SPEC},
-        hidden={"big": "big.json"},
-        public_key="public-key",
-    )
+    return read_kit_result(setting, seed, out_dir, task_dir, FIXED, {"big": "big.json"})
 
 
 def test_a_matching_record_gives_the_instance_key(task_dir, tmp_path):
@@ -74,24 +69,12 @@ def test_forged_or_failed_records_are_refused_with_a_message(task_dir, tmp_path,
 
 def test_missing_or_broken_files_say_what_is_missing(task_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown setting 'other'; known: \\['big', 'small'\\]"):
-        read_kit_result(
-            "other",
-            0,
-            tmp_path,
-            task_dir,
-            visible={"small": SPEC},
-            hidden={"big": "big.json"},
-            public_key="k",
-        )
+        read_kit_result("other", 0, tmp_path, task_dir, FIXED, {"big": "big.json"})
     with pytest.raises(FileNotFoundError, match="no result.json"):
-        read_kit_result(
-            "small", 0, tmp_path, task_dir, visible={"small": SPEC}, hidden={}, public_key="k"
-        )
+        read_kit_result("small", 0, tmp_path, task_dir, FIXED, {})
     (tmp_path / "result.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        read_kit_result(
-            "small", 0, tmp_path, task_dir, visible={"small": SPEC}, hidden={}, public_key="k"
-        )
+        read_kit_result("small", 0, tmp_path, task_dir, FIXED, {})
     run = _read(
         task_dir, tmp_path, {"setting": "small", "seed": 0, "spec": SPEC, "instance": "public"}
     )

@@ -74,16 +74,19 @@ def read_kit_result(
     seed: int,
     out_dir: Path,
     task_dir: Path,
-    *,
-    visible: Mapping[str, dict],
+    fixed: ModuleType,
     hidden: Mapping[str, str],
-    public_key: str,
+    *,
+    visible: Mapping[str, dict] | None = None,
 ) -> KitResult:
-    """Read ``out_dir/result.json`` for ``setting``: a visible setting's spec comes from
-    ``visible``, a hidden one's from ``task_dir/hidden/<file>`` (``hidden`` maps its label to
-    the file, whose name is the setting's name in the record); the final instances' key from
+    """Read ``out_dir/result.json`` for ``setting``. ``fixed`` is the task's fixed module: its
+    ``SETTINGS`` hold the visible settings' specs (unless ``visible`` is given) and its
+    ``PUBLIC_KEY`` the test-time instances' key. A hidden setting's spec comes from
+    ``task_dir/hidden/<file>`` (``hidden`` maps its label to the file, whose name is the
+    setting's name in the record); the final instances' key from
     ``task_dir/hidden/instance_key.txt``."""
     out_dir, task_dir = Path(out_dir), Path(task_dir)
+    visible = fixed.SETTINGS if visible is None else visible
     if setting in visible:
         name, spec = setting, visible[setting]
     elif setting in hidden:
@@ -108,7 +111,7 @@ def read_kit_result(
             f"expected {name!r} seed {seed} with spec {spec}"
         )
     if record.get("instance") == "public":
-        key = public_key
+        key = fixed.PUBLIC_KEY
     elif record.get("instance") == "final":
         key = (task_dir / "hidden" / "instance_key.txt").read_text().strip()
     else:

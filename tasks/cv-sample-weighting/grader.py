@@ -15,22 +15,13 @@ import numpy as np
 
 from mlsbench_env.evaluation.kit_result import private_module, read_kit_result
 
-VISIBLE = ("fmnist-ir100", "digits-ir100")
 HIDDEN = {"fmnist-cnn-ir10": "fmnist-cnn-ir10.json"}
 
 
 def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path) -> dict:
     task_dir = pathlib.Path(task_dir)
     ltdata = private_module(task_dir / "repo" / "ltdata.py", "_cv_sample_weighting_grader_ltdata")
-    run = read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible={s: ltdata.SETTINGS[s] for s in VISIBLE},
-        hidden=HIDDEN,
-        public_key=ltdata.PUBLIC_KEY,
-    )
+    run = read_kit_result(setting, seed, out_dir, task_dir, ltdata, HIDDEN)
     y = ltdata.test_labels(run.name, run.spec, seed, run.key)
     pred = run.array("pred.npy", "predictions")
     if pred.shape != y.shape or not np.issubdtype(pred.dtype, np.integer):

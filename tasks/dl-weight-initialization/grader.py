@@ -31,13 +31,7 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
     task_dir = pathlib.Path(task_dir)
     data = private_module(task_dir / "repo" / "data.py", "_weight_init_grader_data")
     run = read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible=_visible_settings(task_dir),
-        hidden=HIDDEN,
-        public_key=data.PUBLIC_KEY,
+        setting, seed, out_dir, task_dir, data, HIDDEN, visible=_visible_settings(task_dir)
     )
     pred = run.array("predictions.npy", "test predictions")
     labels = data.test_labels(run.name, run.spec, seed, run.key)

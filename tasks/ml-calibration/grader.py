@@ -16,7 +16,6 @@ import numpy as np
 
 from mlsbench_env.evaluation.kit_result import private_module, read_kit_result
 
-VISIBLE = ("rf-digits", "mlp-fashion", "gbm-madelon")
 HIDDEN = {"svm-breast-cancer": "svm-breast-cancer.json"}
 
 
@@ -39,15 +38,7 @@ def _labels(setups, name, spec, seed, key, task_dir):
 def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path) -> dict:
     task_dir = pathlib.Path(task_dir)
     setups = private_module(task_dir / "repo" / "setups.py", "_ml_calibration_grader_setups")
-    run = read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible={s: setups.SETTINGS[s] for s in VISIBLE},
-        hidden=HIDDEN,
-        public_key=setups.PUBLIC_KEY,
-    )
+    run = read_kit_result(setting, seed, out_dir, task_dir, setups, HIDDEN)
     y, n_classes = _labels(setups, run.name, run.spec, seed, run.key, task_dir)
     probs = run.array("probs.npy", "calibrated probabilities")
     if probs.dtype != np.float64 or probs.shape != (*y.shape, n_classes):

@@ -15,7 +15,6 @@ import numpy as np
 
 from mlsbench_env.evaluation.kit_result import private_module, read_kit_result
 
-VISIBLE = ("blobs-k8-d10", "moons", "varied-density", "digits")
 HIDDEN = {"aniso-blobs": "aniso-blobs.json", "fashion-pca30": "fashion-pca30.json"}
 
 
@@ -23,15 +22,7 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
     task_dir = pathlib.Path(task_dir)
     datasets = private_module(task_dir / "repo" / "datasets.py", "_clustering_grader_datasets")
     agreement = private_module(task_dir / "repo" / "agreement.py", "_clustering_grader_agreement")
-    run = read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible={s: datasets.SETTINGS[s] for s in VISIBLE},
-        hidden=HIDDEN,
-        public_key=datasets.PUBLIC_KEY,
-    )
+    run = read_kit_result(setting, seed, out_dir, task_dir, datasets, HIDDEN)
     makers = dict(datasets.MAKERS)
     if setting in HIDDEN:
         hidden = private_module(task_dir / "hidden" / "hidden_sets.py", "_clustering_grader_hidden")

@@ -13,7 +13,6 @@ import pathlib
 
 from mlsbench_env.evaluation.kit_result import private_module, read_kit_result
 
-VISIBLE = ("digits", "fashion-mnist", "s-curve")
 HIDDEN = {"bag-of-words": "bag-of-words.json"}
 
 
@@ -21,15 +20,7 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
     task_dir = pathlib.Path(task_dir)
     datasets = private_module(task_dir / "repo" / "datasets.py", "_dimred_grader_datasets")
     metrics = private_module(task_dir / "repo" / "metrics.py", "_dimred_grader_metrics")
-    run = read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible={s: datasets.SETTINGS[s] for s in VISIBLE},
-        hidden=HIDDEN,
-        public_key=datasets.PUBLIC_KEY,
-    )
+    run = read_kit_result(setting, seed, out_dir, task_dir, datasets, HIDDEN)
     generators = {}
     if setting in HIDDEN:
         path = task_dir / "hidden" / f"{run.spec['generator']}.py"

@@ -15,7 +15,6 @@ import sys
 
 from mlsbench_env.evaluation.kit_result import read_kit_result
 
-VISIBLE = ("nguyen-7", "nguyen-10", "koza-3")
 HIDDEN = {"nguyen-12": "nguyen-12.json"}
 
 
@@ -41,15 +40,7 @@ def _problems(task_dir: pathlib.Path):
 def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path) -> dict:
     task_dir = pathlib.Path(task_dir)
     problems = _problems(task_dir)
-    run = read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible={s: problems.SETTINGS[s] for s in VISIBLE},
-        hidden=HIDDEN,
-        public_key=problems.PUBLIC_KEY,
-    )
+    run = read_kit_result(setting, seed, out_dir, task_dir, problems, HIDDEN)
     spec = run.spec
     used = run.record.get("evals_used")
     if (

@@ -14,7 +14,6 @@ import numpy as np
 
 from mlsbench_env.evaluation.kit_result import private_module, read_kit_result
 
-VISIBLE = ("bernoulli-k10", "linear-d6-k10", "piecewise-k5")
 HIDDEN = {
     "bernoulli-k20-lowrate": "bernoulli-k20-lowrate.json",
     "piecewise-k8-fast": "piecewise-k8-fast.json",
@@ -24,16 +23,7 @@ HIDDEN = {
 def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path) -> dict:
     task_dir = pathlib.Path(task_dir)
     bandits = private_module(task_dir / "repo" / "bandits.py", "_online_bandit_grader_bandits")
-    visible = {s: bandits.SETTINGS[s] for s in VISIBLE}
-    run = read_kit_result(
-        setting,
-        seed,
-        out_dir,
-        task_dir,
-        visible=visible,
-        hidden=HIDDEN,
-        public_key=bandits.PUBLIC_KEY,
-    )
+    run = read_kit_result(setting, seed, out_dir, task_dir, bandits, HIDDEN)
     arms = run.array("arms.npy", "record of the pulled arms")
     if not np.issubdtype(arms.dtype, np.integer):
         raise ValueError(f"arms.npy must hold integers, got {arms.dtype}")
