@@ -40,8 +40,6 @@ def test_unknown_task_and_agent_are_clear_errors():
 # (or a baseline other than the reference scores above 50): recalibration is under way
 HEALTH_FAILURES = {
     "bio-inverse-folding",
-    "diffusion-robot-action-sampling",
-    "lm-quantization-aware-training",
     "splat-densification",
 }
 

@@ -86,26 +86,23 @@ def test_a_setting_estimate_matches_a_hand_computation():
     task = load_task("bio-inverse-folding")
     anchors = task.anchors()
     label = task.spec.settings[-1].label
-    results = anchors["results"][task.spec.reference_baseline][label]
+    results = anchors["results"]["pifold"][label]
     per_seed = [
         setting_score(
             task, label, {m.name: results[m.name][i] for m in task.spec.metrics}, None, anchors
         ).points
         for i in range(len(anchors["seeds"]))
     ]
-    est = health(task).baseline(task.spec.reference_baseline).settings[label]
+    est = health(task).baseline("pifold").settings[label]
     assert est.mean == pytest.approx(statistics.mean(per_seed))
     assert est.se == pytest.approx(statistics.stdev(per_seed) / math.sqrt(len(per_seed)))
 
 
 def test_shipped_failures_are_the_issues_own():
-    report = health(load_task("lm-quantization-aware-training"))
-    assert report.runner_up == "ste"
-    assert round(report.baseline("ste").score, 1) == 50.7  # the README table's number
-    assert {(f.check, f.baseline) for f in report.failures} == {
-        ("separation", "ste"),
-        ("above-reference", "ste"),
-    }
+    report = health(load_task("splat-densification"))
+    assert report.runner_up == "mcmc"
+    assert round(report.baseline("mcmc").score, 1) == 48.3  # the README table's number
+    assert {(f.check, f.baseline) for f in report.failures} == {("separation", "mcmc")}
     assert not report.passed
 
 
@@ -214,10 +211,12 @@ def test_paired_gap_edges():
 
 
 def test_markdown_has_the_columns_and_the_verdict():
-    text = health_markdown(health(load_task("lm-quantization-aware-training")))
+    text = health_markdown(health(load_task("splat-densification")))
     assert "| baseline | score | mean | s.e. | gap to next (s.e.) | flag |" in text
-    assert "| lsq (reference) | 50.0 |" in text
-    assert "Failed:" in text and "above the reference lsq's 50" in text
+    assert "| taming (reference) | 50.0 |" in text
+    assert "Failed:" in text and "fewer than 2" in text
+    passing = health_markdown(health(load_task("lm-quantization-aware-training")))
+    assert "Passed: the smallest separation is" in passing and "Failed:" not in passing
 
 
 README = """# t

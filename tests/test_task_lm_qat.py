@@ -3,7 +3,7 @@ declared weight format fails the setting with a clear message and scores 0.
 
 - a per-weight "scale" that stores the full-precision weight (codes all 1): wrong export format,
   caught by the export check the harness runs before training (fast);
-- an 8-bit grid declared as 3-bit (codes up to 255): caught before training (fast);
+- an 8-bit grid declared as 2-bit (codes up to 255): caught before training (fast);
 - precision smuggled into the master weights in place (a projection outside the optimizer):
   caught at the first step (fast);
 - the child's own checks defeated (codes returned as a tensor subclass whose max() lies), so that
@@ -28,7 +28,7 @@ from cheats import assert_anchored, run_cheat
 from mlsbench_env.spec import load_task
 
 TASK = "lm-quantization-aware-training"
-LABEL = "d64-l2-int3-g32"  # the cheapest visible setting
+LABEL = "d64-l2-int2-g32-s300"  # a visible setting
 TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
 
 HEAD = """import math
@@ -59,7 +59,7 @@ FULL_PRECISION_SCALE = (
 """
 )
 
-# 2. more levels per group than allowed: an 8-bit grid exported in a 3-bit setting
+# 2. more levels per group than allowed: an 8-bit grid exported in a 2-bit setting
 EIGHT_BIT_CODES = (
     HEAD
     + """
@@ -119,7 +119,7 @@ def test_full_precision_scale_fails(task):
 
 def test_more_levels_than_bits_fails(task):
     err = run_cheat(task, LABEL, EIGHT_BIT_CODES)
-    assert "codes must lie in 0..7" in err, err
+    assert "codes must lie in 0..3" in err, err
 
 
 @pytest.mark.slow
@@ -131,7 +131,7 @@ def test_in_place_master_weight_fails(task):
 @pytest.mark.slow
 def test_patched_child_checks_caught_by_parent(task):
     err = run_cheat(task, LABEL, PATCHED_CHILD)
-    assert "above 7" in err and "levels per group" in err, err
+    assert "above 3" in err and "levels per group" in err, err
 
 
 # ---------------------------------------------------------------- grader on crafted artifacts
@@ -144,8 +144,8 @@ def _grader():
     return mod
 
 
-def _artifacts(tmp_path: Path, bits=3, g=32, d=64, n_layer=2, seed=0):
-    """A valid-format quantized model (random codes) plus result.json for d64-l2-int3-g32."""
+def _artifacts(tmp_path: Path, bits=2, g=32, d=64, n_layer=2, seed=0):
+    """A valid-format quantized model (random codes) plus result.json for LABEL."""
     rng = np.random.default_rng(seed)
     arrays = {"float/tok": rng.normal(0, 0.02, (256, d)).astype(np.float32)}
     for layer in range(n_layer):
@@ -166,7 +166,7 @@ def _artifacts(tmp_path: Path, bits=3, g=32, d=64, n_layer=2, seed=0):
             arrays[f"scale/{k}"] = np.full((o, i // g), 0.01, np.float16)
             arrays[f"zero/{k}"] = np.full((o, i // g), 2 ** (bits - 1), np.float16)
     rec = dict(
-        setting=LABEL, seed=seed, status="ok", bits=bits, group_size=g, steps=150, batch_size=16
+        setting=LABEL, seed=seed, status="ok", bits=bits, group_size=g, steps=300, batch_size=16
     )
     (tmp_path / "result.json").write_text(json.dumps(rec))
     return arrays
@@ -189,12 +189,12 @@ def test_grader_accepts_valid_and_rejects_smuggling(tmp_path):
     with pytest.raises(ValueError, match="other arrays than the fixed model's"):
         grader.grade(LABEL, 0, tmp_path, TASK_DIR)
 
-    # codes above 2^bits - 1 (more levels per group than 3 bits allow)
+    # codes above 2^bits - 1 (more levels per group than 2 bits allow)
     bad = dict(arrays)
     bad["codes/blocks.1.fc"] = bad["codes/blocks.1.fc"].copy()
     bad["codes/blocks.1.fc"][0, 0] = 200
     _write(tmp_path, bad)
-    with pytest.raises(ValueError, match="more than 2\\^3 levels per group"):
+    with pytest.raises(ValueError, match="more than 2\\^2 levels per group"):
         grader.grade(LABEL, 0, tmp_path, TASK_DIR)
 
     # float32 scales (more precision than the float16 format)
@@ -209,7 +209,7 @@ def test_grader_accepts_valid_and_rejects_smuggling(tmp_path):
     rec["bits"] = 8
     (tmp_path / "result.json").write_text(json.dumps(rec))
     _write(tmp_path, arrays)
-    with pytest.raises(ValueError, match="the setting fixes 3"):
+    with pytest.raises(ValueError, match="the setting fixes 2"):
         grader.grade(LABEL, 0, tmp_path, TASK_DIR)
 
 

@@ -26,7 +26,15 @@ from mlsbench_env.sandbox.visibility import sandbox_config
 from mlsbench_env.scoring import FinalResult, medal, medal_thresholds
 from mlsbench_env.spec import Task
 from mlsbench_env.spec.mlebench import MlebenchTask
+from mlsbench_env.spec.model import Competition
 from mlsbench_env.workspace import hostfs
+
+
+def competition_of(task: Task) -> Competition:
+    """The task's `competition` section; a research task has none."""
+    if task.spec.competition is None:
+        raise ValueError(f"task {task.id} is a research task: it has no `competition` section")
+    return task.spec.competition
 
 
 def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
@@ -37,7 +45,7 @@ def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
     if isinstance(task, MlebenchTask):  # MLE-bench checks a format by grading it
         value, message = mlebench.grade_file(task, submission)
         return value is not None, message
-    comp = task.spec.competition
+    comp = competition_of(task)
     try:
         with GRADING:
             return True, str(load_grader(task).validate(submission, task.root))
@@ -47,7 +55,7 @@ def validate_submission(task: Task, submission: Path) -> tuple[bool, str]:
 
 def _file_problem(task: Task, submission: Path) -> str | None:
     """Why ``submission`` is not a file the host may grade (a link, missing, too large)."""
-    comp = task.spec.competition
+    comp = competition_of(task)
     # the workspace is the agent's: the submission may be a link to a file of the host
     kind = hostfs.kind(submission.parent, submission.name)
     if kind in ("link", "special"):
@@ -81,7 +89,7 @@ def grade_submission(task: Task, submission: Path, work: Path, seed: int = 0) ->
         if data is None:  # replaced since it was validated: nothing of it is read
             runs.append(SettingRun(setting.label, seed, None, "the submission file is gone"))
             continue
-        (out / Path(task.spec.competition.submission).name).write_bytes(data)
+        (out / Path(competition_of(task).submission).name).write_bytes(data)
         metrics, error = grade(task, setting.label, seed, out)
         runs.append(SettingRun(setting.label, seed, metrics, error))
     return runs
@@ -120,7 +128,7 @@ def pipeline_evaluation(
     """Run a competition pipeline (``files`` added to a fresh workspace, then
     ``competition.run``) once per seed in the sandbox and grade what it submits. No files: the
     sample submission is submitted (the `default` baseline)."""
-    comp = task.spec.competition
+    comp = competition_of(task)
     seeds = list(task.spec.seeds.final) if seeds is None else seeds
 
     def runs_of_seed(base: Path, seed: int) -> Iterator[tuple[Path, SettingRun]]:
@@ -160,9 +168,11 @@ def pipeline_evaluation(
             ]
         else:
             seed_runs = grade_submission(task, dest / comp.submission, run_dir, seed)
-        timing = dict(wall_s=res.wall_s, compute_s=res.compute_s, cpu_s=res.cpu_s)
         for run in seed_runs:
-            yield run_dir, dataclasses.replace(run, **timing)
+            timed = dataclasses.replace(
+                run, wall_s=res.wall_s, compute_s=res.compute_s, cpu_s=res.cpu_s
+            )
+            yield run_dir, timed
 
     return run_seeds(
         task,

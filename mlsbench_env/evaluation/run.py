@@ -65,6 +65,8 @@ def load_grader(task: Task):
     path = (task.root / "grader.py").resolve()
     if path not in _GRADERS:
         spec = importlib.util.spec_from_file_location(f"mlsbench_grader_{task.id}", path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(f"task {task.id}: no loadable grader at {path}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         _GRADERS[path] = module
@@ -85,11 +87,11 @@ def grade(task: Task, label: str, seed: int, out_dir: Path) -> tuple[dict | None
         return None, f"grader returned {type(metrics).__name__}, expected a dict of metrics"
     out = {}
     for m in task.spec.metrics:
-        v = metrics.get(m.name)
+        raw = metrics.get(m.name)
         try:
-            v = float(v)
+            v = float(raw)  # type: ignore[arg-type]  # anything float() refuses is reported
         except (TypeError, ValueError):
-            return None, f"grader produced no value for metric {m.name!r} (got {v!r})"
+            return None, f"grader produced no value for metric {m.name!r} (got {raw!r})"
         if not math.isfinite(v):
             return None, f"metric {m.name!r} is not finite ({v})"
         out[m.name] = v
@@ -152,26 +154,30 @@ def run_setting(
         secrets=secrets,
     )
     tail = res.output[-LOG_TAIL_CHARS:]
-    common = dict(
-        log_tail=tail,
-        wall_s=res.wall_s,
-        compute_s=res.compute_s,
-        cpu_s=res.cpu_s,
-        max_rss_mb=res.max_rss_mb,
-        gpu_util_pct=res.gpu_util_pct,
-        gpu_mem_mb=res.gpu_mem_mb,
-    )
-    if res.killed:
-        return SettingRun(setting.label, seed, None, f"run stopped: {res.killed}", **common)
-    if res.returncode != 0:
+
+    def outcome(metrics: dict | None, error: str | None) -> SettingRun:
         return SettingRun(
-            setting.label, seed, None, f"command exited with status {res.returncode}", **common
+            setting.label,
+            seed,
+            metrics,
+            error,
+            log_tail=tail,
+            wall_s=res.wall_s,
+            compute_s=res.compute_s,
+            cpu_s=res.cpu_s,
+            max_rss_mb=res.max_rss_mb,
+            gpu_util_pct=res.gpu_util_pct,
+            gpu_mem_mb=res.gpu_mem_mb,
         )
+
+    if res.killed:
+        return outcome(None, f"run stopped: {res.killed}")
+    if res.returncode != 0:
+        return outcome(None, f"command exited with status {res.returncode}")
     problem = artifacts_problem(sandbox.config.root, out_dir)
     if problem:
-        return SettingRun(setting.label, seed, None, f"run rejected: {problem}", **common)
-    metrics, error = grade(task, setting.label, seed, out_dir)
-    return SettingRun(setting.label, seed, metrics, error, **common)
+        return outcome(None, f"run rejected: {problem}")
+    return outcome(*grade(task, setting.label, seed, out_dir))
 
 
 def new_out_dir(root: Path, name: str) -> Path:

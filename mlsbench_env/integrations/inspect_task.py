@@ -25,7 +25,7 @@ import shlex
 import stat
 import uuid
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 from mlsbench_env.integrations import isolation_of, mark_harness, require, slim_info
 
@@ -242,10 +242,11 @@ class MlsSandbox(SandboxEnvironment):
 def _episode() -> MlsSandbox:
     """The sample's mlsbench sandbox. Checked by shape, not class: ``inspect eval FILE`` loads
     this module a second time under another name, next to the entry point's copy."""
-    sb = sandbox().as_type(SandboxEnvironment)  # the sandbox itself, not inspect's proxy
+    # the sandbox itself, not inspect's proxy; as_type takes the abstract base on purpose
+    sb = sandbox().as_type(SandboxEnvironment)  # type: ignore[type-abstract]
     if not (hasattr(sb, "step") and hasattr(sb, "env")):
         raise TypeError(f"the sample's sandbox is {type(sb).__name__}, not mlsbench's")
-    return sb
+    return cast("MlsSandbox", sb)
 
 
 def _task_files(env) -> set[str]:

@@ -42,7 +42,7 @@ def _plain(x) -> dict:
         from omegaconf import OmegaConf
 
         if OmegaConf.is_config(x):
-            return OmegaConf.to_container(x, resolve=True)
+            return dict(OmegaConf.to_container(x, resolve=True))  # type: ignore[arg-type]
     except ImportError:
         pass
     return dict(x)
@@ -61,7 +61,7 @@ class MlsSkyRLEnv(BaseTextEnv):
         if cfg.get("url"):
             from mlsbench_env.scale.client import RemoteEnv
 
-            self.env = RemoteEnv(self.task, cfg["url"], token=cfg.get("token"), **options)
+            self.env: Any = RemoteEnv(self.task, cfg["url"], token=cfg.get("token"), **options)
         else:
             from mlsbench_env.env import ResearchEnv
 
@@ -85,7 +85,7 @@ class MlsSkyRLEnv(BaseTextEnv):
         parsed, problem = parse_text_action(action if isinstance(action, str) else str(action))
         if parsed is None:
             text, reward, done, meta = (
-                fill(PromptConfig().format_error, error=problem),
+                fill(PromptConfig().format_error, error=problem or "no action found"),
                 0.0,
                 False,
                 {},

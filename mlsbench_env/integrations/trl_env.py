@@ -108,7 +108,7 @@ def _tool_method(name: str, names: list[str]):
     docstring (what ``transformers.utils.get_json_schema`` and so TRL read)."""
     model = arg_model(name, names)
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    lines = [" ".join(model.__doc__.split())]
+    lines = [" ".join((model.__doc__ or name).split())]
     annotations: dict[str, Any] = {}
     for field, spec in model.model_fields.items():
         default = inspect.Parameter.empty if spec.is_required() else spec.default
@@ -126,7 +126,7 @@ def _tool_method(name: str, names: list[str]):
     tool.__name__ = tool.__qualname__ = name
     tool.__doc__ = "\n".join(lines)
     tool.__annotations__ = annotations
-    tool.__signature__ = inspect.Signature(params, return_annotation=str)
+    tool.__signature__ = inspect.Signature(params, return_annotation=str)  # type: ignore[attr-defined]
     return tool
 
 

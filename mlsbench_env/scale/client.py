@@ -49,7 +49,7 @@ class RemoteEnv(gym.Env):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise MLSBenchError(f"expected a server URL like http://127.0.0.1:8000, got {url!r}")
-        self.url, self._parts = url.rstrip("/"), parts
+        self.url, self._parts, self._host = url.rstrip("/"), parts, parts.hostname
         self.token = token or os.environ.get(TOKEN_ENV)
         self.timeout_s = timeout_s
         self.render_mode = render_mode
@@ -111,14 +111,15 @@ class RemoteEnv(gym.Env):
         return f"/v1/sessions/{self.session_id}/{what}"
 
     def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        fresh = self._conn is None or time.monotonic() - self._conn_used > MAX_IDLE_S
-        if fresh:
-            if self._conn is not None:
-                self._conn.close()
-            p = self._parts
-            cls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
-            self._conn = cls(p.hostname, p.port, timeout=self.timeout_s)
-        return self._conn, fresh
+        conn = self._conn
+        if conn is not None and time.monotonic() - self._conn_used <= MAX_IDLE_S:
+            return conn, False
+        if conn is not None:
+            conn.close()
+        p = self._parts
+        cls = http.client.HTTPSConnection if p.scheme == "https" else http.client.HTTPConnection
+        self._conn = cls(self._host, p.port, timeout=self.timeout_s)
+        return self._conn, True
 
     def _request(self, method: str, path: str, body: Any = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
@@ -137,7 +138,7 @@ class RemoteEnv(gym.Env):
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 # a kept-alive connection the server had just closed: the request never
                 # reached it, so sending it again is safe; a fresh connection failing is real
-                self._conn.close()
+                conn.close()
                 self._conn = None
                 if fresh or attempt:
                     raise

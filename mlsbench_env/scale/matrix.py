@@ -80,7 +80,9 @@ def agent_spec(source: str, overrides: tuple[str, ...] | list[str] = ()) -> Agen
     )
 
 
-def baseline_name(task, name: str) -> str:
+def baseline_name(task, name: str | None) -> str:
+    if name is None:
+        raise MLSBenchError("a baseline agent needs a name, e.g. baseline:strongest")
     return task.spec.reference_baseline if name in ("strongest", "reference") else name
 
 
@@ -332,7 +334,7 @@ def run_eval(
 def _settle(out: Outcome, cfg, store, eval_id, executor, pending, summary, emit) -> None:
     cell, attempt = out.job.cell, out.job.attempt
     common = dict(eval_id=eval_id, pid=out.pid, started=out.started)
-    if out.ok:
+    if out.row is not None:
         row = {**out.row, "eval_id": eval_id, "executor": executor, "attempts": attempt}
         store.record_attempt(cell.key, attempt, "ok", trajectory=row.get("trajectory"), **common)
         store.record_episode(row)

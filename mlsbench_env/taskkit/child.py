@@ -280,11 +280,9 @@ def main() -> None:
         # its own code and every module of the task folder already imported stay readable:
         # tracebacks quote them, and their code is in this process anyway
         task_dir = os.path.realpath(config["task_dir"]) + os.sep
+        files = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
         imported = [
-            m.__file__
-            for m in list(sys.modules.values())
-            if isinstance(getattr(m, "__file__", None), str)
-            and os.path.realpath(m.__file__).startswith(task_dir)
+            f for f in files if isinstance(f, str) and os.path.realpath(f).startswith(task_dir)
         ]
         may_read = [
             *config["may_read"],

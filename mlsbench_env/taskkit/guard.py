@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 BLOCKED_EVENTS = (
     "subprocess.Popen",
@@ -40,7 +41,7 @@ _WRITABLE = ("/dev/null", "/dev/zero")
 
 
 def install(
-    conn, task_dir: str, may_read: list[str], scratch: str, deny_read: list[str] = ()
+    conn, task_dir: str, may_read: list[str], scratch: str, deny_read: Sequence[str] = ()
 ) -> None:
     """From now on, report and end the process on anything of BLOCKED_EVENTS, on opening a file
     of ``task_dir`` other than ``may_read`` or one under ``deny_read``, on opening another

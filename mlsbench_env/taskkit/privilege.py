@@ -15,6 +15,7 @@ import ctypes
 import os
 import stat
 import sys
+from collections.abc import Sequence
 
 # linux/landlock.h; the syscall numbers are the same on every architecture (the generic table)
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
@@ -246,7 +247,9 @@ def _drop_root(write: list[str]) -> str:
     return "nocaps"
 
 
-def drop(read: list[str], write: list[str], list_only: list[str] = (), deny: list[str] = ()) -> str:
+def drop(
+    read: list[str], write: list[str], list_only: Sequence[str] = (), deny: Sequence[str] = ()
+) -> str:
     """Restrict this process, for good, to reading the interpreter, the OS runtime and ``read``
     (files or folders) except what lies under ``deny`` (a data set a package ships, say),
     listing ``list_only`` folders (names, not contents) and writing only under ``write``.

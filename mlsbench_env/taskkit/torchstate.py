@@ -4,10 +4,12 @@ training in a child with the parent's optimizer (``send_layout``, ``serve_steps`
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import random
 import struct
+from typing import Any
 
 import numpy as np
 
@@ -151,7 +153,8 @@ class ParentState:
         self.trained = [t for t, k in zip(self.tensors, self.kinds, strict=True) if k == TRAINED]
         self.n_trained = int(sum(t.numel() for t in self.trained))
         self.params = np.repeat(np.array([k != BUFFER for k in self.kinds], bool), sizes)
-        self.optimizer, self.clip = None, None
+        self.optimizer: Any = None  # torch.optim.AdamW once adamw() ran (torch is imported late)
+        self.clip: float | None = None
 
     @classmethod
     def receive(cls, child, cap: int | None = None) -> ParentState:
@@ -168,7 +171,7 @@ class ParentState:
             raise RunFailure(f"parameter cap exceeded: the state holds {n} numbers, cap {cap}")
         return cls(layout, child.expect(b"S", size=4 * n))
 
-    def bytes(self) -> bytes:
+    def bytes(self) -> builtins.bytes:
         return self.flat.tobytes()
 
     def budget_verdict(self, cap: int) -> dict:
@@ -184,7 +187,7 @@ class ParentState:
         )
         return {"ok": ok, "message": message, "n_params": n, "param_cap": cap}
 
-    def check_returned(self, step: int, data: bytes) -> None:
+    def check_returned(self, step: int, data: builtins.bytes) -> None:
         """The state a child returned after ``step``: every parameter must be bitwise what the
         parent sent; buffers (running statistics) are taken as the forward left them."""
         returned = np.frombuffer(data, "<f4")
@@ -200,7 +203,7 @@ class ParentState:
             )
         self.flat[~self.params] = returned[~self.params]
 
-    def load_grads(self, data: bytes) -> None:
+    def load_grads(self, data: builtins.bytes) -> None:
         """A has-gradient byte per entry, then float32 gradients of the whole state."""
         import torch
 
@@ -239,7 +242,7 @@ class ParentState:
         self.optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8)
         self.clip = clip
 
-    def step(self, child, step: int, batch: bytes, lr: float, n_losses: int = 1) -> tuple:
+    def step(self, child, step: int, batch: builtins.bytes, lr: float, n_losses: int = 1) -> tuple:
         """One training step through ``child`` (``serve_steps``): send the state and ``batch``,
         check the state it returns, take its gradients and step the optimizer at ``lr``; returns
         the losses it reported (the first must be finite)."""

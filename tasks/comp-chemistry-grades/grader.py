@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import read_submission
+from mlsbench_env.evaluation.submission_csv import read_submission, split_labels
 
 ID, TARGET = "id", "score"
 GRADES = (0, 2, 4, 6, 8, 10)
@@ -58,10 +58,7 @@ def quadratic_weighted_kappa(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """Quadratic weighted kappa of out_dir/submission.csv on the test rows of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     sub = _read(Path(out_dir) / "submission.csv", task_dir)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels.merge(sub, on=ID, how="left", suffixes=("_true", ""))
     return {"qwk": quadratic_weighted_kappa(merged[f"{TARGET}_true"], merged[TARGET])}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission
+from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission, split_labels
 
 ID, TARGET = "id", "price"
 SPLITS = ("under-1-carat", "1-carat-and-over")
@@ -33,12 +33,9 @@ def rmsle(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """RMSLE of out_dir/submission.csv on the test rows of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     submission = Path(out_dir) / "submission.csv"
     validate(submission, task_dir)
     sub = pd.read_csv(submission)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels.merge(sub, on=ID, how="left", suffixes=("_true", ""))
     return {"rmsle": rmsle(merged[f"{TARGET}_true"].to_numpy(), merged[TARGET].to_numpy())}

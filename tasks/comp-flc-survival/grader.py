@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission
+from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission, split_labels
 
 ID, TARGET = "id", "risk"
 SPLITS = ("age-under-70", "age-70-plus")
@@ -53,11 +53,8 @@ def concordance_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> 
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """Concordance of out_dir/submission.csv with the test outcomes of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     sub = _read(Path(out_dir) / "submission.csv", task_dir)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels.merge(sub, on=ID, how="left")
     c = concordance_index(merged["futime"], merged["death"], merged[TARGET])
     return {"c_index": c}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission
+from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission, split_labels
 
 ID, TARGET = "id", "avg_price_per_room"
 SPLITS = ("may-june-2017", "july-august-2017")
@@ -34,10 +34,7 @@ def mean_absolute_error(y: np.ndarray, pred: np.ndarray) -> float:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """MAE of out_dir/submission.csv on the test stays of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     sub = _read(Path(out_dir) / "submission.csv", task_dir)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels.merge(sub, on=ID, how="left", suffixes=("_true", ""))
     return {"mae": mean_absolute_error(merged[f"{TARGET}_true"], merged[TARGET])}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission
+from mlsbench_env.evaluation.submission_csv import numeric_target, read_submission, split_labels
 
 ID, TARGET = "id", "visits"
 SPLITS = ("seen-regions", "unseen-region")
@@ -44,11 +44,8 @@ def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """Mean Poisson deviance of out_dir/submission.csv on the test rows of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     sub = _read(Path(out_dir) / "submission.csv", task_dir)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels.merge(sub, on=ID, how="left", suffixes=("_true", ""))
     dev = poisson_deviance(merged[f"{TARGET}_true"].to_numpy(), merged[TARGET].to_numpy())
     return {"poisson_deviance": dev}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import expected_ids
+from mlsbench_env.evaluation.submission_csv import read_submission, split_labels
 
 ID, TARGET = "id", "species_id"
 CLASSES = ("AH", "DM", "DO", "DS", "NL", "OL", "OT", "PB", "PE", "PF", "PM", "PP", "RM", "SS")
@@ -18,31 +18,8 @@ EPS = 1e-15  # Kaggle's clipping of probabilities before the log
 
 def _read(submission: Path, task_dir: Path) -> pd.DataFrame:
     """The submission with its header and ids checked and its probabilities numeric."""
-    submission = Path(submission)
-    cols = [ID, *CLASSES]
-    if not submission.is_file():
-        raise ValueError(f"{submission.name} not found: write a CSV with columns {cols}")
-    try:
-        df = pd.read_csv(submission)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a format error
-        raise ValueError(
-            f"{submission.name} is not a readable CSV ({exc}); expected {cols}"
-        ) from None
-    if list(df.columns) != cols:
-        raise ValueError(f"columns are {list(df.columns)}; expected exactly {cols} (header row)")
-    ids = pd.to_numeric(df[ID], errors="coerce")
-    if ids.isna().any() or not np.all(ids == ids.round()):
-        raise ValueError(f"column {ID}: every value must be an integer id from test.csv")
-    if ids.duplicated().any():
-        raise ValueError(f"column {ID}: duplicated ids, e.g. {int(ids[ids.duplicated()].iloc[0])}")
-    want = expected_ids(task_dir, ID)
-    missing, extra = np.setdiff1d(want, ids), np.setdiff1d(ids, want)
-    if len(missing) or len(extra):
-        raise ValueError(
-            f"column {ID}: {len(missing)} test ids missing (e.g. {missing[:3].tolist()}) and "
-            f"{len(extra)} ids not in test.csv (e.g. {extra[:3].tolist()}); expected exactly "
-            f"the {len(want)} ids of test.csv"
-        )
+    df = read_submission(submission, task_dir, ID, CLASSES)
+    ids = pd.to_numeric(df[ID])
     probs = df[list(CLASSES)].apply(pd.to_numeric, errors="coerce")
     bad = probs.isna().any(axis=1) | ~np.isfinite(probs.to_numpy(dtype=float)).all(axis=1)
     if bad.any():
@@ -81,11 +58,8 @@ def log_loss(y: np.ndarray, p: np.ndarray) -> float:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """Log loss of out_dir/submission.csv on the test captures of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     sub = _read(Path(out_dir) / "submission.csv", task_dir)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels[[ID, TARGET]].merge(sub, on=ID, how="left")
     y = merged[TARGET].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
     return {"log_loss": log_loss(y, merged[list(CLASSES)].to_numpy(dtype=float))}

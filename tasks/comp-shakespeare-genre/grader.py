@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import read_submission
+from mlsbench_env.evaluation.submission_csv import read_submission, split_labels
 
 ID, TARGET = "id", "genre"
 CLASSES = ("comedy", "history", "tragedy")
@@ -52,13 +52,10 @@ def macro_f1(y_true, y_pred, classes=CLASSES) -> float:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """Macro-F1 of out_dir/submission.csv on the test passages of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     submission = Path(out_dir) / "submission.csv"
     validate(submission, task_dir)
     sub = _read(submission, task_dir)
     sub[ID] = pd.to_numeric(sub[ID]).astype(np.int64)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels[[ID, TARGET]].merge(sub, on=ID, how="left", suffixes=("_true", ""))
     return {"macro_f1": macro_f1(merged[f"{TARGET}_true"], merged[TARGET])}

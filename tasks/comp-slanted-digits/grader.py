@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlsbench_env.evaluation.submission_csv import read_submission
+from mlsbench_env.evaluation.submission_csv import class_index, read_submission, split_labels
 
 ID, TARGET = "id", "label"
 N_CLASSES = 10
@@ -16,15 +16,8 @@ SPLITS = ("upright", "slanted")
 
 def _read(submission: Path, task_dir: Path) -> pd.DataFrame:
     df = read_submission(submission, task_dir, ID, TARGET)
-    lab = pd.to_numeric(df[TARGET], errors="coerce")
-    bad = lab.isna() | (lab != lab.round()) | (lab < 0) | (lab >= N_CLASSES)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
-            f"column {TARGET}: {int(bad.sum())} values are not a digit (e.g. "
-            f"{df[TARGET].iloc[i]!r} for id {df[ID].iloc[i]}); expected an integer 0-9"
-        )
-    return pd.DataFrame({ID: pd.to_numeric(df[ID]).astype(np.int64), TARGET: lab.astype(np.int64)})
+    labels = class_index(df, ID, TARGET, N_CLASSES, "a digit")
+    return pd.DataFrame({ID: pd.to_numeric(df[ID]).astype(np.int64), TARGET: labels})
 
 
 def validate(submission: Path, task_dir: Path) -> str:
@@ -37,10 +30,7 @@ def validate(submission: Path, task_dir: Path) -> str:
 def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, float]:
     """Accuracy of out_dir/submission.csv on the test digits of split `setting`."""
     del seed
-    if setting not in SPLITS:
-        raise ValueError(f"unknown split {setting!r}; expected one of {SPLITS}")
+    labels = split_labels(task_dir, setting, SPLITS)
     sub = _read(Path(out_dir) / "submission.csv", task_dir)
-    labels = pd.read_csv(Path(task_dir) / "private" / "test_labels.csv")
-    labels = labels[labels["split"] == setting]
     merged = labels[[ID, TARGET]].merge(sub, on=ID, how="left", suffixes=("_true", ""))
     return {"accuracy": float(np.mean(merged[f"{TARGET}_true"] == merged[TARGET]))}

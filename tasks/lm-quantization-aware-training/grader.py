@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 HIDDEN = {
-    "d64-l2-int2-g64": dict(
+    "d64-l2-int2-g64-s150": dict(
         model="d64-l2", bits=2, group_size=64, steps=150, batch_size=16, eval_windows=128
     ),
 }

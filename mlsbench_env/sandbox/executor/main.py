@@ -55,7 +55,7 @@ def main() -> None:
     if len(sys.argv) > 1:
         import json
 
-        config, handshake = json.loads(sys.argv[1]), json.dumps
+        config, handshake = json.loads(sys.argv[1]), lambda value: json.dumps(value)
     else:
         config, handshake = marshal.loads(bytes.fromhex(REQUESTS.next_line() or "")), _hex
         if not isinstance(config, dict):

@@ -18,8 +18,8 @@ MODELS = {
 }
 
 SETTINGS = {
-    "d64-l2-int3-g32": dict(model="d64-l2", bits=3, group_size=32, steps=150, batch_size=16,
-                            eval_windows=128),
-    "d64-l2-int2-g32": dict(model="d64-l2", bits=2, group_size=32, steps=150, batch_size=16,
-                            eval_windows=128),
+    "d64-l2-int2-g32-s300": dict(model="d64-l2", bits=2, group_size=32, steps=300, batch_size=16,
+                                 eval_windows=128),
+    "d64-l2-int2-g64-s300": dict(model="d64-l2", bits=2, group_size=64, steps=300, batch_size=16,
+                                 eval_windows=128),
 }
