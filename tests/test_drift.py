@@ -65,10 +65,17 @@ def test_the_replay_of_a_fresh_calibration_is_exact(tiny):
         assert b.score.exact and all(m.exact for m in b.metrics) and not b.errors
         assert {m.what for m in b.metrics} == {"one/error", "two/error", "three/error"}
     assert drift.max_spreads == 0.0 and not drift.drifted
+    cpu = sum(b.cpu_s for b in drift.baselines)
     assert drift.summary() == (
         "tiny-guess seed 0: good: task score exact, every metric exact; "
-        "default: task score exact, every metric exact"
+        f"default: task score exact, every metric exact; replay {cpu:.0f} CPU-s"
     )
+    # the calibration's cost from the replay: 2 baselines x 3 settings replayed, the anchors
+    # hold every method's runs (methods x 3 settings per seed)
+    assert all(b.cpu_s > 0 for b in drift.baselines)
+    methods = len(tiny.anchors()["results"])
+    assert drift.calibration_runs == methods * 3
+    assert drift.calibration_cpu_s(seeds=3) == pytest.approx(cpu / 6 * methods * 3 * 3)
 
 
 def test_edited_anchors_give_the_distance_in_seed_spreads(edited):
@@ -135,6 +142,7 @@ def test_validate_prints_the_drift_as_a_warning_not_a_failure(tiny, edited, tmp_
     root = three_final_seeds(tiny, tmp_path / "fresh")
     r = CliRunner().invoke(app, ["validate", str(root)], terminal_width=400)
     assert "drift: tiny-guess seed 0: good: task score exact" in r.output, r.output
+    assert "calibration CPU, estimated from the replay:" in r.output
     assert "calibration drift of" not in r.output
     root = three_final_seeds(edited, tmp_path / "edited")
     r = CliRunner().invoke(app, ["validate", str(root)], terminal_width=400)

@@ -86,14 +86,14 @@ def test_a_setting_estimate_matches_a_hand_computation():
     task = load_task("bio-inverse-folding")
     anchors = task.anchors()
     label = task.spec.settings[-1].label
-    results = anchors["results"]["pifold"][label]
+    results = anchors["results"][task.spec.reference_baseline][label]
     per_seed = [
         setting_score(
             task, label, {m.name: results[m.name][i] for m in task.spec.metrics}, None, anchors
         ).points
         for i in range(len(anchors["seeds"]))
     ]
-    est = health(task).baseline("pifold").settings[label]
+    est = health(task).baseline(task.spec.reference_baseline).settings[label]
     assert est.mean == pytest.approx(statistics.mean(per_seed))
     assert est.se == pytest.approx(statistics.stdev(per_seed) / math.sqrt(len(per_seed)))
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from cheats import assert_anchored, run_cheat
 
+from mlsbench_env.evaluation import final_evaluation
 from mlsbench_env.spec import load_task
 
 TASK = load_task("ml-calibration")
@@ -110,3 +111,37 @@ def test_frames_written_on_the_pipe_gain_nothing():
 def test_the_reference_baseline_still_scores_as_anchored():
     # on the hidden setting: its spec and the instance key travel only over the secrets channel
     assert_anchored(TASK, TASK.spec.reference_baseline, [HIDDEN], rel=0)
+
+
+# Keeps the classifier's argmax and gives every point the same confidence, the accuracy measured
+# on the calibration split. ECE alone rewards it (binned ECE cannot see resolution: it scored
+# about 0.01 where temperature scaling scores about 0.02); NLL, a proper scoring rule, punishes it.
+CONSTANT_CONFIDENCE = """
+class Calibrator:
+    def __init__(self, kind, n_classes):
+        self.K = n_classes
+
+    def fit(self, scores, labels):
+        self.acc = float((scores.argmax(axis=1) == labels).mean())
+        return self
+
+    def predict(self, scores):
+        c = min(max(self.acc, 1.0 / self.K + 1e-6), 1 - 1e-6)
+        p = np.full((len(scores), self.K), (1 - c) / (self.K - 1))
+        p[np.arange(len(scores)), scores.argmax(axis=1)] = c
+        return p
+"""
+
+
+@pytest.mark.slow
+def test_constant_confidence_stays_below_the_reference():
+    """The cheat that games ECE, through the real final evaluation on every setting (seed 0):
+    its ECE beats the reference's, its task score must not reach 50."""
+    (region,) = TASK.regions
+    result = final_evaluation(
+        TASK, {(region.file, region.index): CONSTANT_CONFIDENCE}, {}, seeds=[0]
+    )
+    assert all(run.error is None for run in result.runs), [run.error for run in result.runs]
+    anchors = TASK.anchors()["anchors"]
+    assert any(run.metrics["ece"] < anchors[run.label]["ece"]["reference"] for run in result.runs)
+    assert result.score is not None and result.score < 50.0, (result.score, result.setting_scores)

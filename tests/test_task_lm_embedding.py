@@ -220,3 +220,54 @@ def test_parameter_changed_outside_optimizer_without_lint_fails(task):
 @pytest.mark.slow
 def test_reference_baseline_scores_as_anchored(task):
     assert_anchored(task, task.spec.reference_baseline, [LABEL], lint=False)
+
+
+def _baseline_module(task, name: str):
+    """The baseline's Embedding class and the task's gpt and settings modules, loaded from the
+    task's files under names of their own (other tasks also have a `settings` module)."""
+    import importlib.util
+    import sys
+
+    def load(mod_name: str, path):
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = mod  # dataclasses look their module up there
+        spec.loader.exec_module(mod)
+        return mod
+
+    gpt = load("lm_embedding_gpt", task.root / "repo" / "gpt.py")
+    settings = load("lm_embedding_settings", task.root / "repo" / "settings.py")
+    region = load(f"lm_embedding_{name}", task.root / "baselines" / name / "embedding.py")
+    return region.Embedding, gpt, settings
+
+
+def test_value_embed_baseline_mixes_shared_tables_into_values(task):
+    torch = pytest.importorskip("torch")
+    embedding_cls, gpt, settings = _baseline_module(task, "value_embed")
+    for spec in settings.SETTINGS.values():
+        d, n, t = spec["d_model"], spec["n_layer"], spec["block_size"]
+        cfg = gpt.Config(
+            d_model=d,
+            n_layer=n,
+            n_head=spec["n_head"],
+            block_size=t,
+            max_params=settings.param_cap(d, n, t),
+            body_params=settings.body_params(d, n),
+        )
+        emb = embedding_cls(cfg)
+        total = sum(p.numel() for p in gpt.GPT(cfg, emb).parameters())
+        assert total <= cfg.max_params
+        idx = torch.randint(0, 256, (2, t))
+        x0, ves = emb(idx)
+        assert x0.shape == (2, t, d) and len(ves) == n
+        assert all(v.shape == (2, t, d) for v in ves)
+        # the speedrun's pattern: the first and the last layer read the same table
+        gains = emb.gain.detach()
+        torch.testing.assert_close(ves[0] / gains[0], ves[-1] / gains[-1])
+        if n > 2:
+            assert not torch.allclose(ves[0] / gains[0], ves[1] / gains[1])
+
+
+@pytest.mark.slow
+def test_value_embed_baseline_scores_as_anchored(task):
+    assert_anchored(task, "value_embed", [LABEL], lint=False)

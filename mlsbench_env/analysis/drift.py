@@ -93,6 +93,8 @@ class BaselineDrift:
     score: ValueDrift
     metrics: tuple[ValueDrift, ...]
     errors: tuple[str, ...] = ()
+    cpu_s: float = 0.0
+    """CPU seconds of the replayed runs (every setting, one seed), kit children included."""
 
     @property
     def worst(self) -> ValueDrift:
@@ -112,6 +114,8 @@ class DriftReport:
     calibrated_on: dict[str, Any] | None
     """``anchors.json``'s machine record (None: written before it was recorded)."""
     replayed_on: dict[str, Any]
+    calibration_runs: int = 0
+    """Runs per seed of a whole calibration: its methods (default included) x its settings."""
     checked: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     )
@@ -123,6 +127,15 @@ class DriftReport:
     @property
     def drifted(self) -> bool:
         return self.max_spreads > WARN_SPREADS
+
+    def calibration_cpu_s(self, seeds: int) -> float:
+        """A whole calibration's CPU on this machine, estimated from the replay: the replayed
+        baselines' mean CPU per run times the calibration's runs over ``seeds`` seeds."""
+        runs = sum(len({m.what.rsplit("/", 1)[0] for m in b.metrics}) for b in self.baselines)
+        if not runs or not self.calibration_runs:
+            return math.nan
+        per_run = sum(b.cpu_s for b in self.baselines) / runs
+        return per_run * self.calibration_runs * seeds
 
     def summary(self) -> str:
         """One line: each baseline's task score on the seed against its anchor, the worst
@@ -137,7 +150,8 @@ class DriftReport:
                 text += f", worst {worst.what} {worst.describe()}"
             parts.append(text)
         line = f"{self.task} seed {self.seed}: " + "; ".join(parts)
-        return line + self.machines()
+        cpu = sum(b.cpu_s for b in self.baselines)
+        return line + f"; replay {cpu:.0f} CPU-s" + self.machines()
 
     def machines(self) -> str:
         """`` (calibrated on X, replayed on Y)`` where the CPU or BLAS differ, else empty."""
@@ -162,11 +176,18 @@ class DriftReport:
                 value(b["score"]),
                 tuple(value(m) for m in b["metrics"]),
                 tuple(b.get("errors", ())),
+                b.get("cpu_s", 0.0),
             )
             for b in d["baselines"]
         )
         return cls(
-            d["task"], d["seed"], baselines, d.get("calibrated_on"), d["replayed_on"], d["checked"]
+            d["task"],
+            d["seed"],
+            baselines,
+            d.get("calibrated_on"),
+            d["replayed_on"],
+            d.get("calibration_runs", 0),
+            d["checked"],
         )
 
 
@@ -194,7 +215,8 @@ def check_drift(
     for name in names:
         fr = run_baseline(task, name, backend=backend, seeds=[seed], progress=progress)
         out.append(_compare(task, anchors, name, seeds.index(seed), fr, calibrated))
-    return DriftReport(task.id, seed, tuple(out), anchors.get("machine"), machine(backend))
+    runs = len(anchors["results"]) * len(task.spec.settings)
+    return DriftReport(task.id, seed, tuple(out), anchors.get("machine"), machine(backend), runs)
 
 
 def _compare(task, anchors, name, index, fr, calibrated) -> BaselineDrift:
@@ -219,7 +241,7 @@ def _compare(task, anchors, name, index, fr, calibrated) -> BaselineDrift:
     replayed = score_runs(task, fr.runs, anchors).seed_scores[seed].points
     score = ValueDrift(SCORE, seed_scores[index], replayed, mean_and_spread(seed_scores)[1])
     errors = tuple(f"{r.label}: {r.error}" for r in fr.runs if r.error)
-    return BaselineDrift(name, score, tuple(metrics), errors)
+    return BaselineDrift(name, score, tuple(metrics), errors, sum(r.cpu_s for r in fr.runs))
 
 
 def drift_path(store: str | Path) -> Path:

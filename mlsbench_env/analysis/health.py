@@ -26,6 +26,7 @@ import math
 import re
 import textwrap
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mlsbench_env.errors import MLSBenchError
 from mlsbench_env.evaluation import SettingRun
@@ -81,9 +82,9 @@ class BaselineHealth:
 
 @dataclass(frozen=True)
 class Failure:
-    """A failed check: ``check`` is "separation" or "above-reference"; one sentence why."""
+    """A failed check, with one sentence why."""
 
-    check: str
+    check: Literal["separation", "above-reference"]
     baseline: str
     message: str
 

@@ -3,8 +3,8 @@
 ``run`` runs and grades one setting (policy check, sandboxed command, trusted grader),
 ``final`` the isolated final evaluation of a research task, ``competition`` the grading of a
 submission file and of baseline pipelines, ``policy`` the static check of editable code,
-``submission_csv`` the CSV helpers competition graders use. The scores themselves are
-``mlsbench_env.scoring``'s.
+``submission_csv`` the CSV helpers competition graders use, ``kit_result`` the record check
+kit tasks' graders run first. The scores themselves are ``mlsbench_env.scoring``'s.
 """
 
 from mlsbench_env.evaluation.competition import (

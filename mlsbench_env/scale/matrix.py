@@ -253,9 +253,9 @@ def expand(cfg: EvalConfig) -> tuple[list[Cell], list[str]]:
 # ---------------------------------------------------------------------------------- the driver
 @dataclass
 class Event:
-    """What the driver tells ``on_event``: start | done | retry | failed | skip | tick."""
+    """What the driver tells ``on_event``."""
 
-    kind: str
+    kind: Literal["start", "done", "retry", "failed", "skip", "tick"]
     cell: Cell | None = None
     row: dict | None = None
     error: str | None = None

@@ -10,12 +10,11 @@ harness's own numbers must agree, and no run may have used more evaluations than
 from __future__ import annotations
 
 import importlib.util
-import json
-import math
 import pathlib
 import sys
 
-VISIBLE = ("nguyen-7", "nguyen-10", "koza-3")
+from mlsbench_env.evaluation.kit_result import read_kit_result
+
 HIDDEN = {"nguyen-12": "nguyen-12.json"}
 
 
@@ -39,33 +38,11 @@ def _problems(task_dir: pathlib.Path):
 
 
 def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path) -> dict:
-    out_dir, task_dir = pathlib.Path(out_dir), pathlib.Path(task_dir)
+    task_dir = pathlib.Path(task_dir)
     problems = _problems(task_dir)
-    if setting in VISIBLE:
-        name, spec = setting, problems.SETTINGS[setting]
-    elif setting in HIDDEN:
-        name = HIDDEN[setting]
-        spec = json.loads((task_dir / "hidden" / name).read_text())
-    else:
-        raise ValueError(f"unknown setting {setting!r}; known: {sorted((*VISIBLE, *HIDDEN))}")
-    path = out_dir / "result.json"
-    if not path.is_file():
-        raise FileNotFoundError("no result.json: the run failed (see the log)")
-    r = json.loads(path.read_text())
-    if r.get("error"):  # the harness failed the run and says why
-        raise ValueError(f"the run failed: {r['error']}")
-    if (r.get("setting"), r.get("seed"), r.get("spec")) != (name, seed, spec):
-        raise ValueError(
-            f"result.json is for {r.get('setting')!r} seed {r.get('seed')}, "
-            f"expected {name!r} seed {seed} with spec {spec}"
-        )
-    if r.get("instance") == "public":
-        key = problems.PUBLIC_KEY
-    elif r.get("instance") == "final":
-        key = (task_dir / "hidden" / "instance_key.txt").read_text().strip()
-    else:
-        raise ValueError(f"result.json: unknown instance {r.get('instance')!r}")
-    used = r.get("evals_used")
+    run = read_kit_result(setting, seed, out_dir, task_dir, problems, HIDDEN)
+    spec = run.spec
+    used = run.record.get("evals_used")
     if (
         not isinstance(used, list)
         or len(used) != spec["n_runs"]
@@ -75,15 +52,10 @@ def grade(setting: str, seed: int, out_dir: pathlib.Path, task_dir: pathlib.Path
             f"evals_used must list {spec['n_runs']} counts within the budget "
             f"{spec['budget']}, got {used!r}"
         )
-    exprs = r.get("expressions")
+    exprs = run.record.get("expressions")
     if not isinstance(exprs, list) or not all(isinstance(e, str) for e in exprs):
         raise ValueError("result.json: expressions must be a list of strings")
-    score = problems.score_expressions(name, spec, seed, key, exprs)
+    score = problems.score_expressions(run.name, spec, seed, run.key, exprs)
     for metric in ("test_nmse", "recovery_rate"):
-        reported = float(r.get(metric, math.nan))
-        if not math.isclose(score[metric], reported, rel_tol=1e-9, abs_tol=1e-15):
-            raise ValueError(
-                f"{metric} of the returned expressions is {score[metric]!r} "
-                f"but the harness recorded {reported!r}"
-            )
+        run.check_reported(metric, score[metric], abs_tol=1e-15)
     return {"test_nmse": score["test_nmse"], "recovery_rate": score["recovery_rate"]}

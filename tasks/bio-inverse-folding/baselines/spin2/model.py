@@ -77,66 +77,43 @@ def rel_pos(idx, n=16):
     return torch.cat([torch.sin(a), torch.cos(a)], -1)
 
 
-class EdgeFeatures(nn.Module):
-    """StructGNN-style edge features of the k-nearest-neighbour graph: RBF of the C-alpha distance,
-    the direction of j in the local frame of i, the relative orientation of the two frames, and a
-    sinusoidal encoding of the sequence offset."""
+def exposure_features(x):
+    """Per-residue solvent exposure of a C-alpha trace x (B, L, 3) -> (B, L, 5): contact numbers
+    (other C-alpha atoms within 8, 10 and 12 A) and the C-alpha half-sphere exposure within 13 A
+    (Hamelryck 2005: neighbours on the side of the pseudo side-chain direction
+    2 CA(i) - CA(i-1) - CA(i+1), and on the other side), each divided by 10."""
+    L = x.shape[1]
+    D = torch.cdist(x, x) + torch.eye(L, dtype=x.dtype) * 1e4
+    cn = [(D < r).float().sum(-1) for r in (8.0, 10.0, 12.0)]
+    side = _pad_ends(_unit(2 * x[:, 1:-1] - x[:, :-2] - x[:, 2:]), 1, 1)      # (B, L, 3)
+    rel = x.unsqueeze(1) - x.unsqueeze(2)                                       # j - i
+    up = ((rel * side.unsqueeze(2)).sum(-1) > 0).float()
+    near = (D < 13.0).float()
+    hse = [(near * up).sum(-1), (near * (1 - up)).sum(-1)]
+    return torch.stack(cn + hse, -1) / 10.0
 
-    def __init__(self, k=10, n_rbf=16, n_pos=16):
+
+class ExposureMLP(nn.Module):
+    """SPIN2-style per-residue MLP: the local geometry of residues i-3 .. i+3 (angles,
+    dihedrals, i+-2..4 distances, as the default) and their solvent exposure (contact numbers,
+    half-sphere exposure) -> amino-acid logits of residue i. No residue graph: burial is
+    summarised by counts, contacts are not resolved."""
+
+    def __init__(self, cfg, window=3, hidden=128):
         super().__init__()
-        self.k, self.n_rbf, self.n_pos = k, n_rbf, n_pos
-        self.dim = n_rbf + 3 + 9 + n_pos
-
-    def forward(self, x):
-        d, idx = knn(x, self.k)
-        R = local_frames(x)                                          # (B, L, 3, 3)
-        dx = gather_nodes(x, idx) - x.unsqueeze(2)                   # (B, L, k, 3)
-        direction = torch.einsum("blij,blki->blkj", R, _unit(dx))   # in i's frame
-        Rj = gather_nodes(R.flatten(2), idx).view(*idx.shape, 3, 3)
-        orient = torch.einsum("blij,blkim->blkjm", R, Rj).flatten(3)
-        e = torch.cat([rbf(d, self.n_rbf), direction, orient, rel_pos(idx, self.n_pos)], -1)
-        return e, idx
-
-
-class MPLayer(nn.Module):
-    """Message passing over the residue graph (Ingraham et al. 2019 encoder layer): messages
-    MLP([h_i, h_j, e_ij]) averaged over the neighbours, residual + LayerNorm, then a feed-forward.
-    (The first linear map of the message MLP is applied to h_i, h_j and e_ij separately, which is
-    the same map computed per node instead of per edge.)"""
-
-    def __init__(self, h, e):
-        super().__init__()
-        self.a_i, self.a_j, self.a_e = nn.Linear(h, h), nn.Linear(h, h, bias=False), nn.Linear(e, h, bias=False)
-        self.msg = nn.Sequential(nn.GELU(), nn.Linear(h, h))
-        self.ff = nn.Sequential(nn.Linear(h, 2 * h), nn.GELU(), nn.Linear(2 * h, h))
-        self.n1, self.n2 = nn.LayerNorm(h), nn.LayerNorm(h)
-
-    def forward(self, hv, he, idx):
-        pre = self.a_i(hv).unsqueeze(2) + gather_nodes(self.a_j(hv), idx) + self.a_e(he)
-        m = self.msg(pre).mean(2)
-        hv = self.n1(hv + m)
-        return self.n2(hv + self.ff(hv))
-
-
-class StructGNN(nn.Module):
-    """Structured-transformer-style GNN with one-shot per-residue output."""
-
-    def __init__(self, cfg, hidden=48, layers=3, k=10):
-        super().__init__()
-        self.edges = EdgeFeatures(k)
-        self.node_in = nn.Linear(10, hidden)
-        self.edge_in = nn.Linear(self.edges.dim, hidden)
-        self.layers = nn.ModuleList([MPLayer(hidden, hidden) for _ in range(layers)])
-        self.out = nn.Linear(hidden, cfg.n_aa)
+        self.window = window
+        d_in = 15 * (2 * window + 1)
+        self.net = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, cfg.n_aa))
 
     def forward(self, x, seq=None):
-        e, idx = self.edges(x)
-        hv = self.node_in(local_features(x))
-        he = self.edge_in(e)
-        for layer in self.layers:
-            hv = layer(hv, he, idx)
-        return self.out(hv)
+        f = torch.cat([local_features(x), exposure_features(x)], -1)
+        w = self.window
+        fp = _pad_ends(f, w, w)
+        L = x.shape[1]
+        win = torch.cat([fp[:, o: o + L] for o in range(2 * w + 1)], -1)
+        return self.net(win)
 
 
 def build_model(cfg):
-    return StructGNN(cfg)
+    return ExposureMLP(cfg)
