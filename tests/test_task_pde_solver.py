@@ -34,6 +34,7 @@ class Net(nn.Module):
                                   nn.GELU(), nn.Conv1d(width, 1, 5, padding=2, padding_mode="circular"))
 
     def forward(self, u):
+        {pre}
         y = u[:, -1] + self.conv(u).squeeze(1)
         {forward}
         return y
@@ -45,8 +46,8 @@ def build_model(cfg):
 """
 
 
-def probe(build: str = "pass", forward: str = "pass") -> str:
-    return PROBE.replace("{build}", build).replace("{forward}", forward)
+def probe(build: str = "pass", forward: str = "pass", pre: str = "pass") -> str:
+    return PROBE.replace("{build}", build).replace("{forward}", forward).replace("{pre}", pre)
 
 
 def _module(path, name):
@@ -110,7 +111,7 @@ def test_the_hidden_setting_is_not_named_in_the_workspace():
 
 
 def test_parameter_cap_fails():
-    err = run_cheat(TASK, QUICK, probe().replace("width=16", "width=4096"))
+    err = run_cheat(TASK, QUICK, probe().replace("width=16", "width=16384"), lint=False)
     assert "parameter cap exceeded" in err, err
 
 
@@ -119,7 +120,7 @@ def test_a_buffer_counts_against_the_cap():
     cheat = probe(
         build="net = Net(cfg)\n    net.register_buffer('t', torch.zeros(2000, 64))\n    return net"
     )
-    err = run_cheat(TASK, QUICK, cheat)
+    err = run_cheat(TASK, QUICK, cheat, lint=False)
     assert "parameter cap exceeded" in err, err
 
 
@@ -129,7 +130,7 @@ def test_training_outside_the_optimizer_fails():
         "if torch.is_grad_enabled():\n            with torch.no_grad():\n"
         "                for p in self.parameters():\n                    p.mul_(0.999)"
     )
-    err = run_cheat(TASK, QUICK, probe(forward=forward), lint=False)
+    err = run_cheat(TASK, QUICK, probe(pre=forward), lint=False)
     assert "changed outside the fixed optimizer during step 0" in err, err
 
 
