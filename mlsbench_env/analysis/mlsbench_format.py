@@ -58,6 +58,7 @@ DOMAIN_AREAS = {  # task.yaml `domain` -> area (tests/test_mlsbench_format.py co
     "model-based control": "Robotics",
     "neural-rendering": "Vision and Generation",
     "optimization": "Optimization",
+    "pde": "AI for Science",
     "reinforcement-learning": "Reinforcement Learning",
     "systems-kernels": "ML Systems",
     "tabular": "Classical ML",
