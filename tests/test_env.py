@@ -337,7 +337,7 @@ def test_a_test_runs_the_agents_code_not_files_left_in_the_workspace(make_env):
     env = make_env()
     env.reset(seed=0)
     plant = "print('PLANTED-RAN', flush=True)\\nraise SystemExit(0)\\n"
-    env.step(act("shell", command=f"printf \"{plant}\" > numpy.py && ls numpy.py"))
+    env.step(act("shell", command=f'printf "{plant}" > numpy.py && ls numpy.py'))
     obs, _, _, _, info = env.step(act("test"))
     assert "PLANTED-RAN" not in obs
     assert info["ok"] and all(v is not None for v in info["setting_scores"].values()), obs
