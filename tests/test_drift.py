@@ -71,11 +71,12 @@ def test_the_replay_of_a_fresh_calibration_is_exact(tiny):
         f"default: task score exact, every metric exact; replay {cpu:.0f} CPU-s"
     )
     # the calibration's cost from the replay: 2 baselines x 3 settings replayed, the anchors
-    # hold every method's runs (methods x 3 settings per seed)
+    # hold every method's runs (methods x 3 settings x their seeds)
     assert all(b.cpu_s > 0 for b in drift.baselines)
-    methods = len(tiny.anchors()["results"])
-    assert drift.calibration_runs == methods * 3
-    assert drift.calibration_cpu_s(seeds=3) == pytest.approx(cpu / 6 * methods * 3 * 3)
+    methods, seeds = len(tiny.anchors()["results"]), len(tiny.anchors()["seeds"])
+    assert [b.runs for b in drift.baselines] == [3, 3]
+    assert drift.calibration_runs == methods * 3 * seeds
+    assert drift.calibration_cpu_s == pytest.approx(cpu / 6 * methods * 3 * seeds)
 
 
 def test_edited_anchors_give_the_distance_in_seed_spreads(edited):

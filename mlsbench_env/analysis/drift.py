@@ -95,6 +95,8 @@ class BaselineDrift:
     errors: tuple[str, ...] = ()
     cpu_s: float = 0.0
     """CPU seconds of the replayed runs (every setting, one seed), kit children included."""
+    runs: int = 0
+    """How many runs the replay made (one per setting)."""
 
     @property
     def worst(self) -> ValueDrift:
@@ -115,7 +117,7 @@ class DriftReport:
     """``anchors.json``'s machine record (None: written before it was recorded)."""
     replayed_on: dict[str, Any]
     calibration_runs: int = 0
-    """Runs per seed of a whole calibration: its methods (default included) x its settings."""
+    """Runs of a whole calibration: its methods (default included) x settings x seeds."""
     checked: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     )
@@ -128,14 +130,14 @@ class DriftReport:
     def drifted(self) -> bool:
         return self.max_spreads > WARN_SPREADS
 
-    def calibration_cpu_s(self, seeds: int) -> float:
+    @property
+    def calibration_cpu_s(self) -> float:
         """A whole calibration's CPU on this machine, estimated from the replay: the replayed
-        baselines' mean CPU per run times the calibration's runs over ``seeds`` seeds."""
-        runs = sum(len({m.what.rsplit("/", 1)[0] for m in b.metrics}) for b in self.baselines)
+        baselines' mean CPU per run times the calibration's runs."""
+        runs = sum(b.runs for b in self.baselines)
         if not runs or not self.calibration_runs:
             return math.nan
-        per_run = sum(b.cpu_s for b in self.baselines) / runs
-        return per_run * self.calibration_runs * seeds
+        return sum(b.cpu_s for b in self.baselines) / runs * self.calibration_runs
 
     def summary(self) -> str:
         """One line: each baseline's task score on the seed against its anchor, the worst
@@ -177,6 +179,7 @@ class DriftReport:
                 tuple(value(m) for m in b["metrics"]),
                 tuple(b.get("errors", ())),
                 b.get("cpu_s", 0.0),
+                b.get("runs", 0),
             )
             for b in d["baselines"]
         )
@@ -215,7 +218,7 @@ def check_drift(
     for name in names:
         fr = run_baseline(task, name, backend=backend, seeds=[seed], progress=progress)
         out.append(_compare(task, anchors, name, seeds.index(seed), fr, calibrated))
-    runs = len(anchors["results"]) * len(task.spec.settings)
+    runs = len(anchors["results"]) * len(task.spec.settings) * len(seeds)
     return DriftReport(task.id, seed, tuple(out), anchors.get("machine"), machine(backend), runs)
 
 
@@ -241,7 +244,8 @@ def _compare(task, anchors, name, index, fr, calibrated) -> BaselineDrift:
     replayed = score_runs(task, fr.runs, anchors).seed_scores[seed].points
     score = ValueDrift(SCORE, seed_scores[index], replayed, mean_and_spread(seed_scores)[1])
     errors = tuple(f"{r.label}: {r.error}" for r in fr.runs if r.error)
-    return BaselineDrift(name, score, tuple(metrics), errors, sum(r.cpu_s for r in fr.runs))
+    cpu = sum(r.cpu_s for r in fr.runs)
+    return BaselineDrift(name, score, tuple(metrics), errors, cpu, len(fr.runs))
 
 
 def drift_path(store: str | Path) -> Path:

@@ -253,11 +253,9 @@ def print_drift(task, backend: str = "local"):
         console.print(f"  [yellow]warning:[/yellow] no drift check: {e}")
         return None
     console.print(f"  drift: {drift.summary()}")
-    seeds = len(task.anchors()["seeds"])
-    minutes = drift.calibration_cpu_s(seeds) / 60
     console.print(
-        f"  calibration CPU, estimated from the replay: {minutes:.1f} min "
-        f"({drift.calibration_runs} runs x {seeds} seeds)"
+        f"  calibration CPU, estimated from the replay: {drift.calibration_cpu_s / 60:.1f} min "
+        f"({drift.calibration_runs} runs)"
     )
     if drift.drifted:
         console.print(
