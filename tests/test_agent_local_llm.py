@@ -66,8 +66,11 @@ class LlamaServer:
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx)]
         cmd += ["--chat_format", chat_format, "--model_alias", "smollm2"]
         # llama-cpp-python uses half the cores by default; the prompt (~5k tokens) is most of the
-        # time on a small machine
-        cmd += ["--n_threads", str(os.cpu_count() or 1)]
+        # time on a small machine. Under pytest-xdist each worker's server gets its share of the
+        # cores: OpenMP threads that outnumber the free cores spin and run several times slower.
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
         self.proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

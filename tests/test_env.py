@@ -185,9 +185,14 @@ def test_no_observation_info_or_log_names_a_hidden_setting(make_env, task_id, tm
         assert s not in text, (task_id, s)
 
 
-# tasks whose every setting spawns a learner process that imports torch (10-20 s per test run
-# for a crash): in the slow suite; the other research tasks keep the check in the default one
+# tasks whose every setting spawns a learner process that imports torch or trains before the
+# agent's code runs (15-35 s per test run for a crash): in the slow suite; the other research
+# tasks keep the check in the default one
 SLOW_TO_CRASH = {
+    "dl-weight-initialization",
+    "ml-calibration",
+    "cv-sample-weighting",
+    "kernel-fused-causal-attention",
     "optimization-gradient-compression",
     "safe-rl-constraint-handling",
     "security-blackbox-linf-attack",

@@ -176,6 +176,9 @@ class Task:
 
 
 KIT_PACKAGE = "taskkit"  # the task kit's name inside a workspace
+# libyaml's safe loader parses a task.yaml ~10x faster than the pure-Python one (every listing
+# and test collection loads each task); PyYAML builds without libyaml only on odd platforms
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -211,7 +214,7 @@ def load_task_dir(root: Path) -> Task:
     if not path.is_file():
         raise TaskSpecError(str(path), "(file)", "task.yaml not found; every task folder needs one")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=SAFE_LOADER)
     except yaml.YAMLError as e:
         raise TaskSpecError(str(path), "(file)", f"not valid YAML: {e}") from e
     if not isinstance(raw, dict):
