@@ -38,7 +38,7 @@ def calibrate() -> None:
               f"wall={run.wall_s:.1f}s cpu={run.cpu_s:.1f}s", flush=True)
         (HERE / "curves.json").write_text(json.dumps(curves, indent=1))
 
-    anchors, rescored = measure(task, workers=2, progress=progress)
+    anchors, rescored = measure(task, workers=1, progress=progress)
     print("wrote", write_anchors(task, anchors))
     print(markdown_table(task, anchors, rescored))
     print(f"total wall {time.time() - t0:.0f}s")
