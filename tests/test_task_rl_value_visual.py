@@ -140,11 +140,12 @@ def _reads(code: str) -> str:
     "label, code, message",
     [
         ("hidden", 'np.fromfile(os.path.join(ws, "extra_game.json"), np.uint8)', "extra_game.json"),
-        (LABEL, 'np.load(os.path.join(ws, "harness.py"))', "harness.py"),
+        # (not harness.py: the kit leaves the modules the child imported readable)
+        (LABEL, 'np.load(os.path.join(ws, "run.py"))', "run.py"),
         (LABEL, 'open(os.path.join(ws, "run.py"), "a")', "for writing"),
         (LABEL, 'open("/proc/%d/cmdline" % os.getppid()).read()', "cmdline"),
     ],
-    ids=["np-fromfile-hidden-spec", "np-load-harness", "write-run-py", "parent-argv"],
+    ids=["np-fromfile-hidden-spec", "np-load-run-py", "write-run-py", "parent-argv"],
 )
 def test_boundary_without_the_lint(task, label, code, message):
     """With the static policy off, the kit's child refuses the read or write itself."""
