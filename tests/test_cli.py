@@ -38,7 +38,9 @@ def test_unknown_task_and_agent_are_clear_errors():
 
 # their shipped anchors do not separate the reference from the runner-up by 2 standard errors
 # (or a baseline other than the reference scores above 50): recalibration is under way
-HEALTH_FAILURES: set[str] = set()
+# rl-value-visual-control: recalibrated with its faster harness, QR-DQN leads Double DQN by 1.2
+# s.e. (seed noise at 100,000 frames; its README, "How to read it" and "Cost")
+HEALTH_FAILURES: set[str] = {"rl-value-visual-control"}
 
 
 @pytest.mark.parametrize(

@@ -43,8 +43,6 @@ BATCH = 64
 LR = 1e-3                 # Adam
 ADAM_EPS = 3.125e-4       # 0.01 / 32, as in Dopamine / Rainbow
 MAX_ATOMS = 128           # head-size cap: outputs per action
-HIDDEN = 64               # fc width of the torso (Young & Tian 2019 use 16 conv + 128 fc; halved for CPU)
-CONV = 16
 N_ENVS = 16               # environments stepped together; one gradient step per N_ENVS frames
 TARGET_SYNC = 200         # gradient steps between target-network syncs
 LEARN_START = 1000        # frames of random play before learning starts
@@ -68,6 +66,7 @@ def _warm_up():
     x = torch.randn(4, 3, 5, requires_grad=True)
     y = torch.log_softmax(x, 2).sum() + F.smooth_l1_loss(x, x.detach() + 1) + F.mse_loss(x, x.detach())
     y = y + torch.sort(x, 2).values.sum() + F.cross_entropy(x[:, :, 0], torch.zeros(4, dtype=torch.long))
+    y = y + F.huber_loss(x, x.detach() + 1, reduction="none", delta=1.0).sum()
     torch.autograd.grad(y, x)
     torch.zeros(4, 5).scatter_add_(1, torch.zeros(4, 5, dtype=torch.long), torch.ones(4, 5))
 
@@ -182,7 +181,8 @@ class Head:
         q = np.frombuffer(q, np.float32).reshape(2 * n, self.A)
         if not np.all(np.isfinite(q)):
             raise RunFailure("q_values returned NaN or inf")
-        if not np.allclose(q[n:], q[:n][self.perm], rtol=1e-5, atol=1e-6):
+        ref = q[:n][self.perm]
+        if not (np.abs(q[n:] - ref) <= 1e-6 + 1e-5 * np.abs(ref)).all():  # np.allclose's test
             raise RunFailure("q_values is not a function of the network outputs: the same outputs, "
                              "asked twice in one request, got different Q-values. Exploration is "
                              "fixed by the harness; q_values must not add noise of its own or "
@@ -205,125 +205,101 @@ class Head:
         self.child.close()
 
 
-def build_net(in_ch, num_actions, atoms):
-    import torch.nn as nn
-    return nn.Sequential(
-        nn.Conv2d(in_ch, CONV, 3, 1), nn.ReLU(), nn.Flatten(),
-        nn.Linear(CONV * 8 * 8, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, num_actions * atoms))
-
-
-def make_env(game, sticky, seed):
-    from minatar import Environment
-    env = Environment(game, sticky_action_prob=sticky)
-    env.seed(int(seed))
-    env.reset()
-    return env
-
-
-def obs(env) -> np.ndarray:
-    return np.ascontiguousarray(env.state().transpose(2, 0, 1), dtype=np.uint8)
-
-
 def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
                        sticky: float = 0.1) -> dict:
     """The whole run; returns the record (raises RunFailure on a violation)."""
+    from games import make_games
+    from qnet import POS, Adam, QNet
+
+    if frames % N_ENVS:
+        raise RunFailure(f"the frame budget must be a multiple of {N_ENVS} (the games stepped "
+                         f"together), got {frames}")
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     rng = np.random.default_rng([seed, 1])
-    probe = make_env(game, sticky, 0)
-    A = probe.num_actions()
-    C = probe.state_shape()[2]
+    envs = make_games(game, sticky, [rng.integers(2 ** 31) for _ in range(N_ENVS)])
+    A, C = envs.num_actions, envs.channels
     child = Head(A, GAMMA, seed)
     K = child.K
     t0 = time.time()
     try:
-        net = build_net(C, A, K)
-        target = build_net(C, A, K)
-        target.load_state_dict(net.state_dict())
-        opt = torch.optim.Adam(net.parameters(), lr=LR, eps=ADAM_EPS, fused=True)
+        net = QNet(C, A * K)
+        target = QNet(C, A * K)
+        target.load(net)
+        opt = Adam(net.theta, lr=LR, eps=ADAM_EPS)
         S = np.zeros((frames, C, 10, 10), np.uint8)
         S2 = np.zeros((frames, C, 10, 10), np.uint8)
         Ar = np.zeros(frames, np.int64)
         R = np.zeros(frames, np.float32)
         D = np.zeros(frames, np.float32)
-        envs = [make_env(game, sticky, rng.integers(2 ** 31)) for _ in range(N_ENVS)]
-        states = [obs(e) for e in envs]
+        states = envs.obs()
         ep_ret = np.zeros(N_ENVS)
         ep_returns, ep_ends = [], []
         updates, losses = 0, []
         eps_frames = max(1, int(EPS_FRAC * frames))
+        rows = BATCH * POS
         t = 0  # frames used: the parent's counter
         while t < frames:
-            n_env = min(N_ENVS, frames - t)
             eps = max(EPS_END, EPS_START - (EPS_START - EPS_END) * t / eps_frames)
-            greedy = [i for i in range(n_env) if t >= LEARN_START and rng.random() >= eps]
-            actions = rng.integers(0, A, n_env)
+            learning = t >= LEARN_START
+            greedy = np.flatnonzero(rng.random(N_ENVS) >= eps) if learning else np.zeros(0, int)
+            actions = rng.integers(0, A, N_ENVS)
             act_out = batch = None
-            if t >= LEARN_START:
+            if learning:
                 idx = rng.integers(0, t, BATCH)
-                xs = torch.from_numpy(S[idx]).float()
-                out = net(xs).reshape(BATCH, A, K)
-                with torch.no_grad():
-                    # online network on s' and on the acting states in one call
-                    x2 = torch.from_numpy(np.concatenate([S2[idx]] + [states[i][None] for i in greedy])).float()
-                    o2 = net(x2).reshape(-1, A, K).numpy()
-                    tn = target(x2[:BATCH]).reshape(BATCH, A, K).numpy()
-                batch = (out.detach().numpy(), Ar[idx], R[idx], D[idx], tn, o2[:BATCH])
-                if greedy:
-                    act_out = o2[BATCH:]
-            if greedy or batch is not None:
+                # one online pass over s (trained on), s' and the acting states; target on s'
+                P = net.patches(np.concatenate([S[idx], S2[idx], states[greedy]]))
+                o = net.forward(P, keep=BATCH).reshape(-1, A, K).numpy()
+                tn = target.forward(P[rows:2 * rows]).reshape(BATCH, A, K).numpy()
+                batch = (o[:BATCH], Ar[idx], R[idx], D[idx], tn, o[BATCH:2 * BATCH])
+                if len(greedy):
+                    act_out = o[2 * BATCH:]
+            if batch is not None:
                 child.send(act_out, batch)
-            if greedy:
-                q = child.recv_q()
-                for j, i in enumerate(greedy):
-                    actions[i] = int(np.argmax(q[j]))
-            for i in range(n_env):
-                r, done = envs[i].act(int(actions[i]))
-                s2 = obs(envs[i])
-                S[t], S2[t], Ar[t], R[t], D[t] = states[i], s2, actions[i], r, float(done)
-                t += 1
-                ep_ret[i] += r
-                if done:
-                    ep_returns.append(float(ep_ret[i]))
-                    ep_ends.append(t)
-                    ep_ret[i] = 0.0
-                    envs[i].reset()
-                    states[i] = obs(envs[i])
-                else:
-                    states[i] = s2
+            if len(greedy):
+                actions[greedy] = child.recv_q().argmax(1)
+            r, done, s2 = envs.act(actions)
+            S[t:t + N_ENVS], S2[t:t + N_ENVS] = states, s2
+            Ar[t:t + N_ENVS], R[t:t + N_ENVS], D[t:t + N_ENVS] = actions, r, done
+            ep_ret += r
+            states = s2
+            if done.any():
+                ends = np.flatnonzero(done)
+                ep_returns += ep_ret[ends].tolist()
+                ep_ends += (t + 1 + ends).tolist()
+                ep_ret[ends] = 0.0
+                envs.reset(done)
+                states = np.where(done[:, None, None, None], envs.obs(), s2)
+            t += N_ENVS
             if batch is not None:  # the child computed the loss while the games stepped
                 loss, grad = child.recv_grad(BATCH)
-                opt.zero_grad(set_to_none=True)
-                out.backward(torch.from_numpy(grad.copy()))
-                opt.step()
+                opt.step(net.backward(torch.from_numpy(grad.reshape(BATCH, A * K).copy())))
                 updates += 1
                 losses.append(loss)
                 if updates % TARGET_SYNC == 0:
-                    target.load_state_dict(net.state_dict())
+                    target.load(net)
         train_s = time.time() - t0
         # ---- evaluation: fresh environments with a salted seed, epsilon = EVAL_EPS, all episodes
         # stepped together so each step is one batched request
         erng = np.random.default_rng([seed, 0x5EED, 7919])
-        envs = [make_env(game, sticky, erng.integers(2 ** 31)) for _ in range(eval_episodes)]
+        envs = make_games(game, sticky, [erng.integers(2 ** 31) for _ in range(eval_episodes)])
         rets = np.zeros(eval_episodes)
         lens = np.zeros(eval_episodes, np.int64)
         alive = np.ones(eval_episodes, bool)
-        eval_frames = 0
         while alive.any():
             ids = np.flatnonzero(alive)
-            x = torch.from_numpy(np.stack([obs(envs[i]) for i in ids])).float()
-            with torch.no_grad():
-                o = net(x).reshape(len(ids), A, K).numpy()
+            x = envs.obs()[ids]
+            o = net.forward(net.patches(x)).reshape(len(ids), A, K).numpy()
             child.send(o)
             q = child.recv_q()
-            for j, i in enumerate(ids):
-                a = int(erng.integers(A)) if erng.random() < EVAL_EPS else int(np.argmax(q[j]))
-                r, done = envs[i].act(a)
-                rets[i] += r
-                lens[i] += 1
-                eval_frames += 1
-                if done or lens[i] >= EVAL_MAX_FRAMES:
-                    alive[i] = False
+            actions = np.zeros(eval_episodes, np.int64)
+            explore = erng.random(len(ids)) < EVAL_EPS
+            actions[ids] = np.where(explore, erng.integers(0, A, len(ids)), q.argmax(1))
+            r, done, _ = envs.act(actions)  # ended episodes step on, unrecorded
+            rets[ids] += r[ids]
+            lens[ids] += 1
+            alive[ids] = ~done[ids] & (lens[ids] < EVAL_MAX_FRAMES)
+        eval_frames = int(lens.sum())
         isolation = child.child.isolation
         child.close()
     finally:

@@ -8,6 +8,7 @@ anchors.json) plus a progress callback that keeps the `CURVE {...}` line each ru
 (training-episode return per tenth of the frame budget, the evaluation returns), then plots the
 mean +- std over seeds per baseline and setting.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,12 +34,16 @@ def calibrate() -> None:
         line = next((ln for ln in lines if ln.startswith("CURVE ")), None)
         rec = json.loads(line[6:]) if line else None
         curves.setdefault(name, {}).setdefault(label, {})[str(seed)] = dict(
-            curve=rec, metrics=run.metrics, error=run.error, wall_s=run.wall_s, cpu_s=run.cpu_s)
-        print(f"{time.time() - t0:7.1f}s {name} {label} seed {seed}: {run.metrics} err={run.error} "
-              f"wall={run.wall_s:.1f}s cpu={run.cpu_s:.1f}s", flush=True)
+            curve=rec, metrics=run.metrics, error=run.error, wall_s=run.wall_s, cpu_s=run.cpu_s
+        )
+        print(
+            f"{time.time() - t0:7.1f}s {name} {label} seed {seed}: {run.metrics} err={run.error} "
+            f"wall={run.wall_s:.1f}s cpu={run.cpu_s:.1f}s",
+            flush=True,
+        )
         (HERE / "curves.json").write_text(json.dumps(curves, indent=1))
 
-    anchors, rescored = measure(task, workers=2, progress=progress)
+    anchors, rescored = measure(task, workers=1, progress=progress)
     print("wrote", write_anchors(task, anchors))
     print(markdown_table(task, anchors, rescored))
     print(f"total wall {time.time() - t0:.0f}s")
@@ -46,6 +51,7 @@ def calibrate() -> None:
 
 def plot() -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
