@@ -18,7 +18,8 @@ nothing else of this folder, write only their scratch folder and cannot see this
            collects the next one, N_T - T_IN times; one step is asked again with the
            trajectories in another batch and must come back the same
 The cap is counted in the training child's run, not by a budget check of its own (task.yaml
-has none): a separate check would start one more torch process per run for the same count.
+has none): a check would run this harness once more per run (a parent and a child, both
+importing torch) for the same count.
 After every child has exited it writes pred.npy (the rolled-out snapshots) and result.json; the
 grader rebuilds the true trajectories and recomputes the rollout error itself.
 """
