@@ -1,12 +1,12 @@
-"""The surrogate's processes (fixed): harness.py starts them through the task kit's Child, which
+"""The surrogate's processes (fixed): run.py starts them through the task kit's Child, which
 drops their privileges before `import model`; they read model.py and nothing else of this folder.
 
   train    gets the TRAINING windows (inputs and next snapshots) as arguments, builds
-           build_model(cfg), reports the state's layout and initial values, then serves steps:
+           build_model(cfg), reports the state's layout, its count and initial values (the
+           parent checks the parameter cap on them), then serves steps:
            the parent's state and the rows of one batch in; the loss (mean squared error of the
            next snapshot), the gradients and the state after the step out. The optimizer, its
            schedule and the step count are the parent's.
-  measure  the budget check: builds build_model(cfg) and sends its state (the parent counts it)
   predict  a fresh process with the trained state: answers the next snapshot of the windows
            the parent sends (the parent runs the rollout and feeds back the predictions).
 """
@@ -42,11 +42,6 @@ def _next(cfg, net, u):
 
 def _windows(data: bytes, cfg, t: int):
     return torch.from_numpy(np.frombuffer(data, "<f4").reshape(-1, t, cfg.n_x).copy())
-
-
-def measure(conn, cfg_dict: dict, seed: int) -> None:
-    _, net = _surrogate(cfg_dict, seed)
-    torchstate.send_layout(conn, net, count=torchstate.count(net))
 
 
 def train(conn, cfg_dict: dict, seed: int, x_bytes: bytes, y_bytes: bytes) -> None:
