@@ -9,7 +9,6 @@ import json
 import math
 import random
 import struct
-from typing import Any
 
 import numpy as np
 
@@ -153,7 +152,7 @@ class ParentState:
         self.trained = [t for t, k in zip(self.tensors, self.kinds, strict=True) if k == TRAINED]
         self.n_trained = int(sum(t.numel() for t in self.trained))
         self.params = np.repeat(np.array([k != BUFFER for k in self.kinds], bool), sizes)
-        self.optimizer: Any = None  # torch.optim.AdamW once adamw() ran (torch is imported late)
+        self.optimizer: AdamW | None = None  # once adamw() ran
         self.clip: float | None = None
 
     @classmethod
@@ -226,12 +225,10 @@ class ParentState:
         clip: float | None = None,
         matrices_only: bool = False,
     ) -> None:
-        """The fixed optimizer: torch AdamW (eps 1e-8) over the trained entries, which ``step``
-        runs. ``clip``: the gradients' total norm is clipped to it before each step;
-        ``matrices_only``: weight decay on the entries of two or more dimensions only (a group of
-        their own, then the rest)."""
-        import torch
-
+        """The fixed optimizer: AdamW (eps 1e-8, torch's own arithmetic) over the trained
+        entries, which ``step`` runs. ``clip``: the gradients' total norm is clipped to it before
+        each step; ``matrices_only``: weight decay on the entries of two or more dimensions only
+        (a group of their own, then the rest)."""
         if matrices_only:
             groups = [
                 {"params": [t for t in self.trained if t.dim() >= 2], "weight_decay": weight_decay},
@@ -239,7 +236,7 @@ class ParentState:
             ]
         else:
             groups = [{"params": self.trained, "weight_decay": weight_decay}]
-        self.optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8)
+        self.optimizer = AdamW(groups, lr=lr, betas=betas, eps=1e-8)
         self.clip = clip
 
     def step(self, child, step: int, batch: builtins.bytes, lr: float, n_losses: int = 1) -> tuple:
@@ -256,6 +253,7 @@ class ParentState:
         if not math.isfinite(losses[0]):
             raise RunFailure(f"training loss is not finite at step {step}")
         self.load_grads(reply[4 * n_losses :])
+        assert self.optimizer is not None, "adamw() sets the optimizer before the first step"
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         if self.clip is not None:
@@ -284,3 +282,37 @@ def layout_size(layout: dict) -> int:
         if k not in (BUFFER, FROZEN, TRAINED) or type(k) is not int:
             raise ValueError(f"a kind must be 0, 1 or 2, got {k!r}")
     return int(sum(math.prod(s) for s in shapes))
+
+
+class AdamW:
+    """torch's single-tensor AdamW (what ``torch.optim.AdamW`` runs on CPU), op for op, so the
+    results are bitwise the same (``tests/test_taskkit.py`` checks it against torch.optim).
+    Written out because building and stepping a ``torch.optim`` optimizer imports
+    ``torch._dynamo``: about 2 s of CPU in every harness parent, a sixth of a short run."""
+
+    def __init__(self, groups: list[dict], lr: float, betas: tuple[float, float], eps: float):
+        self.param_groups = [dict(g, lr=lr) for g in groups]
+        self.betas, self.eps = betas, eps
+        self.state: dict[int, list] = {}  # id(param) -> [step, first moment, second moment]
+
+    def step(self) -> None:
+        import torch
+
+        b1, b2 = self.betas
+        with torch.no_grad():
+            for group in self.param_groups:
+                lr, wd = group["lr"], group["weight_decay"]
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    st = self.state.get(id(p))
+                    if st is None:
+                        st = self.state[id(p)] = [0.0, torch.zeros_like(p), torch.zeros_like(p)]
+                    st[0] += 1.0
+                    g, m, v = p.grad, st[1], st[2]
+                    p.mul_(1 - lr * wd)
+                    m.lerp_(g, 1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    bc1, bc2 = 1 - b1 ** st[0], 1 - b2 ** st[0]
+                    denom = (v.sqrt() / bc2**0.5).add_(self.eps)
+                    p.addcdiv_(m, denom, value=-(lr / bc1))
