@@ -161,13 +161,13 @@ class ParentState:
         before the values are read."""
         try:
             layout = json.loads(child.expect(b"M", 1 << 20))
-            n = layout_size(layout)
+            n, held = layout_size(layout), held_numbers(layout)
         except (ValueError, TypeError, KeyError, AttributeError) as e:
             raise RunFailure(
                 f"protocol error: the {child.name} process sent a bad layout ({e})"
             ) from None
-        if cap is not None and n > cap:
-            raise RunFailure(f"parameter cap exceeded: the state holds {n} numbers, cap {cap}")
+        if cap is not None and held > cap:
+            raise RunFailure(f"parameter cap exceeded: the state holds {held} numbers, cap {cap}")
         return cls(layout, child.expect(b"S", size=4 * n))
 
     def bytes(self) -> builtins.bytes:
@@ -176,9 +176,7 @@ class ParentState:
     def budget_verdict(self, cap: int) -> dict:
         """The budget check's verdict (``write_budget_verdict``) on this state against a cap on
         the numbers it holds, parameters and buffers."""
-        # what this parent would hold and train; the child's own count of the whole state_dict
-        # (integer buffers too) can only add to it
-        n = max(self.n, int(self.layout.get("count", 0)))
+        n = held_numbers(self.layout)
         ok = n <= cap
         message = (
             f"{'parameter cap exceeded: ' if not ok else ''}the model's state holds {n} numbers "
@@ -269,6 +267,13 @@ def warmup_cosine(step: int, total: int, peak: float, warmup: int, floor: float 
         return peak * (step + 1) / warmup
     cos = 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
     return peak * (floor + (1 - floor) * cos)
+
+
+def held_numbers(layout: dict) -> int:
+    """The numbers a state holds, for a cap: what the parent would hold and train
+    (``layout_size``), or the child's own count of its whole state_dict (integer buffers too)
+    where larger; the child's count can only add to the parent's."""
+    return max(layout_size(layout), int(layout.get("count", 0)))
 
 
 def layout_size(layout: dict) -> int:

