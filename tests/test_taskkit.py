@@ -82,6 +82,8 @@ def task_dir(tmp_path, monkeypatch):
                     return os.getcwd()
                 if what == "raise":
                     raise ValueError("agent code failed")
+                if what == "malloc":
+                    return {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
                 return "ok"
             """
         )
@@ -167,6 +169,20 @@ def test_the_kernel_holds_the_boundary_without_the_guard(task_dir):
         "tcp": "PermissionError",
         "signal": "PermissionError",
     }
+
+
+def test_the_child_keeps_freed_memory_unless_the_caller_says_otherwise(task_dir):
+    """glibc's thresholds from the kit (a torch harness page-faulted its per-step tensors back
+    every step without them); an env the caller passes wins."""
+    import ast
+
+    from taskkit.child import MALLOC_ENV
+
+    outer = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+    msg, _ = ask("malloc")
+    assert ast.literal_eval(msg[1:].decode()) == {**MALLOC_ENV, **outer}
+    msg, _ = ask("malloc", env={"MALLOC_TOP_PAD_": "0"})
+    assert ast.literal_eval(msg[1:].decode()) == {**MALLOC_ENV, **outer, "MALLOC_TOP_PAD_": "0"}
 
 
 def test_failures_of_the_child_are_runfailures_that_say_what_happened(task_dir):
