@@ -36,11 +36,9 @@ def test_unknown_task_and_agent_are_clear_errors():
     assert r.exit_code == 2 and "baseline:<name>" in r.output
 
 
-# their shipped anchors do not separate the reference from the runner-up by 2 standard errors
-# (or a baseline other than the reference scores above 50): recalibration is under way
-# rl-value-visual-control: recalibrated with its faster harness, QR-DQN leads Double DQN by 1.2
-# s.e. (seed noise at 100,000 frames; its README, "How to read it" and "Cost")
-HEALTH_FAILURES: set[str] = {"rl-value-visual-control"}
+# tasks whose shipped anchors do not separate the reference from the default and the runner-up by
+# 2 standard errors (or where a baseline other than the reference scores above 50); none today
+HEALTH_FAILURES: set[str] = set()
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from cheats import assert_anchored, run_cheat
 from mlsbench_env.spec import load_task
 
 TASK = "rl-value-visual-control"
-LABEL = "breakout"  # the cheapest visible setting (the fastest game)
+LABEL = "space-invaders"  # the one visible setting
 TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
 
 HEAD = """
@@ -156,7 +156,7 @@ def test_boundary_without_the_lint(task, label, code, message):
 
 @pytest.mark.slow
 def test_reference_baseline_scores_as_anchored(task):
-    """Honest-code control: the reference baseline reproduces its seed-0 anchor on breakout."""
+    """Honest-code control: the reference baseline reproduces its seed-0 anchor."""
     assert_anchored(task, task.spec.reference_baseline, [LABEL])
 
 
@@ -191,7 +191,7 @@ def _grader():
 
 def _record(**kw):
     g = _grader()
-    spec, name = g.setting_spec("breakout", TASK_DIR)
+    spec, name = g.setting_spec(LABEL, TASK_DIR)
     rec = dict(
         setting=name,
         game=spec["game"],
@@ -202,6 +202,7 @@ def _record(**kw):
         frames_used=spec["frames"],
         atoms=51,
         eval_returns=[1.0] * spec["eval_episodes"],
+        train_curve=[1.0] * 9 + [11.0],
     )
     rec.update(kw)
     return rec
@@ -209,11 +210,11 @@ def _record(**kw):
 
 def _grade(tmp_path, rec):
     (tmp_path / "run.json").write_text(json.dumps(rec))
-    return _grader().grade("breakout", 0, tmp_path, TASK_DIR)
+    return _grader().grade(LABEL, 0, tmp_path, TASK_DIR)
 
 
 def test_grader_accepts_valid_record(tmp_path):
-    assert _grade(tmp_path, _record()) == {"mean_return": 1.0}
+    assert _grade(tmp_path, _record()) == {"mean_train_return": 2.0}
 
 
 @pytest.mark.parametrize(
@@ -223,6 +224,10 @@ def test_grader_accepts_valid_record(tmp_path):
         (dict(frames=10**6, frames_used=10**6), "frame budget violated"),
         (dict(atoms=1000), "head size violated"),
         (dict(eval_returns=[5.0]), "evaluation episodes"),
+        (dict(train_curve=[50.0] * 9), "learning curve of 10"),
+        (dict(train_curve=[None] * 10), "learning curve of 10"),
+        (dict(train_curve=[float("nan")] * 10), "learning curve of 10"),
+        (dict(setting="breakout", game="breakout"), "expected"),
         (dict(status="error", error="value_head.py raised: boom"), "the run failed"),
         (dict(game="freeway"), "expected"),
         (dict(seed=1), "seed"),
@@ -235,7 +240,7 @@ def test_grader_refuses_forged_records(tmp_path, forged, message):
 
 def test_grader_needs_run_json(tmp_path):
     with pytest.raises(ValueError, match="no run.json"):
-        _grader().grade("breakout", 0, tmp_path, TASK_DIR)
+        _grader().grade(LABEL, 0, tmp_path, TASK_DIR)
 
 
 # ---------------------------------------------------------------- the fixed harness's pieces
@@ -340,3 +345,10 @@ def test_flat_network_matches_torch():
         opt_ref.step()
         opt.step(net.backward(g))
     assert torch.allclose(qnet.QNet(6, 12, module).theta, net.theta, atol=1e-5)
+
+
+def test_breakout_runs_by_hand_but_is_not_graded():
+    """Breakout left the settings in version 1 (it does not separate the heads); a record of it
+    is not a setting's."""
+    with pytest.raises(ValueError, match="unknown setting"):
+        _grader().setting_spec("breakout", TASK_DIR)

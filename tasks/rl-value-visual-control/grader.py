@@ -5,9 +5,13 @@ the optimizer and the evaluation episodes; the value head ran in a separate proc
 saw network outputs. The parent wrote run.json after that process exited. This grader rebuilds
 the setting's budget from the pristine task files (never from the run's artifacts), checks the
 record against it (game, frames used = the budget, head size within the cap, the number of
-evaluation episodes) and returns the metric:
-  mean_return  mean undiscounted return of the final evaluation episodes (epsilon = 0.01,
-               fresh environments with a salted seed, truncated at 2000 frames), higher is better.
+evaluation episodes, a learning curve of ten finite points) and returns the metric:
+  mean_train_return  the mean over the ten tenths of the frame budget of the mean undiscounted
+                     return of the training episodes that ended in that tenth (the area under
+                     the learning curve, how fast the agent learns), higher is better. A tenth
+                     in which no episode ended counts the running games' returns so far.
+The evaluation episodes' mean return stays in run.json for the agent; it is not graded (its seed
+spread is several times larger, see the task README).
 """
 from __future__ import annotations
 
@@ -17,11 +21,12 @@ import runpy
 from pathlib import Path
 
 SETTINGS = {
-    "breakout": ("game", "breakout"),
     "space-invaders": ("game", "space_invaders"),
+    "space-invaders-50k": ("game", "space_invaders_50k"),
     "hidden": ("spec", "extra_game.json"),
 }
 MAX_ATOMS = 128
+CURVE_POINTS = 10
 
 
 def setting_spec(setting: str, task_dir: Path) -> tuple[dict, str]:
@@ -31,7 +36,7 @@ def setting_spec(setting: str, task_dir: Path) -> tuple[dict, str]:
     task_dir = Path(task_dir)
     if kind == "game":
         games = runpy.run_path(str(task_dir / "repo" / "run.py"))["GAMES"]
-        return dict(game=name, **games[name]), name
+        return dict(games[name]), name
     return json.loads((task_dir / "hidden" / name).read_text()), name
 
 
@@ -60,7 +65,13 @@ def grade(setting: str, seed: int, out_dir: Path, task_dir: Path) -> dict[str, f
     if not isinstance(rets, list) or len(rets) != int(spec["eval_episodes"]):
         raise ValueError(f"expected {spec['eval_episodes']} evaluation episodes, got "
                          f"{None if not isinstance(rets, list) else len(rets)}")
-    rets = [float(r) for r in rets]
-    if not all(math.isfinite(r) for r in rets):
+    if not all(isinstance(r, (int, float)) and math.isfinite(r) for r in rets):
         raise ValueError("non-finite evaluation return")
-    return {"mean_return": sum(rets) / len(rets)}
+    curve = rec.get("train_curve")
+    if not isinstance(curve, list) or len(curve) != CURVE_POINTS or not all(
+        isinstance(v, (int, float)) and math.isfinite(v) for v in curve
+    ):
+        raise ValueError(
+            f"expected a learning curve of {CURVE_POINTS} finite points, got {curve!r}"
+        )
+    return {"mean_train_return": sum(curve) / CURVE_POINTS}

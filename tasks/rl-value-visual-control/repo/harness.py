@@ -29,6 +29,7 @@ artifacts only after the child has exited.
 """
 from __future__ import annotations
 
+import os
 import struct
 import time
 
@@ -205,6 +206,19 @@ class Head:
         self.child.close()
 
 
+def share_one_cpu() -> None:
+    """Keep this process (and the head's, started after) on the CPU it runs on now. The two
+    hand over every gradient step; on one CPU that is a context switch, across two a wake-up of
+    the other CPU (measured on space-invaders: about a third less CPU time, a fifth less wall
+    time, the same results)."""
+    try:
+        with open("/proc/self/stat") as f:
+            cpu = int(f.read().rsplit(")", 1)[1].split()[36])  # field 39, "processor"
+        os.sched_setaffinity(0, {cpu})
+    except (OSError, ValueError, IndexError):  # not Linux, or no such CPU: as scheduled
+        pass
+
+
 def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
                        sticky: float = 0.1) -> dict:
     """The whole run; returns the record (raises RunFailure on a violation)."""
@@ -219,6 +233,7 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
     rng = np.random.default_rng([seed, 1])
     envs = make_games(game, sticky, [rng.integers(2 ** 31) for _ in range(N_ENVS)])
     A, C = envs.num_actions, envs.channels
+    share_one_cpu()  # before the head's process starts: it inherits the CPU
     child = Head(A, GAMMA, seed)
     K = child.K
     t0 = time.time()
@@ -235,6 +250,7 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
         states = envs.obs()
         ep_ret = np.zeros(N_ENVS)
         ep_returns, ep_ends = [], []
+        running = []  # mean return so far of the running episodes at each tenth's end
         updates, losses = 0, []
         eps_frames = max(1, int(EPS_FRAC * frames))
         rows = BATCH * POS
@@ -271,6 +287,8 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
                 envs.reset(done)
                 states = np.where(done[:, None, None, None], envs.obs(), s2)
             t += N_ENVS
+            while t * CURVE_POINTS >= (len(running) + 1) * frames:
+                running.append(float(ep_ret.mean()))
             if batch is not None:  # the child computed the loss while the games stepped
                 loss, grad = child.recv_grad(BATCH)
                 opt.step(net.backward(torch.from_numpy(grad.reshape(BATCH, A * K).copy())))
@@ -304,18 +322,21 @@ def train_and_evaluate(game: str, frames: int, eval_episodes: int, seed: int,
         child.close()
     finally:
         close_all()
-    # learning curve: mean training-episode return per tenth of the budget
+    # learning curve: mean return of the training episodes that ended in each tenth of the
+    # budget; in a tenth where none ended, every game ran through it, and their returns so far
+    # (a lower bound) stand in
     curve = []
     ends = np.asarray(ep_ends)
     rets_tr = np.asarray(ep_returns)
     for k in range(CURVE_POINTS):
         lo, hi = k * frames // CURVE_POINTS, (k + 1) * frames // CURVE_POINTS
         sel = (ends > lo) & (ends <= hi)
-        curve.append(float(rets_tr[sel].mean()) if sel.any() else None)
+        curve.append(float(rets_tr[sel].mean()) if sel.any() else running[k])
     return dict(game=game, frames=int(frames), frames_used=int(t), atoms=int(K), updates=int(updates),
                 eval_episodes=int(eval_episodes), eval_returns=[float(x) for x in rets],
                 eval_lengths=[int(x) for x in lens], eval_frames=int(eval_frames),
                 mean_return=float(rets.mean()), train_episodes=len(ep_returns),
-                train_curve=curve, last_loss=float(np.mean(losses[-100:])) if losses else None,
+                train_curve=curve, mean_train_return=float(np.mean(curve)),
+                last_loss=float(np.mean(losses[-100:])) if losses else None,
                 train_s=round(train_s, 2), wall_s=round(time.time() - t0, 2),
                 isolation=isolation)

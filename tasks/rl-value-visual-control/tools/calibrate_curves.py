@@ -1,7 +1,7 @@
 """Calibrate this task and keep the baselines' learning curves (regenerates anchors.json,
 curves.json and learning_curves.png).
 
-    python tasks/rl-value-visual-control/tools/calibrate_curves.py [--plot-only]
+    python tasks/rl-value-visual-control/tools/calibrate_curves.py [--plot-only] [--workers N]
 
 It is `mlsbench calibrate rl-value-visual-control --workers 1` (the same library call, the same
 anchors.json) plus a progress callback that keeps the `CURVE {...}` line each run prints
@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 
 
-def calibrate() -> None:
+def calibrate(workers: int) -> None:
     from mlsbench_env.analysis.calibration import calibrate as measure
     from mlsbench_env.analysis.calibration import write_anchors
     from mlsbench_env.cli import markdown_table
@@ -43,7 +43,7 @@ def calibrate() -> None:
         )
         (HERE / "curves.json").write_text(json.dumps(curves, indent=1))
 
-    anchors, rescored = measure(task, workers=1, progress=progress)
+    anchors, rescored = measure(task, workers=workers, progress=progress)
     print("wrote", write_anchors(task, anchors))
     print(markdown_table(task, anchors, rescored))
     print(f"total wall {time.time() - t0:.0f}s")
@@ -84,5 +84,5 @@ def plot() -> None:
 
 if __name__ == "__main__":
     if "--plot-only" not in sys.argv:
-        calibrate()
+        calibrate(int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 1)
     plot()
