@@ -209,7 +209,7 @@ class Head:
 def share_one_cpu() -> None:
     """Keep this process (and the head's, started after) on the CPU it runs on now. The two
     hand over every gradient step; on one CPU that is a context switch, across two a wake-up of
-    the other CPU (measured on space-invaders: about a third less CPU time, a fifth less wall
+    the other CPU (measured on space-invaders: a tenth to a quarter less CPU time, less wall
     time, the same results)."""
     try:
         with open("/proc/self/stat") as f:
