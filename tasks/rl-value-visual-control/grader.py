@@ -11,7 +11,7 @@ evaluation episodes, a learning curve of ten finite points) and returns the metr
                      the learning curve, how fast the agent learns), higher is better. A tenth
                      in which no episode ended counts the running games' returns so far.
 The evaluation episodes' mean return stays in run.json for the agent; it is not graded (its seed
-spread is several times larger, see the task README).
+spread is as large as the gaps between methods or larger, see the task README).
 """
 from __future__ import annotations
 
