@@ -68,8 +68,8 @@ class LlamaServer:
         # llama-cpp-python uses half the cores by default; the prompt (~5k tokens) is most of the
         # time on a small machine. Under pytest-xdist each worker's server gets its share of the
         # cores: OpenMP threads that outnumber the free cores spin and run several times slower
-        # (CI runs the two episodes one after the other: side by side with a core each they
-        # took 5 min 38 s against 5 min 2 s)
+        # (side by side with a core each, the two episodes took 5 min 38 s against 5 min 2 s one
+        # after the other; CI runs the tool-call one alone)
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
         threads = max(1, (os.cpu_count() or 1) // workers)
         cmd += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]

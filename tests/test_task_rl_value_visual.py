@@ -20,7 +20,7 @@ from cheats import assert_anchored, run_cheat
 from mlsbench_env.spec import load_task
 
 TASK = "rl-value-visual-control"
-LABEL = "space-invaders"  # the one visible setting
+LABEL = "space-invaders"  # the full-budget visible setting (space-invaders-50k is the other)
 TASK_DIR = Path(__file__).resolve().parents[1] / "tasks" / TASK
 
 HEAD = """
